@@ -1,0 +1,129 @@
+"""dns:<service>: the service name resolves, to endpoint addresses inside the VPC (public ones for gateways)."""
+from __future__ import annotations
+
+import ipaddress
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Dict, List, Optional, Sequence
+
+from ..model import Check, Remedy, Result, Severity, Status
+
+PRIVATE_DNS_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/privatelink-access-aws-services.html"
+PUBLIC_ANSWER = Remedy(
+    "Create an interface endpoint for the service in this VPC with private DNS enabled, and turn on both "
+    "enableDnsSupport and enableDnsHostnames for the VPC. With a custom DNS server, forward amazonaws.com to "
+    "the VPC resolver.",
+    ("aws ec2 create-vpc-endpoint --vpc-id {vpc} --vpc-endpoint-type Interface --service-name {endpoint_service} "
+     "--subnet-ids {subnet} --private-dns-enabled",
+     "aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --private-dns-enabled",
+     "aws ec2 modify-vpc-attribute --vpc-id {vpc} --enable-dns-hostnames '{{\"Value\":true}}'"),
+    (PRIVATE_DNS_DOC,))
+FIREWALL = Remedy(
+    "Find what answers for the name instead of Amazon DNS: a private hosted zone named like it (amazonaws.com, "
+    "{region}.amazonaws.com or the service name) without the record, or a Route 53 Resolver DNS Firewall rule. "
+    "Add the record, fix the zone's association, or allow-list *.amazonaws.com.",
+    ("aws route53 list-hosted-zones-by-vpc --vpc-id {vpc} --vpc-region {region}",
+     "aws route53resolver list-firewall-rule-group-associations --vpc-id {vpc}"),
+    ("https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/hosted-zone-private-considerations.html",))
+
+# code → (summary template, cause, remedy) for lookups that did not yield addresses.
+NO_ADDRESS = {
+    "nxdomain": ("{name} does not exist (NXDOMAIN)", "A private hosted zone that matches the name but lacks the "
+                 "record answers for it, or a DNS Firewall rule blocks it with NXDOMAIN.", FIREWALL),
+    "nodata": ("{name} exists but has no A record (NODATA)", "A DNS Firewall BLOCK rule answering NODATA, or a "
+               "private hosted zone record of another type.", FIREWALL),
+    "servfail": ("the resolver answered SERVFAIL for {name}", "The resolver could not resolve the name: DNS support "
+                 "is off in the VPC, or the custom DNS server cannot reach its upstream.", FIREWALL),
+    "refused": ("the resolver refused to resolve {name}", "A custom DNS server that does not serve this client or "
+                "this zone.", FIREWALL),
+    "timeout": ("no answer for {name} within {timeout:.1f} s", "The resolver answers other queries but not this "
+                "one: a forwarding rule to a dead server, or the 1024 packets/s per ENI limit.", FIREWALL),
+    "error": ("looking up {name} failed: {error}", "The lookup failed locally.", None),
+}
+
+
+def check(target) -> Check:
+    return Check(f"dns:{target.service}", f"{target.name} resolves" + ("" if target.gateway else " inside the VPC"),
+                 Severity.CRITICAL, partial(run, target=target), needs=("dns:resolver",))
+
+
+def run(ctx, prior, *, target) -> Result:
+    resolver = ctx.resolver()
+    timeout = ctx.io_timeout()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        a, aaaa = pool.map(lambda kind: lookup(resolver, target.name, kind, timeout), ("A", "AAAA"))
+    facts = ctx.facts
+    context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>", "region": ctx.region,
+               "endpoint_service": ".".join(reversed((facts.domain or "amazonaws.com").split(".")))
+               + f".{ctx.region}.{target.service}"}
+    return assess(target.name, target.gateway, a, aaaa, list(facts.vpc_cidrs), context, target.source)
+
+
+def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, object]:
+    """One query through dnspython; the outcome is data ("nxdomain", "timeout", ...), never an exception."""
+    import dns.exception
+    import dns.resolver
+    started = time.monotonic()
+    outcome: Dict[str, object] = {"type": kind}
+    try:
+        answer = resolver.resolve(name, kind, lifetime=timeout, search=False, raise_on_no_answer=False)
+        addresses = sorted(r.to_text() for r in answer.rrset) if answer.rrset is not None else []
+        chain = [str(rr.target).rstrip(".") for rrset in answer.response.answer if rrset.rdtype == 5 for rr in rrset]
+        outcome.update(code="answer" if addresses else "nodata", addresses=addresses, cnames=chain)
+    except dns.resolver.NXDOMAIN:
+        outcome["code"] = "nxdomain"
+    except dns.resolver.NoNameservers as error:
+        outcome["code"] = "refused" if "REFUSED" in str(error) else "servfail"
+    except dns.exception.Timeout:
+        outcome["code"] = "timeout"
+    except (dns.exception.DNSException, OSError, ValueError) as error:
+        outcome.update(code="error", error=f"{error.__class__.__name__}: {error}"[:200])
+    outcome["ms"] = round((time.monotonic() - started) * 1000, 1)
+    outcome["timeout_s"] = timeout
+    return outcome
+
+
+def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[str],
+           context: Optional[Dict[str, str]] = None, source: str = "default") -> Result:
+    context = context or {}
+    addresses: List[str] = list(a.get("addresses") or ()) or list(aaaa.get("addresses") or ())
+    evidence = {"name": name, "name_source": source, "A": a, "AAAA": aaaa, "addresses": addresses,
+                "vpc_cidrs": list(vpc_cidrs)}
+    if not addresses:
+        code = str(a.get("code"))
+        template, cause, remedy = NO_ADDRESS.get(code, NO_ADDRESS["error"])
+        summary = template.format(name=name, timeout=float(a.get("timeout_s") or 0), error=a.get("error", code))
+        return Result(Status.FAIL, summary, cause=cause, code=code, remedy=remedy and remedy.filled(**context), evidence=evidence)
+    inside = [ip for ip in addresses if _inside(ip, vpc_cidrs)]
+    outside = [ip for ip in addresses if ip not in inside]
+    where = f"inside {', '.join(vpc_cidrs)}" if vpc_cidrs else "private"
+    evidence["inside"], evidence["outside"] = inside, outside
+    if gateway:
+        kind = "public addresses, reached through a gateway endpoint route" if outside else \
+            f"{where}: an interface endpoint with private DNS"
+        return Result(Status.PASS, f"{name} → {', '.join(addresses)} ({kind})", evidence=evidence)
+    if not outside:
+        return Result(Status.PASS, f"{name} → {', '.join(addresses)} ({where})", evidence=evidence)
+    if inside:
+        return Result(Status.FAIL, f"{name} → {', '.join(inside)} ({where}) but also {', '.join(outside)}",
+                      cause="Part of the answer is not the endpoint's: a hosts entry, a custom DNS server or a "
+                            "private hosted zone mixes in other addresses.", code="mixed-answer",
+                      remedy=FIREWALL.filled(**context), evidence=evidence)
+    return Result(Status.FAIL, f"{name} → {', '.join(outside)}, outside the VPC"
+                  + (f" ({', '.join(vpc_cidrs)})" if vpc_cidrs else ""),
+                  cause="Private DNS for an interface endpoint is not in effect, so traffic would go to the public "
+                        "service, which a private subnet cannot reach: the endpoint is missing, its private DNS is "
+                        "off, or enableDnsSupport/enableDnsHostnames is off for the VPC.",
+                  code="public-answer", remedy=PUBLIC_ANSWER.filled(**context), evidence=evidence)
+
+
+def _inside(address: str, vpc_cidrs: Sequence[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if not vpc_cidrs:  # IMDS did not say: private addresses are the best evidence left
+        return ip.is_private and not ip.is_loopback
+    return any(ip in ipaddress.ip_network(cidr) for cidr in vpc_cidrs)
+

@@ -1,0 +1,114 @@
+"""imds:token and imds:profile: what IMDSv2 said about this instance, judged from facts gathered up front."""
+from __future__ import annotations
+
+from ..facts import Facts, Imds, Reply
+from ..model import Check, Remedy, Result, Severity, Status
+
+IMDS_DOC = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html"
+HOP_LIMIT = Remedy(
+    "Raise the PUT response hop limit to 2 where the doctor runs in a container, or let 169.254.169.254 "
+    "bypass any proxy or firewall on the instance (NO_PROXY=169.254.169.254).",
+    ("aws ec2 modify-instance-metadata-options --instance-id {instance} --http-put-response-hop-limit 2",),
+    (IMDS_DOC,))
+ENABLE = Remedy(
+    "Turn the instance metadata service on, with tokens required (IMDSv2).",
+    ("aws ec2 modify-instance-metadata-options --instance-id {instance} --http-endpoint enabled "
+     "--http-tokens required",), (IMDS_DOC,))
+ATTACH_PROFILE = Remedy(
+    "Attach an instance profile whose role has AmazonSSMManagedInstanceCore, or turn on Default Host "
+    "Management Configuration for the account and Region.",
+    ("aws ec2 associate-iam-instance-profile --instance-id {instance} --iam-instance-profile Name=<profile>",),
+    ("https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-instance-permissions.html",))
+
+# (code, cause, remedy) for each way the token PUT can fail; the key is Reply.error or the HTTP status.
+TOKEN_FAILURES = {
+    "timeout": ("timeout", "The token PUT got no answer: the PUT response hop limit is lower than the number of "
+                "hops to the doctor (containers need 2), or something on the instance intercepts "
+                "169.254.169.254.", HOP_LIMIT),
+    "refused": ("unreachable", "Nothing listens at the IMDS address: this is not an EC2 instance, or a local "
+                "firewall rejects 169.254.169.254.", ENABLE),
+    "unreachable": ("unreachable", "There is no route to the IMDS address from this network namespace.", ENABLE),
+    403: ("forbidden", "IMDS refused the token request (403): the metadata endpoint is turned off for this "
+          "instance, or the request passed through a proxy that added X-Forwarded-For.", ENABLE),
+    401: ("unauthorized", "IMDS answered 401 to the token request itself.", ENABLE),
+    400: ("bad-request", "IMDS rejected the token request (400): the TTL header did not arrive intact, "
+          "which points at a proxy rewriting requests to 169.254.169.254.", HOP_LIMIT),
+}
+
+
+def checks():
+    return (
+        Check("imds:token", "IMDSv2 answers with a token and instance facts", Severity.CRITICAL, run_token),
+        Check("imds:profile", "an instance profile is attached", Severity.CRITICAL, run_profile,
+              needs=("imds:token",)),
+    )
+
+
+def run_token(ctx, prior) -> Result:
+    return assess_token(ctx.facts, ctx.settings.region)
+
+
+def run_profile(ctx, prior) -> Result:
+    return assess_profile(ctx.facts)
+
+
+def assess_token(facts: Facts, region_flag=None) -> Result:
+    imds: Imds = facts.imds
+    evidence = {"endpoint": imds.endpoint, "token": _reply(imds.token),
+                "replies": {path: _reply(r) for path, r in imds.replies.items()}}
+    if imds.disabled_by_env:
+        return Result(Status.WARN, "IMDS not consulted: AWS_EC2_METADATA_DISABLED=true",
+                      cause="Instance facts (VPC CIDRs, instance profile) are unknown, so addresses are judged "
+                            "as private or public only.", code="disabled-by-env", evidence=evidence)
+    token = imds.token or Reply(error="timeout")
+    key = token.error or token.status
+    if key in TOKEN_FAILURES:
+        code, cause, remedy = TOKEN_FAILURES[key]
+        seen = f"HTTP {token.status}" if token.status else token.error
+        return Result(Status.FAIL, f"IMDSv2 token request to {imds.endpoint} failed: {seen} after "
+                      f"{token.elapsed_ms:.0f} ms", cause=cause, code=code, remedy=remedy.filled(instance=facts.instance_id or "<instance-id>"),
+                      evidence=evidence)
+    if token.status != 200:
+        seen = f"HTTP {token.status}" if token.status else token.error
+        return Result(Status.FAIL, f"IMDSv2 token request to {imds.endpoint} failed: {seen}",
+                      cause="The answer is not what IMDS gives; something else is listening at its address.",
+                      code="unexpected", evidence=evidence)
+    if not facts.instance_id or not facts.region or facts.malformed:
+        bad = ", ".join(facts.malformed) or "instance-id or placement/region missing"
+        return Result(Status.FAIL, f"IMDS gave a token but its answers are unusable: {bad}",
+                      cause="Something other than IMDS answers at its address, or a proxy rewrites the replies.",
+                      code="garbage", evidence=evidence)
+    summary = (f"{facts.instance_id} in {facts.az or facts.region}, {facts.vpc_id or 'VPC unknown'} "
+               f"{' '.join(facts.vpc_cidrs) or ''}".rstrip() + f", token in {token.elapsed_ms:.0f} ms")
+    if region_flag and region_flag != facts.region:
+        return Result(Status.WARN, summary, code="region-mismatch", evidence=evidence,
+                      cause=f"--region {region_flag} differs from the instance's region {facts.region}; "
+                            f"names are built for {region_flag}.")
+    if not facts.vpc_cidrs:
+        return Result(Status.WARN, summary, code="no-vpc-cidrs", evidence=evidence,
+                      cause="IMDS did not give the VPC's CIDR blocks, so resolved addresses are judged as private "
+                            "or public only.")
+    return Result(Status.PASS, summary, evidence=evidence)
+
+
+def assess_profile(facts: Facts) -> Result:
+    reply = facts.imds.replies.get("iam/info")
+    evidence = {"iam/info": _reply(reply)}
+    if facts.instance_profile_arn:
+        return Result(Status.PASS, f"instance profile {facts.instance_profile_arn}", evidence=evidence)
+    if reply is not None and reply.status == 404:
+        return Result(Status.FAIL, "no instance profile is attached (IMDS iam/info: 404)",
+                      cause="Without an instance profile the SSM agent has no credentials, unless Default Host "
+                            "Management Configuration is on; the instance never shows as managed.",
+                      code="none", remedy=ATTACH_PROFILE.filled(instance=facts.instance_id or "<instance-id>"), evidence=evidence)
+    seen = f"HTTP {reply.status}" if reply and reply.status else (reply.error if reply else "no answer")
+    return Result(Status.FAIL, f"IMDS iam/info could not be read: {seen}",
+                  cause="IMDS answered the other paths but not this one, or answered it with something that is "
+                        "not an instance profile.", code="unreadable", evidence=evidence)
+
+
+def _reply(reply) -> dict:
+    if reply is None:
+        return {}
+    # Bodies can hold credentials (iam/security-credentials) or junk: keep only their size.
+    return {"status": reply.status, "error": reply.error, "ms": reply.elapsed_ms, "bytes": len(reply.body)}

@@ -1,0 +1,104 @@
+"""tcp:<service>: port 443 accepts connections on every address the name resolved to."""
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Dict, List, Optional
+
+from ..model import Check, Remedy, Result, Severity, Status
+
+SG_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/create-interface-endpoint.html"
+GATEWAY_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html"
+ENDPOINT_SG = Remedy(
+    "Let the endpoint's security group accept TCP 443 from this instance (its security group or the VPC CIDR); "
+    "check that the instance's security group allows 443 out and that the network ACLs of both subnets allow "
+    "443 out and the ephemeral ports (1024-65535) back.",
+    ("aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} Name=service-name,Values={endpoint_service} "
+     "--query 'VpcEndpoints[].Groups'",
+     "aws ec2 authorize-security-group-ingress --group-id <endpoint-sg-id> --protocol tcp --port 443 --cidr {cidr}"),
+    (SG_DOC,))
+GATEWAY_ROUTE = Remedy(
+    "Associate this subnet's route table with the gateway endpoint so it gets the prefix-list route; check that "
+    "the instance's security group allows 443 out to the prefix list and that the network ACL allows the "
+    "service's CIDRs.",
+    ("aws ec2 describe-route-tables --filters Name=association.subnet-id,Values={subnet}",
+     "aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --add-route-table-ids <rtb-id>"),
+    (GATEWAY_DOC,))
+LOCAL_FIREWALL = Remedy(
+    "Look for a local firewall rule or a proxy on the instance that rejects the connection.",
+    ("sudo nft list ruleset", "sudo iptables -S"))
+
+CAUSES = {
+    ("timeout", False): ("Packets to the endpoint are silently dropped: its security group does not admit TCP 443 "
+                         "from this instance, the instance's egress rules or a network ACL block it.", ENDPOINT_SG),
+    ("timeout", True): ("The public addresses are not routed: this subnet's route table has no gateway endpoint "
+                        "route, the security group's egress lacks the prefix list, or a network ACL blocks it.",
+                        GATEWAY_ROUTE),
+    ("refused", False): ("Something answered with a reset. Security groups and NACLs drop silently, so this is a "
+                         "local firewall, a proxy or a device in the path.", LOCAL_FIREWALL),
+    ("unreachable", False): ("The instance has no route to the address, or a local rule answers with an ICMP "
+                             "error.", LOCAL_FIREWALL),
+    ("error", False): ("The connection failed locally.", None),
+}
+
+
+def check(target) -> Check:
+    return Check(f"tcp:{target.service}", f"{target.service} accepts TCP 443 on every address", Severity.CRITICAL,
+                 partial(run, target=target), needs=(f"dns:{target.service}",))
+
+
+def run(ctx, prior, *, target) -> Result:
+    addresses = list(prior[f"dns:{target.service}"].evidence.get("addresses") or ())
+    timeout = ctx.io_timeout()
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(addresses)))) as pool:
+        probes = dict(zip(addresses, pool.map(lambda ip: connect(ip, ctx.settings.port, timeout), addresses)))
+    facts = ctx.facts
+    context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>",
+               "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0],
+               "endpoint_service": f"com.amazonaws.{ctx.region}.{target.service}"}
+    return assess(target.service, ctx.settings.port, target.gateway, probes, context)
+
+
+def connect(address: str, port: int, timeout: float) -> Dict[str, object]:
+    started = time.monotonic()
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            code = "open"
+    except socket.timeout:
+        code = "timeout"
+    except ConnectionRefusedError:
+        code = "refused"
+    except OSError as error:
+        code = "unreachable" if error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) else "error"
+    return {"result": code, "ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def assess(service: str, port: int, gateway: bool, probes: Dict[str, Dict[str, object]],
+           context: Optional[Dict[str, str]] = None) -> Result:
+    context = context or {"endpoint_service": f"com.amazonaws.<region>.{service}"}
+    evidence = {"port": port, "probes": probes}
+    open_, bad = _split(probes)
+    if not probes:
+        return Result(Status.ERROR, "no address to connect to", code="no-address", evidence=evidence,
+                      cause="The DNS check passed without addresses; this is a bug in vpce-doctor.")
+    shown = ", ".join(f"{ip} ({p['ms']:.0f} ms)" for ip, p in open_.items())
+    if not bad:
+        return Result(Status.PASS, f"{port} open on {shown}", evidence=evidence)
+    code = next(c for c in ("timeout", "refused", "unreachable", "error") if c in {p["result"] for p in bad.values()})
+    cause, remedy = CAUSES.get((code, gateway and code == "timeout"), CAUSES[("error", False)])
+    failed = ", ".join(f"{ip} ({p['result']} after {p['ms']:.0f} ms)" for ip, p in bad.items())
+    if open_:
+        return Result(Status.WARN, f"{port} open on {shown}; but {failed}", code="partial", evidence=evidence,
+                      cause="One endpoint network interface (one Availability Zone) is unreachable; clients that "
+                            "pick it stall until they time out. " + cause, remedy=remedy and remedy.filled(**context))
+    return Result(Status.FAIL, f"{port} not reachable on {failed}", cause=cause, code=code,
+                  remedy=remedy and remedy.filled(**context), evidence=evidence)
+
+
+def _split(probes):
+    open_ = {ip: p for ip, p in probes.items() if p["result"] == "open"}
+    return open_, {ip: p for ip, p in probes.items() if ip not in open_}
+

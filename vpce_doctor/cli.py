@@ -1,0 +1,120 @@
+"""vpce-doctor's command line. Exit codes: 0 healthy, 1 a check failed, 2 incomplete, 64 usage, 70 internal."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Mapping, Optional, Sequence, TextIO
+
+from . import __version__
+from .settings import UsageError
+
+EXIT_INTERNAL = 70
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would exit 2, which means "incomplete" here
+        raise UsageError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vpce-doctor", description="Check this instance's path to AWS through VPC endpoints: "
+                "IMDS, DNS, TCP 443 and TLS, layer by layer, and say what to fix.",
+                epilog="Exit codes: 0 healthy, 1 at least one check failed, 2 no failure but some checks could "
+                       "not run, 64 usage error, 70 internal error.")
+    p.add_argument("--version", action="version", version=f"vpce-doctor {__version__}")
+    p.add_argument("--region", help="Region of the endpoints (default: from IMDS)")
+    p.add_argument("--services", help="comma-separated services (default: ssm,ssmmessages,ec2messages,s3)")
+    p.add_argument("--only", nargs="+", metavar="ID", help="run only these checks (ids or prefixes like tls), "
+                   "plus what they need")
+    p.add_argument("--list-checks", action="store_true", help="list the checks this run would do, and exit")
+    p.add_argument("--output", "-o", choices=("text", "json"), help="report format (default: text)")
+    p.add_argument("--timeout", help="deadline for the whole run in seconds (default: 20)")
+    p.add_argument("--connect-timeout", help="timeout of one connect, handshake or lookup in seconds (default: 2)")
+    p.add_argument("--resolver", help="query this DNS server (IP or IP:PORT) instead of resolv.conf's")
+    p.add_argument("--ca-bundle", help="PEM file of trusted CAs (default: AWS_CA_BUNDLE, else the system store)")
+    p.add_argument("--config", help="INI file with a [vpce-doctor] section (default: "
+                   "/etc/vpce-doctor/vpce-doctor.conf if it exists)")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, str]] = None,
+         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+    environ = os.environ if environ is None else environ
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        return _main(argv, environ, stdout)
+    except UsageError as error:
+        stderr.write(f"vpce-doctor: {error}\n")
+        return 64
+    except BrokenPipeError:
+        return 2
+    except KeyboardInterrupt:
+        stderr.write("vpce-doctor: interrupted before the checks started\n")
+        return 2
+    except Exception as error:  # never a traceback on the operator's terminal
+        stderr.write(f"vpce-doctor: internal error: {error.__class__.__name__}: {error}\n")
+        return EXIT_INTERNAL
+
+
+def _main(argv, environ, stdout) -> int:
+    from . import settings as settings_mod
+    args = parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k != "list_checks"}
+    settings = settings_mod.load(flags, environ)
+    if args.list_checks:
+        return _list_checks(settings, stdout)
+
+    import time
+    from . import doctor
+    from .render import document, text
+    started, started_at = time.monotonic(), doctor.now_utc()
+    ctx = doctor.prepare(settings, environ, started=started)
+    live = settings.output == "text"
+    color = settings.color if settings.color is not None else (
+        stdout.isatty() and "NO_COLOR" not in environ and environ.get("TERM") != "dumb")
+    if live:
+        stdout.write(text.header(__version__, doctor.instance_facts(ctx)))
+        stdout.flush()
+
+    def show(finding) -> None:
+        if live:
+            stdout.write(text.finding(finding, color))
+            stdout.flush()
+
+    try:
+        report = doctor.diagnose(ctx, started_at, started, on_finding=show)
+        code = int(report.exit_code)
+    except doctor.ReportInterrupted as stop:
+        report, code = stop.report, 2
+    stdout.write(text.footer(report, color) if live else document.render(report))
+    stdout.flush()
+    return code
+
+
+def _list_checks(settings, stdout) -> int:
+    from . import plan
+    from .checks import catalogue, select
+    region = settings.region or "<region>"
+    targets = plan.targets(settings.services, region, plan.domain_for(region), plan.read_agent_config(settings.root))
+    try:
+        checks = select(catalogue(targets), settings.only)
+    except LookupError as error:
+        raise UsageError(f"--only {error.args[0]!r} matches no check") from None
+    for check in checks:
+        needs = f"  (needs {', '.join(check.needs)})" if check.needs else ""
+        stdout.write(f"{check.id:<20} {check.severity.value:<8} {check.title}{needs}\n")
+    return 0
+
+
+def console_main() -> None:
+    # SIGTERM (a Run Command timeout, systemd stop) ends the run like Ctrl-C: a full report, exit 2.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    # Probe threads still blocked in I/O after the deadline must not hold the process open.
+    os._exit(code)

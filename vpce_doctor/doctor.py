@@ -1,0 +1,66 @@
+"""One run: facts, plan, checks, report. The CLI wraps it; tests call it directly."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Callable, Mapping, Optional
+
+from . import __version__, facts as facts_mod, plan
+from .checks import catalogue, select
+from .context import Context
+from .model import Finding, Report
+from .runner import Interrupted, run_checks
+from .settings import Settings, UsageError
+
+
+def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], float] = time.monotonic,
+            started: Optional[float] = None) -> Context:
+    """Gather facts and build the plan; raise UsageError when the region can be had from nowhere."""
+    started = clock() if started is None else started
+    deadline = started + settings.timeout
+    facts = facts_mod.gather(environ, lambda: deadline - clock())
+    region = settings.region or facts.region
+    if not region:
+        raise UsageError("the region is unknown: IMDS did not give it (see imds:token) and --region was not given")
+    agent_config = plan.read_agent_config(settings.root)
+    targets = plan.targets(settings.services, region, plan.domain_for(region, facts.domain), agent_config)
+    return Context(settings, facts, targets, agent_config, environ, deadline, clock)
+
+
+def checks_for(ctx: Context):
+    try:
+        return select(catalogue(ctx.targets), ctx.settings.only)
+    except LookupError as error:
+        raise UsageError(f"--only {error.args[0]!r} matches no check; see --list-checks") from None
+
+
+def diagnose(ctx: Context, started_at: datetime, started: float,
+             on_finding: Optional[Callable[[Finding], None]] = None) -> Report:
+    """Run every selected check; Ctrl-C or SIGTERM still yields a full report (interrupted ones are ERROR)."""
+    checks = checks_for(ctx)
+    interrupted = None
+    try:
+        findings = run_checks(checks, ctx, deadline=ctx.deadline, clock=ctx.clock, on_finding=on_finding)
+    except Interrupted as stop:
+        findings, interrupted = stop.findings, stop
+    report = Report(__version__, started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    round(ctx.clock() - started, 3), instance_facts(ctx), findings)
+    if interrupted:
+        raise ReportInterrupted(report)
+    return report
+
+
+class ReportInterrupted(Exception):
+    def __init__(self, report: Report):
+        super().__init__("interrupted")
+        self.report = report
+
+
+def instance_facts(ctx: Context) -> dict:
+    return {**ctx.facts.as_dict(), "region": ctx.region,
+            "targets": [{"service": t.service, "name": t.name, "type": "gateway" if t.gateway else "interface",
+                         "source": t.source} for t in ctx.targets]}
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,179 @@
+"""Instance facts from IMDSv2, gathered once before any check: token PUT, then GETs. Never IMDSv1."""
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import re
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+DEFAULT_ENDPOINT = "http://169.254.169.254"
+TOKEN_TTL = "60"  # the doctor runs for seconds; a short-lived token is all it needs
+MAX_BODY = 64 * 1024
+PER_REQUEST_S = 1.0
+TOKEN_RE = re.compile(r"^[\x21-\x7e]{1,1024}$")  # printable ASCII: anything else cannot go in a header
+
+TOP_PATHS = ("instance-id", "placement/region", "placement/availability-zone", "services/domain",
+             "services/partition", "mac", "local-ipv4", "iam/info")
+MAC_PATHS = ("vpc-id", "vpc-ipv4-cidr-blocks", "subnet-id", "subnet-ipv4-cidr-block", "security-group-ids")
+VALID = {
+    "instance-id": re.compile(r"^i-[0-9a-f]{8,17}$"),
+    "placement/region": re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$"),
+    "placement/availability-zone": re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}[a-z]$"),
+    "services/domain": re.compile(r"^[a-z0-9.-]{3,64}$"),
+    "services/partition": re.compile(r"^aws[a-z-]{0,16}$"),
+    "mac": re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"),
+    "vpc-id": re.compile(r"^vpc-[0-9a-f]{8,17}$"),
+    "subnet-id": re.compile(r"^subnet-[0-9a-f]{8,17}$"),
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One IMDS exchange: an HTTP status and body, or the network error that replaced them."""
+    status: Optional[int] = None
+    body: str = ""
+    error: str = ""        # "timeout", "refused", "unreachable", or the exception text
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Imds:
+    """Everything IMDS said, raw, for checks/imds.py to judge."""
+    endpoint: str
+    disabled_by_env: bool = False
+    token: Optional[Reply] = None
+    replies: Mapping[str, Reply] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Facts:
+    imds: Imds
+    instance_id: Optional[str] = None
+    region: Optional[str] = None
+    az: Optional[str] = None
+    domain: Optional[str] = None
+    partition: Optional[str] = None
+    vpc_id: Optional[str] = None
+    vpc_cidrs: Tuple[str, ...] = ()
+    subnet_id: Optional[str] = None
+    subnet_cidr: Optional[str] = None
+    security_groups: Tuple[str, ...] = ()
+    private_ip: Optional[str] = None
+    instance_profile_arn: Optional[str] = None
+    malformed: Tuple[str, ...] = ()  # IMDS paths whose answers were not what IMDS returns
+
+    def as_dict(self) -> Dict[str, object]:
+        return {"instance_id": self.instance_id, "region": self.region, "availability_zone": self.az,
+                "domain": self.domain, "partition": self.partition, "vpc_id": self.vpc_id,
+                "vpc_cidrs": list(self.vpc_cidrs), "subnet_id": self.subnet_id, "subnet_cidr": self.subnet_cidr,
+                "security_groups": list(self.security_groups), "private_ip": self.private_ip,
+                "instance_profile_arn": self.instance_profile_arn}
+
+
+def gather(environ: Mapping[str, str], remaining: Callable[[], float]) -> Facts:
+    endpoint = (environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    if environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+        return Facts(Imds(endpoint, disabled_by_env=True))
+    client = _Client(endpoint, remaining)
+    token = client.request("PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL})
+    if token.status != 200 or not TOKEN_RE.match(token.body):
+        return Facts(Imds(endpoint, token=token))
+    headers = {"X-aws-ec2-metadata-token": token.body}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = dict(zip(TOP_PATHS, pool.map(
+            lambda p: client.request("GET", "/latest/meta-data/" + p, headers), TOP_PATHS)))
+        mac = replies["mac"].body.strip().lower() if replies["mac"].status == 200 else ""
+        if VALID["mac"].match(mac):
+            prefix = f"network/interfaces/macs/{mac}/"
+            replies.update(zip(MAC_PATHS, pool.map(
+                lambda p: client.request("GET", "/latest/meta-data/" + prefix + p, headers), MAC_PATHS)))
+    return interpret(Imds(endpoint, token=token, replies=replies))
+
+
+def interpret(imds: Imds) -> Facts:
+    """Turn raw replies into facts, dropping anything that is not shaped like what IMDS returns."""
+    malformed = []
+
+    def value(path: str) -> Optional[str]:
+        reply = imds.replies.get(path)
+        if reply is None or reply.status != 200:
+            return None
+        text = reply.body.strip()
+        pattern = VALID.get(path)
+        if pattern and not pattern.match(text):
+            malformed.append(path)
+            return None
+        return text
+
+    cidrs = _networks(value("vpc-ipv4-cidr-blocks"), "vpc-ipv4-cidr-blocks", malformed)
+    subnet = _networks(value("subnet-ipv4-cidr-block"), "subnet-ipv4-cidr-block", malformed)
+    groups = tuple(g for g in (value("security-group-ids") or "").split() if re.match(r"^sg-[0-9a-f]{8,17}$", g))
+    return Facts(
+        imds=imds, instance_id=value("instance-id"), region=value("placement/region"),
+        az=value("placement/availability-zone"), domain=value("services/domain"),
+        partition=value("services/partition"), vpc_id=value("vpc-id"), vpc_cidrs=cidrs,
+        subnet_id=value("subnet-id"), subnet_cidr=subnet[0] if subnet else None, security_groups=groups,
+        private_ip=_address(value("local-ipv4")), instance_profile_arn=_profile_arn(value("iam/info")),
+        malformed=tuple(malformed))
+
+
+def _networks(text: Optional[str], path: str, malformed: list) -> Tuple[str, ...]:
+    try:
+        return tuple(str(ipaddress.ip_network(line.strip())) for line in (text or "").split() if line.strip())
+    except ValueError:
+        malformed.append(path)
+        return ()
+
+
+def _address(text: Optional[str]) -> Optional[str]:
+    try:
+        return str(ipaddress.ip_address(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _profile_arn(text: Optional[str]) -> Optional[str]:
+    match = re.search(r'"InstanceProfileArn"\s*:\s*"(arn:aws[a-z-]*:iam::\d{12}:instance-profile/[^"]{1,512})"',
+                      text or "")
+    return match.group(1) if match else None
+
+
+class _Client:
+    """http.client, not requests: it never consults proxy variables, so IMDS is always reached directly."""
+
+    def __init__(self, endpoint: str, remaining: Callable[[], float]):
+        parts = urlsplit(endpoint)
+        self.host, self.port = parts.hostname or "169.254.169.254", parts.port or 80
+        self.remaining = remaining
+
+    def request(self, method: str, path: str, headers: Mapping[str, str]) -> Reply:
+        timeout = min(PER_REQUEST_S, self.remaining())
+        if timeout <= 0.01:
+            return Reply(error="timeout")
+        started = time.monotonic()
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request(method, path, headers=dict(headers))
+            response = conn.getresponse()
+            body = response.read(MAX_BODY).decode("utf-8", "replace")
+            return Reply(response.status, body, elapsed_ms=_ms(started))
+        except socket.timeout:
+            return Reply(error="timeout", elapsed_ms=_ms(started))
+        except ConnectionRefusedError:
+            return Reply(error="refused", elapsed_ms=_ms(started))
+        except OSError as error:
+            kind = "unreachable" if error.errno in (101, 113) else f"{error.__class__.__name__}: {error}"
+            return Reply(error=kind, elapsed_ms=_ms(started))
+        except (http.client.HTTPException, ValueError) as error:
+            return Reply(error=f"not HTTP: {error.__class__.__name__}", elapsed_ms=_ms(started))
+        finally:
+            conn.close()
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

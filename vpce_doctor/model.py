@@ -1,0 +1,119 @@
+"""The vocabulary of a doctor run: checks, what they saw, and the report. No I/O here."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
+
+if TYPE_CHECKING:
+    from .context import Context
+
+
+class Status(str, enum.Enum):
+    PASS = "pass"    # looked, and it works
+    WARN = "warn"    # works, but something is off
+    FAIL = "fail"    # looked, and it is broken
+    SKIP = "skip"    # not run: a check it needs did not pass
+    ERROR = "error"  # could not look: the check crashed, was interrupted or ran out of time
+
+
+MET = (Status.PASS, Status.WARN)  # a prerequisite in one of these states lets dependents run
+
+
+class Severity(str, enum.Enum):
+    """What breaks if this check fails."""
+    CRITICAL = "critical"  # the instance cannot reach the service at all
+    HIGH = "high"          # a feature fails, e.g. session logging
+    LOW = "low"            # works today, but fragile
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0          # every check passed or warned
+    PROBLEMS = 1    # at least one check failed
+    INCOMPLETE = 2  # nothing failed, but some checks could not run
+    USAGE = 64      # bad arguments or configuration (sysexits EX_USAGE)
+
+
+@dataclass(frozen=True)
+class Remedy:
+    text: str
+    commands: Tuple[str, ...] = ()
+    links: Tuple[str, ...] = ()
+
+    def filled(self, **values: object) -> "Remedy":
+        """This remedy with {placeholders} replaced by real ids; an unknown one stays visible as <name>."""
+        mapping = _Placeholders(values)
+        return Remedy(self.text.format_map(mapping), tuple(c.format_map(mapping) for c in self.commands),
+                      self.links)
+
+
+class _Placeholders(dict):
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one check saw. Checks return this and never print."""
+    status: Status
+    summary: str                 # the observation, one line, with the observed values
+    cause: str = ""              # why, when not PASS
+    code: str = ""               # a stable slug for the cause ("timeout", "nxdomain"), for machines
+    remedy: Optional[Remedy] = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)  # JSON-safe facts behind the verdict
+
+
+Prior = Mapping[str, Result]  # results of the checks named in `needs`, and nothing else
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str                      # stable, e.g. "tcp:ssmmessages"; used by --only and in JSON
+    title: str
+    severity: Severity
+    run: Callable[["Context", Prior], Result]
+    needs: Tuple[str, ...] = ()  # ids that must PASS or WARN before this runs
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: Check
+    result: Result
+    duration_s: float = 0.0
+
+    @property
+    def status(self) -> Status:
+        return self.result.status
+
+
+@dataclass(frozen=True)
+class Report:
+    tool_version: str
+    started_at: str              # ISO 8601, UTC
+    duration_s: float
+    instance: Dict[str, Any]     # instance facts, as far as they are known
+    findings: Tuple[Finding, ...]  # catalogue order, not completion order
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """FAIL wins; a check that could not run (ERROR, or SKIP behind one) makes the run incomplete."""
+        statuses = {f.status for f in self.findings}
+        if Status.FAIL in statuses:
+            return ExitCode.PROBLEMS
+        if statuses & {Status.ERROR, Status.SKIP}:
+            return ExitCode.INCOMPLETE
+        return ExitCode.OK
+
+    @property
+    def root_causes(self) -> Tuple[Finding, ...]:
+        """Failures whose prerequisites passed: a skipped check is never a cause, only a consequence."""
+        return tuple(f for f in self.findings if f.status in (Status.FAIL, Status.ERROR))
+
+    def blocked_by(self, check_id: str) -> Tuple[Finding, ...]:
+        """Every finding skipped because of check_id, directly or through another skip."""
+        blocked, frontier = [], {check_id}
+        for finding in self.findings:  # catalogue order is a topological order
+            if finding.status is Status.SKIP and frontier & set(finding.check.needs):
+                blocked.append(finding)
+                frontier.add(finding.check.id)
+        return tuple(blocked)

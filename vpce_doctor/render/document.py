@@ -1,0 +1,55 @@
+"""The versioned JSON report: what machines, CloudWatch and the fleet view read."""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict
+
+from ..model import Finding, Report, Status
+
+SCHEMA = "vpce-doctor/report/1"
+
+
+def to_dict(report: Report) -> Dict[str, Any]:
+    counts = {status.value: 0 for status in Status}
+    for finding in report.findings:
+        counts[finding.status.value] += 1
+    return {
+        "schema": SCHEMA,
+        "tool_version": report.tool_version,
+        "started_at": report.started_at,
+        "duration_s": report.duration_s,
+        "exit_code": int(report.exit_code),
+        "instance": report.instance,
+        "summary": {
+            "counts": counts,
+            "root_causes": [{"id": f.check.id, "code": f.result.code, "summary": f.result.summary,
+                             "blocked": [b.check.id for b in report.blocked_by(f.check.id)]}
+                            for f in report.root_causes],
+            "warnings": [f.check.id for f in report.findings if f.status is Status.WARN],
+        },
+        "findings": [finding_dict(f) for f in report.findings],
+    }
+
+
+def finding_dict(finding: Finding) -> Dict[str, Any]:
+    check, result = finding.check, finding.result
+    remedy = result.remedy
+    return {
+        "id": check.id,
+        "title": check.title,
+        "severity": check.severity.value,
+        "needs": list(check.needs),
+        "status": result.status.value,
+        "code": result.code,
+        "summary": result.summary,
+        "cause": result.cause,
+        "remedy": {"text": remedy.text, "commands": list(remedy.commands), "links": list(remedy.links)}
+        if remedy else None,
+        "evidence": dict(result.evidence),
+        "duration_s": finding.duration_s,
+    }
+
+
+def render(report: Report) -> str:
+    # default=str: evidence is meant to be JSON-safe; a stray object must not cost the operator the report.
+    return json.dumps(to_dict(report), indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n"

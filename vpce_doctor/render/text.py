@@ -1,0 +1,73 @@
+"""The report for people: a pass takes one line; a problem shows its cause and remedy. Root causes first."""
+from __future__ import annotations
+
+import textwrap
+from typing import Dict, List
+
+from ..model import Finding, Report, Status
+
+TAGS = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "SKIP", Status.ERROR: "ERR "}
+COLORS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31;1", Status.SKIP: "2", Status.ERROR: "35;1"}
+WIDTH = 100
+ID_WIDTH = 18
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if color else text
+
+
+def header(tool_version: str, instance: Dict[str, object]) -> str:
+    parts = [f"vpce-doctor {tool_version}", str(instance.get("instance_id") or "instance unknown"),
+             str(instance.get("availability_zone") or instance.get("region") or "region unknown")]
+    if instance.get("vpc_id"):
+        parts.append(f"{instance['vpc_id']} {' '.join(instance.get('vpc_cidrs') or [])}".strip())  # type: ignore
+    return " · ".join(parts) + "\n\n"
+
+
+def finding(f: Finding, color: bool = False) -> str:
+    status = f.status
+    tag = _paint(f"[{TAGS[status]}]", COLORS[status], color)
+    line = f"{tag} {f.check.id:<{ID_WIDTH}} {f.result.summary}"
+    if status in (Status.PASS, Status.SKIP):
+        return line + "\n"
+    lines = [line]
+    lines += _block("cause", f.result.cause)
+    remedy = f.result.remedy
+    if remedy:
+        lines += _block("remedy", remedy.text)
+        lines += [" " * 14 + "$ " + command for command in remedy.commands]
+        lines += [" " * 14 + link for link in remedy.links]
+    return "\n".join(lines) + "\n"
+
+
+def _block(label: str, text: str) -> List[str]:
+    if not text:
+        return []
+    wrapped = textwrap.wrap(text, WIDTH - 14) or [""]
+    return [f"      {label:<8}{wrapped[0]}"] + [" " * 14 + rest for rest in wrapped[1:]]
+
+
+def footer(report: Report, color: bool = False) -> str:
+    counts = {s: sum(1 for f in report.findings if f.status is s) for s in Status}
+    causes = report.root_causes
+    lines = [""]
+    if causes:
+        lines.append(_paint(f"{len(causes)} problem{'s' if len(causes) != 1 else ''} to fix:", "1", color))
+        for cause in causes:
+            blocked = report.blocked_by(cause.check.id)
+            extra = f" (blocks {len(blocked)} more check{'s' if len(blocked) != 1 else ''})" if blocked else ""
+            lines.append(f"  {cause.check.id}: {cause.result.summary}{extra}")
+    warnings = [f for f in report.findings if f.status is Status.WARN]
+    if warnings:
+        lines.append(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}: "
+                     + ", ".join(f.check.id for f in warnings))
+    verdict = {0: "healthy", 1: "broken", 2: "incomplete"}.get(int(report.exit_code), "")
+    lines.append(f"{verdict}: {counts[Status.PASS]} passed, {counts[Status.WARN]} warned, "
+                 f"{counts[Status.FAIL]} failed, {counts[Status.SKIP]} not run, {counts[Status.ERROR]} errors "
+                 f"in {report.duration_s:.2f} s (exit {int(report.exit_code)})")
+    return "\n".join(lines) + "\n"
+
+
+def render(report: Report, color: bool = False) -> str:
+    return header(report.tool_version, report.instance) + "".join(
+        finding(f, color) for f in report.findings) + footer(report, color)

@@ -1,0 +1,118 @@
+"""Run checks concurrently in dependency order, within the run's deadline."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+from .model import MET, Check, Finding, Result, Status
+
+Clock = Callable[[], float]
+
+
+class CatalogueError(ValueError):
+    """The catalogue itself is wrong: a duplicate id, an unknown prerequisite, or a cycle."""
+
+
+def validate(checks: Sequence[Check]) -> None:
+    """Every prerequisite must come earlier in the catalogue, which also rules out cycles."""
+    seen = set()
+    for check in checks:
+        if check.id in seen:
+            raise CatalogueError(f"duplicate check id {check.id}")
+        missing = [need for need in check.needs if need not in seen]
+        if missing:
+            raise CatalogueError(f"{check.id} needs {', '.join(missing)}, which is not earlier in the catalogue")
+        seen.add(check.id)
+
+
+def run_checks(checks: Sequence[Check], ctx, *, deadline: float, clock: Clock = time.monotonic,
+               on_finding: Optional[Callable[[Finding], None]] = None,
+               max_workers: int = 32) -> Tuple[Finding, ...]:
+    """Return one finding per check, in catalogue order.
+
+    A check whose prerequisite did not pass is SKIP and names its blocker; one that raises, is still running
+    at the deadline, or is cut short by Ctrl-C/SIGTERM is ERROR. on_finding sees each finding as soon as it
+    and every finding before it are settled, so live output keeps catalogue order.
+    """
+    validate(checks)
+    findings: Dict[str, Finding] = {}
+    done: "queue.Queue[Tuple[Check, Result, float]]" = queue.Queue()
+    slots = threading.Semaphore(max_workers)
+    started = set()
+    emitted = 0
+
+    def settle(check: Check, result: Result, duration_s: float = 0.0) -> None:
+        nonlocal emitted
+        findings[check.id] = Finding(check, result, round(duration_s, 4))
+        while emitted < len(checks) and checks[emitted].id in findings:
+            if on_finding:
+                on_finding(findings[checks[emitted].id])
+            emitted += 1
+
+    def start_ready() -> None:
+        for check in checks:
+            if check.id in started or not all(need in findings for need in check.needs):
+                continue
+            started.add(check.id)
+            blocker = next((n for n in check.needs if findings[n].status not in MET), None)
+            if blocker:
+                settle(check, Result(Status.SKIP, f"not run: {blocker} is {findings[blocker].status.value}",
+                                     code="blocked", evidence={"blocked_by": blocker}))
+            elif clock() >= deadline:
+                settle(check, Result(Status.ERROR, "not started: the run deadline had passed", code="deadline"))
+            else:
+                prior = {need: findings[need].result for need in check.needs}
+                # Daemon threads: a probe stuck past the deadline must not hold the process open.
+                threading.Thread(target=_run_one, args=(check, ctx, prior, done, slots, clock),
+                                 name=check.id, daemon=True).start()
+
+    try:
+        start_ready()
+        while len(findings) < len(checks):
+            try:
+                check, result, duration = done.get(timeout=max(0.0, deadline - clock()))
+            except queue.Empty:
+                break
+            settle(check, result, duration)
+            start_ready()
+    except KeyboardInterrupt:
+        _settle_rest(checks, findings, settle, "interrupted: the run was stopped before this check finished",
+                     "interrupted")
+        raise Interrupted(tuple(findings[c.id] for c in checks)) from None
+    for check in checks:
+        if check.id not in findings:
+            summary = ("timed out: still running at the run deadline" if check.id in started
+                       else "not started: the run deadline had passed")
+            settle(check, Result(Status.ERROR, summary, code="deadline"))
+    return tuple(findings[c.id] for c in checks)
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived; carries every finding, the unfinished ones as ERROR."""
+
+    def __init__(self, findings: Tuple[Finding, ...]):
+        super().__init__("interrupted")
+        self.findings = findings
+
+
+def _settle_rest(checks, findings, settle, summary: str, code: str) -> None:
+    for check in checks:
+        if check.id not in findings:
+            settle(check, Result(Status.ERROR, summary, code=code))
+
+
+def _run_one(check: Check, ctx, prior, done, slots, clock) -> None:
+    with slots:
+        started = clock()
+        try:
+            result = check.run(ctx, prior)
+            if not isinstance(result, Result):
+                raise TypeError(f"check returned {type(result).__name__}, not Result")
+        except Exception as error:  # a crashing check is a finding, never a crashed doctor
+            result = Result(Status.ERROR, f"check crashed: {error.__class__.__name__}: {error}", code="crash",
+                            cause="This is a bug in vpce-doctor; the evidence carries the traceback.",
+                            evidence={"exception": repr(error), "traceback": traceback.format_exc(limit=8)})
+        done.put((check, result, clock() - started))
