@@ -1,0 +1,82 @@
+"""Scenarios: a TOML file of knobs laid over the healthy baseline (see README.md)."""
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from pathlib import Path
+
+REGION = "ap-northeast-1"
+DOMAIN = "amazonaws.com"
+PUBLIC_IP = "203.0.113.10"  # TEST-NET-3: unroutable from the lab, so connections time out
+S3_IP = "52.216.8.10"  # inside the lab region's S3 prefix list
+
+INTERFACE_ENIS = {
+    "ssm": "10.0.1.10", "ssmmessages": "10.0.1.11", "ec2messages": "10.0.1.12", "logs": "10.0.1.13",
+    "sts": "10.0.1.14", "kms": "10.0.1.15", "ec2": "10.0.1.16", "monitoring": "10.0.1.17",
+}
+ALLOW_ALL = json.dumps({"Version": "2008-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]})
+
+BASELINE: dict = {
+    "description": "healthy",
+    "expect": {"exit_code": 0, "root_causes": [], "statuses": {}},
+    "doctor": {"args": [], "env": {}},
+    "dns": {"resolver": "up"},
+    "eni": {},
+    "endpoints": {
+        **{svc: {"present": True, "private_dns": True, "addresses": [ip], "sg_ingress_443": True,
+                 "policy": ALLOW_ALL} for svc, ip in INTERFACE_ENIS.items()},
+        "s3": {"present": True, "route": True, "policy": ALLOW_ALL},
+    },
+    "vpc": {"dns_support": True, "dns_hostnames": True},
+    "iam": {"instance_profile": True, "role_policies": None},  # None: the baseline policies
+    "buckets": {
+        "vpclab-probe": {"region": REGION, "encryption": "AES256", "policy": None},
+        "vpclab-session-logs": {"region": REGION, "encryption": "AES256", "policy": None},
+    },
+    "logs": {"group": True, "kms_key": False},
+    "session": {
+        "present": True, "s3BucketName": "vpclab-session-logs", "s3KeyPrefix": "sessions/",
+        "s3EncryptionEnabled": False, "cloudWatchLogGroupName": "/vpclab/sessions",
+        "cloudWatchEncryptionEnabled": False, "cloudWatchStreamingEnabled": False, "kmsKeyId": "",
+        "runAsEnabled": False, "runAsDefaultUser": "",
+    },
+    "imds": {"mode": "v2"},
+    "clock": {"offset_seconds": 0},
+    "agent": {"state": "running", "version": "3.3.1142.0", "env": {}, "log_lines": [], "config": {},
+              "credential_source": "EC2"},
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be read or names a knob the lab does not have."""
+
+
+def load(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        overrides = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ScenarioError(f"{path}: {error}") from None
+    scenario = merge(BASELINE, overrides, where=path.name)
+    scenario["name"] = path.stem
+    return scenario
+
+
+def merge(base: dict, overrides: dict, where: str = "scenario") -> dict:
+    """Deep-merge overrides into a copy of base; unknown top-level sections are an error."""
+    unknown = set(overrides) - set(BASELINE) - {"name"}
+    if unknown:
+        raise ScenarioError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
+    merged = copy.deepcopy(base)
+    _merge_into(merged, overrides)
+    return merged
+
+
+def _merge_into(target: dict, overrides: dict) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge_into(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
