@@ -48,9 +48,9 @@ def run_checks(checks: Sequence[Check], ctx, *, deadline: float, clock: Clock = 
         nonlocal emitted
         findings[check.id] = Finding(check, result, round(duration_s, 4))
         while emitted < len(checks) and checks[emitted].id in findings:
-            if on_finding:
-                on_finding(findings[checks[emitted].id])
             emitted += 1
+            if on_finding:
+                on_finding(findings[checks[emitted - 1].id])
 
     def start_ready() -> None:
         for check in checks:

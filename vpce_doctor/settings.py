@@ -53,7 +53,7 @@ def load(flags: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
     """Merge the three sources; every value is checked and a bad one raises UsageError naming it."""
     config_path = flags.get("config") or environ.get("VPCE_DOCTOR_CONFIG")
     raw: Dict[str, object] = dict(read_config(config_path or DEFAULT_CONFIG, required=bool(config_path)))
-    for name in FILE_KEYS:
+    for name in FILE_KEYS | {"root"}:  # root only from the environment: it exists for tests
         value = environ.get("VPCE_DOCTOR_" + name.upper())
         if value not in (None, ""):
             raw[name] = value
