@@ -1,0 +1,36 @@
+# make demo: set everything up and run the doctor in the lab's demo scenario.
+# make test: the whole test suite (what CI runs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO ?= tests/lab/scenarios/session-logs-bucket-unreachable.toml
+
+.PHONY: venv system-packages test demo lint clean
+
+$(BIN)/.installed: pyproject.toml requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(BIN)/.installed
+
+# The lab needs nft (security-group drops) and unshare/nsenter/ip (util-linux, iproute2).
+system-packages:
+	@command -v nft >/dev/null && command -v unshare >/dev/null && command -v ip >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "make: run as root, or install nftables iproute2 util-linux"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    nftables iproute2 util-linux >/dev/null; }
+
+lint: venv
+	$(BIN)/vermin --target=3.9- --no-tips --violations --eval-annotations vpce_doctor
+
+test: venv system-packages lint
+	$(BIN)/python -m pytest
+
+demo: venv system-packages
+	tests/lab/run $(DEMO) -- $(BIN)/vpce-doctor
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
