@@ -5,7 +5,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from .facts import Facts
 from .plan import AgentConfig, Target
@@ -21,6 +21,7 @@ class Context:
     environ: Mapping[str, str]
     deadline: float                                   # clock() value after which nothing new starts
     clock: Callable[[], float] = time.monotonic
+    processes: Optional[Callable[[], Sequence[object]]] = None  # the process table; None: psutil's (a test seam)
     _cache: Dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def remaining(self) -> float:
