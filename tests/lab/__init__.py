@@ -1,0 +1,1 @@
+"""The lab: a simulated private subnet for end-to-end tests (see README.md)."""

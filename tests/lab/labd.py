@@ -1,0 +1,473 @@
+"""labd: the lab daemon. One process inside the lab's namespaces (started by inner.sh), with threads for:
+
+* the VPC resolver on 10.0.0.2:53 (tests.servers.DnsServer), answers derived from the scenario;
+* IMDS on 169.254.169.254:80 (tests.servers.ImdsServer), metadata from AwsWorld.apply's facts;
+* AWS (tests.lab.aws.AwsWorld.app, moto behind a front) over TLS on every endpoint ENI address:443 and on the
+  S3 address (52.216.8.10:443, plus plain HTTP on :80), each request tagged environ["lab.endpoint"];
+* nft rules (table inet lab) for dropped/rejected ENIs, missing SG rules, missing S3 routes, absent endpoints;
+* the fake SSM agent (tests.lab.agent.FakeAgent);
+* a control socket RUN/ctl.sock taking JSON lines: {"cmd": "scenario", "path": FILE} (or "overrides": {...}),
+  {"cmd": "status"}, {"cmd": "stop"}. Every reply is one JSON line with "ok".
+
+It writes RUN/ready.json (facts, timings, RSS) once everything is up. Never run it on the host: it mounts over
+the CA bundle and runs `ip`/`nft`; inner.sh only starts it inside the namespaces.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+STARTED = time.perf_counter()
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.lab import scenario as scenarios  # noqa: E402
+from tests.lab.agent import FakeAgent  # noqa: E402
+
+REGION, DOMAIN = scenarios.REGION, scenarios.DOMAIN
+PUBLIC_IP, S3_IP = scenarios.PUBLIC_IP, scenarios.S3_IP
+RESOLVER_IP, IMDS_IP = "10.0.0.2", "169.254.169.254"
+GATEWAY_SERVICES = ("s3", "dynamodb")
+DOCTOR_CONF = "/etc/vpce-doctor/vpce-doctor.conf"
+HOSTNAME = f"ip-10-0-1-100.{REGION}.compute.internal"
+AZ_IDS = {"a": "apne1-az4", "c": "apne1-az1", "d": "apne1-az2"}
+
+log = logging.getLogger("vpclab.labd")
+
+
+def cert_names(services=scenarios.INTERFACE_ENIS) -> list:
+    names = []
+    for svc in services:
+        names += [f"{svc}.{REGION}.{DOMAIN}", f"*.{svc}.{REGION}.vpce.{DOMAIN}"]
+    return names + [f"s3.{REGION}.{DOMAIN}", f"*.s3.{REGION}.{DOMAIN}", f"s3.{DOMAIN}", f"*.s3.{DOMAIN}"]
+
+
+# -- what the scenario implies (pure functions) ------------------------------------------------------------------
+
+def interface_endpoints(sc: dict) -> dict:
+    """{svc: spec} for the scenario's interface endpoints (present or not)."""
+    return {svc: spec for svc, spec in sc["endpoints"].items() if svc not in GATEWAY_SERVICES}
+
+
+def endpoint_addresses(sc: dict) -> dict:
+    """{address: svc} for every ENI of a present interface endpoint, plus the S3 address ("s3")."""
+    owners = {}
+    for svc, spec in interface_endpoints(sc).items():
+        if spec.get("present", True):
+            for address in spec.get("addresses") or [scenarios.INTERFACE_ENIS.get(svc)]:
+                if address:
+                    owners.setdefault(address, svc)
+    owners[S3_IP] = "s3"
+    return owners
+
+
+def dns_table(sc: dict) -> tuple:
+    """(answers, default) for DnsServer.reset; see README "DNS"."""
+    vpc = sc["vpc"]
+    answers: dict = {}
+    default = "nxdomain"
+    if vpc.get("dns_support", True):
+        answers[f"*.{DOMAIN}"] = PUBLIC_IP
+        answers[f"s3.{REGION}.{DOMAIN}"] = S3_IP
+        answers[f"*.s3.{REGION}.{DOMAIN}"] = S3_IP
+        answers[HOSTNAME] = "10.0.1.100"
+        for svc, spec in interface_endpoints(sc).items():
+            if not spec.get("present", True):
+                continue
+            addresses = list(spec.get("addresses") or [scenarios.INTERFACE_ENIS[svc]])
+            answers[f"*.{svc}.{REGION}.vpce.{DOMAIN}"] = addresses  # the endpoint's own names always resolve
+            if spec.get("private_dns", True) and vpc.get("dns_hostnames", True):
+                answers[f"{svc}.{REGION}.{DOMAIN}"] = addresses
+    else:  # the Amazon-provided resolver is switched off for this VPC
+        default = "servfail"
+    for key, value in sc["dns"].items():
+        if key == "resolver" or value == "auto":
+            continue
+        names = [key] if "." in key else [f"{key}.{REGION}.{DOMAIN}"]
+        if key == "s3":
+            names.append(f"*.s3.{REGION}.{DOMAIN}")
+        if value == "vpc":
+            spec = sc["endpoints"].get(key, {})
+            value = S3_IP if key == "s3" else list(spec.get("addresses") or [scenarios.INTERFACE_ENIS.get(key)])
+        elif value == "public":
+            value = PUBLIC_IP
+        for name in names:
+            answers[name] = value
+    return answers, default
+
+
+def nft_ruleset(sc: dict, lo_addresses) -> str:
+    """The whole `table inet lab` for this scenario, as an `nft -f` script that replaces the previous one."""
+    rules = []
+    owners = endpoint_addresses(sc)
+    explicit = sc.get("eni") or {}
+    for address, knobs in explicit.items():
+        mode = (knobs or {}).get("mode", "ok")
+        if mode == "drop":
+            rules.append(f"ip daddr {address} tcp dport 443 drop")
+        elif mode == "reject":
+            rules.append(f"ip daddr {address} tcp dport 443 reject with tcp reset")
+    for svc, spec in interface_endpoints(sc).items():
+        if spec.get("present", True) and not spec.get("sg_ingress_443", True):
+            for address in spec.get("addresses") or [scenarios.INTERFACE_ENIS.get(svc)]:
+                rules.append(f"ip daddr {address} tcp dport 443 drop")
+    s3 = sc["endpoints"].get("s3", {})
+    if not s3.get("present", True) or not s3.get("route", True):
+        rules.append(f"ip daddr {S3_IP} tcp dport {{ 80, 443 }} drop")
+    for address in sorted(lo_addresses):  # no ENI there any more (absent endpoint): silence, as in a VPC
+        if address not in owners and address not in explicit:
+            rules.append(f"ip daddr {address} tcp dport 443 drop")
+    body = "".join(f"\t\t{rule}\n" for rule in rules)
+    return ("table inet lab\ndelete table inet lab\n"
+            "table inet lab {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n"
+            f"{body}\t}}\n}}\n")
+
+
+def _iso(value) -> str:
+    if isinstance(value, _dt.datetime):
+        return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def imds_metadata(facts: dict) -> dict:
+    """{path under /latest/: body} for tests.servers.ImdsServer, from AwsWorld.apply's facts."""
+    md = "meta-data/"
+    mac, region, az = facts["mac"], facts["region"], facts["az"]
+    interface_id = facts.get("interface_id") or "eni-0" + hashlib.sha256(facts["instance_id"].encode()).hexdigest()[:16]
+    ami = facts.get("ami_id", "ami-0a1b2c3d4e5f60718")
+    data = {
+        md + "ami-id": ami,
+        md + "ami-launch-index": "0",
+        md + "hostname": HOSTNAME,
+        md + "local-hostname": HOSTNAME,
+        md + "instance-id": facts["instance_id"],
+        md + "instance-type": facts.get("instance_type", "t3.micro"),
+        md + "instance-life-cycle": "on-demand",
+        md + "local-ipv4": facts["private_ip"],
+        md + "mac": mac,
+        md + "placement/region": region,
+        md + "placement/availability-zone": az,
+        md + "placement/availability-zone-id": facts.get("az_id") or AZ_IDS.get(az[-1], "apne1-az4"),
+        md + "services/domain": DOMAIN,
+        md + "services/partition": "aws",
+    }
+    net = f"{md}network/interfaces/macs/{mac}/"
+    cidrs = list(facts["vpc_cidrs"])
+    data.update({
+        net + "device-number": "0",
+        net + "interface-id": interface_id,
+        net + "local-hostname": HOSTNAME,
+        net + "local-ipv4s": facts["private_ip"],
+        net + "mac": mac,
+        net + "owner-id": facts["account"],
+        net + "security-group-ids": "\n".join(facts["security_group_ids"]),
+        net + "subnet-id": facts["subnet_id"],
+        net + "subnet-ipv4-cidr-block": facts["subnet_cidr"],
+        net + "vpc-id": facts["vpc_id"],
+        net + "vpc-ipv4-cidr-block": cidrs[0],
+        net + "vpc-ipv4-cidr-blocks": "\n".join(cidrs),
+    })
+    creds = facts.get("credentials")
+    role = facts.get("role_name")
+    if role and creds:
+        updated = _iso(creds.get("LastUpdated", ""))
+        data[md + "iam/info"] = json.dumps({
+            "Code": "Success", "LastUpdated": updated, "InstanceProfileArn": facts["instance_profile_arn"],
+            "InstanceProfileId": facts["instance_profile_id"]}, indent=2)
+        data[md + f"iam/security-credentials/{role}"] = json.dumps({
+            "Code": creds.get("Code", "Success"), "LastUpdated": updated, "Type": creds.get("Type", "AWS-HMAC"),
+            "AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
+            "Token": creds["Token"], "Expiration": _iso(creds["Expiration"])}, indent=2)
+    data["dynamic/instance-identity/document"] = json.dumps({
+        "accountId": facts["account"], "architecture": "x86_64", "availabilityZone": az,
+        "billingProducts": None, "devpayProductCodes": None, "marketplaceProductCodes": None, "imageId": ami,
+        "instanceId": facts["instance_id"], "instanceType": facts.get("instance_type", "t3.micro"),
+        "kernelId": None, "pendingTime": facts.get("launch_time", "2026-11-28T11:58:31Z"),
+        "privateIp": facts["private_ip"], "ramdiskId": None, "region": region, "version": "2017-09-30"}, indent=2)
+    return data
+
+
+# -- the daemon ------------------------------------------------------------------------------------------------
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _tool(name: str) -> str:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin") or name
+
+
+class Labd:
+    def __init__(self, run_dir: Path, python: str) -> None:
+        self.run = run_dir
+        self.python = python
+        self.timings: dict = {}
+        self.lock = threading.Lock()
+        self.scenario: dict = {}
+        self.facts: dict = {}
+        self.lo_addresses = {"10.0.1.1%d" % i for i in range(8)} | {S3_IP}
+        self.owners: dict = {}  # address -> endpoint service, read by the TLS handlers per request
+        self.eni_modes: dict = {}  # address -> ok | wrong-name | untrusted | drop | reject
+        self.listeners: dict = {}
+        self.switches: list = []
+        self.stopping = threading.Event()
+
+    def mark(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = round(now - since, 3)
+        return now
+
+    # -- start-up --
+    def start(self, scenario_path: str) -> None:
+        t = time.perf_counter()
+        self.timings["python_start"] = round(t - STARTED, 3)
+        from tests import servers
+        from tests.lab.aws import AwsWorld
+        self.servers = servers
+        t = self.mark("import", t)
+        self.world = AwsWorld(REGION)
+        t = self.mark("aws_world", t)
+        self._certs()
+        t = self.mark("certs", t)
+        self.dns = servers.DnsServer(RESOLVER_IP, 53, {}, "nxdomain").start()
+        self.imds = servers.ImdsServer(IMDS_IP, 80, {}, "v2").start()
+        for address in sorted(self.lo_addresses):
+            self._listen(address)
+        self._listen(S3_IP, port=80)
+        self.agent = FakeAgent(python=self.python)
+        t = self.mark("servers", t)
+        self.apply(scenarios.load(scenario_path))
+        t = self.mark("first_apply", t)
+        self._control()
+        self.timings["total"] = round(time.perf_counter() - STARTED, 3)
+        ready = {"pid": os.getpid(), "scenario": self.scenario["name"], "facts": self.facts,
+                 "timings": self.timings, "rss_mb": _rss_mb(), "ctl": str(self.run / "ctl.sock"),
+                 "agent_binary": self.agent.kind, "ca": str(self.run / "lab-ca.pem")}
+        tmp = self.run / "ready.json.tmp"
+        tmp.write_text(json.dumps(ready, indent=2, default=str))
+        tmp.rename(self.run / "ready.json")
+        log.info("ready in %.2fs: %s", self.timings["total"], self.timings)
+
+    def _certs(self) -> None:
+        """The lab CA (trusted inside the lab), per-mode server contexts, and the system+lab CA bundle mounts."""
+        import trustme
+        names = cert_names()
+        self.ca, leaf = self.servers.make_certs(names)
+        _, wrong = self.servers.make_certs(["wrong.example.invalid", "*.lab.internal"], ca=self.ca)
+        self.rogue_ca, rogue = self.servers.make_certs(names, ca=trustme.CA(organization_name="Intercepting Proxy"))
+        self.leaf = leaf
+        self.contexts = {"wrong-name": self.servers.server_context(wrong),
+                         "untrusted": self.servers.server_context(rogue)}
+        (self.run / "lab-ca.pem").write_bytes(self.ca.cert_pem.bytes())
+        targets = set()
+        for path in ("/etc/ssl/certs/ca-certificates.crt", ssl.get_default_verify_paths().cafile,
+                     ssl.get_default_verify_paths().openssl_cafile):
+            if path and os.path.exists(path):
+                targets.add(os.path.realpath(path))
+        try:
+            import certifi
+            targets.add(os.path.realpath(certifi.where()))
+        except ImportError:
+            pass
+        try:
+            import botocore
+            vendored = Path(botocore.__file__).parent / "cacert.pem"
+            if vendored.exists():
+                targets.add(str(vendored.resolve()))
+        except ImportError:
+            pass
+        system = Path("/etc/ssl/certs/ca-certificates.crt")
+        base = system.read_bytes() if system.exists() else b""
+        bundle = self.run / "ca-bundle.pem"
+        bundle.write_bytes(base.rstrip(b"\n") + b"\n" + self.ca.cert_pem.bytes())
+        for target in sorted(targets):
+            subprocess.run(["mount", "--bind", str(bundle), target], check=True)
+        self.bundle_targets = sorted(targets)
+
+    def _context_for(self, address: str) -> ssl.SSLContext:
+        ctx = self.servers.server_context(self.leaf)
+
+        def sni(sslobj, server_name, _ctx):
+            mode = self.eni_modes.get(address, "ok")
+            if mode in ("wrong-name", "untrusted"):
+                sslobj.context = self.contexts[mode]
+            return None
+        ctx.sni_callback = sni
+        return ctx
+
+    def _listen(self, address: str, port: int = 443) -> None:
+        from werkzeug.serving import WSGIRequestHandler, make_server
+        labd = self
+
+        class Handler(WSGIRequestHandler):
+            disable_nagle_algorithm = True
+            timeout = 30
+
+            def make_environ(self):
+                environ = super().make_environ()
+                environ["lab.endpoint"] = labd.owners.get(address, "s3")
+                environ["lab.address"] = address
+                return environ
+
+            def log_request(self, *args, **kwargs) -> None:
+                pass
+
+            def log_error(self, *args) -> None:
+                pass
+
+        server = make_server(address, port, self.world.app, threaded=True, request_handler=Handler)
+        if port == 443:
+            # Wrapped here, not by werkzeug: with the handshake deferred to the request thread, a client that
+            # connects and says nothing (a TCP probe) cannot stall the listener's accept loop.
+            ctx = self._context_for(address)
+            server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+            server.ssl_context = ctx
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                         name=f"tls-{address}:{port}").start()
+        self.listeners[(address, port)] = server
+
+    # -- scenarios --
+    def apply(self, sc: dict) -> dict:
+        with self.lock:
+            t0 = time.perf_counter()
+            steps = {}
+            t = t0
+            facts = self.world.apply(sc)
+            steps["aws"] = round(time.perf_counter() - t, 3)
+            t = time.perf_counter()
+            wanted = set(endpoint_addresses(sc)) | set((sc.get("eni") or {}).keys())
+            new = sorted(wanted - self.lo_addresses)
+            if new:
+                subprocess.run([_tool("ip"), "-batch", "-"], check=True, text=True,
+                               input="".join(f"addr add {a}/32 dev lo\n" for a in new))
+                self.lo_addresses |= set(new)
+            owners = endpoint_addresses(sc)
+            for address in sorted(set(owners) - {a for a, _ in self.listeners}):
+                self._listen(address)
+            self.owners = owners
+            self.eni_modes = {a: (k or {}).get("mode", "ok") for a, k in (sc.get("eni") or {}).items()}
+            subprocess.run([_tool("nft"), "-f", "-"], input=nft_ruleset(sc, self.lo_addresses), text=True,
+                           check=True)
+            steps["net"] = round(time.perf_counter() - t, 3)
+            t = time.perf_counter()
+            answers, default = dns_table(sc)
+            self.dns.reset(answers, default)
+            self.dns.down = sc["dns"].get("resolver", "up") == "down"
+            self.dns.queries.clear()
+            self.imds.metadata = imds_metadata(facts)
+            self.imds.mode = sc["imds"].get("mode", "v2")
+            with self.imds._lock:
+                self.imds._tokens.clear()
+                self.imds.requests.clear()
+            steps["dns_imds"] = round(time.perf_counter() - t, 3)
+            t = time.perf_counter()
+            self.agent_state = self.agent.apply(sc["agent"])
+            conf = sc["doctor"].get("config")
+            if isinstance(conf, str):
+                Path(DOCTOR_CONF).parent.mkdir(parents=True, exist_ok=True)
+                Path(DOCTOR_CONF).write_text(conf)
+            else:
+                shutil.rmtree(Path(DOCTOR_CONF).parent, ignore_errors=True)
+            steps["agent"] = round(time.perf_counter() - t, 3)
+            self.scenario, self.facts = sc, facts
+            seconds = round(time.perf_counter() - t0, 3)
+            self.switches.append({"scenario": sc.get("name"), "seconds": seconds, "steps": steps})
+            log.info("scenario %s applied in %.3fs %s", sc.get("name"), seconds, steps)
+            return {"scenario": sc.get("name"), "seconds": seconds, "steps": steps, "facts": facts}
+
+    def status(self) -> dict:
+        return {"pid": os.getpid(), "scenario": self.scenario.get("name"), "rss_mb": _rss_mb(),
+                "uptime": round(time.perf_counter() - STARTED, 3), "timings": self.timings,
+                "switches": self.switches[-5:], "agent": self.agent_state, "threads": threading.active_count(),
+                "dns_queries": dict(self.dns.queries), "imds_requests": len(self.imds.requests),
+                "addresses": sorted(self.lo_addresses), "owners": self.owners, "eni_modes": self.eni_modes,
+                "bundle_targets": self.bundle_targets}
+
+    # -- control socket --
+    def handle(self, message: dict) -> dict:
+        cmd = message.get("cmd")
+        if cmd == "scenario":
+            if "path" in message:
+                sc = scenarios.load(message["path"])
+            else:
+                sc = scenarios.merge(scenarios.BASELINE, message.get("overrides") or {})
+                sc["name"] = message.get("name", "overrides")
+            return self.apply(sc)
+        if cmd == "status":
+            return self.status()
+        if cmd == "stop":
+            self.stopping.set()
+            return {"stopping": True}
+        raise ValueError(f"unknown cmd {cmd!r} (scenario, status, stop)")
+
+    def _control(self) -> None:
+        labd = self
+        path = self.run / "ctl.sock"
+        path.unlink(missing_ok=True)
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                for line in self.rfile:
+                    if not line.strip():
+                        continue
+                    try:
+                        reply = {"ok": True, **labd.handle(json.loads(line))}
+                    except Exception as error:  # reported to the caller, the daemon keeps running
+                        log.exception("control command failed")
+                        reply = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+                    self.wfile.write((json.dumps(reply, default=str) + "\n").encode())
+                    self.wfile.flush()
+
+        class Server(socketserver.ThreadingUnixStreamServer):
+            daemon_threads = True
+
+        self.ctl = Server(str(path), Handler)
+        threading.Thread(target=self.ctl.serve_forever, daemon=True, name="ctl").start()
+
+    def shutdown(self) -> None:
+        self.agent.stop()
+        for server in self.listeners.values():
+            server.shutdown()
+        self.dns.stop()
+        self.imds.stop()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True, type=Path)
+    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--python", default=sys.executable)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+    if Path("/proc/self/uid_map").read_text().split() == ["0", "0", "4294967295"]:
+        print("labd: refusing to run outside the lab's user namespace (use tests/lab/run)", file=sys.stderr)
+        return 2
+    labd = Labd(args.run, args.python)
+    labd.start(args.scenario)
+    labd.stopping.wait()
+    labd.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
