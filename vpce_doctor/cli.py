@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-timeout", help="timeout of one connect, handshake or lookup in seconds (default: 2)")
     p.add_argument("--resolver", help="query this DNS server (IP or IP:PORT) instead of resolv.conf's")
     p.add_argument("--ca-bundle", help="PEM file of trusted CAs (default: AWS_CA_BUNDLE, else the system store)")
+    p.add_argument("--bucket", help="bucket for the S3 get/put probe through the gateway endpoint")
+    p.add_argument("--key-prefix", help="the probe uses only <prefix>vpce-doctor/<instance-id>.probe")
+    p.add_argument("--no-write", action="store_const", const=True, help="never write: the S3 probe only reads")
     p.add_argument("--config", help="INI file with a [vpce-doctor] section (default: "
                    "/etc/vpce-doctor/vpce-doctor.conf if it exists)")
     return p
@@ -99,7 +102,7 @@ def _list_checks(settings, stdout) -> int:
     region = settings.region or "<region>"
     targets = plan.targets(settings.services, region, plan.domain_for(region), plan.read_agent_config(settings.root))
     try:
-        checks = select(catalogue(targets), settings.only)
+        checks = select(catalogue(targets, settings), settings.only)
     except LookupError as error:
         raise UsageError(f"--only {error.args[0]!r} matches no check") from None
     for check in checks:

@@ -22,6 +22,7 @@ class Context:
     deadline: float                                   # clock() value after which nothing new starts
     clock: Callable[[], float] = time.monotonic
     processes: Optional[Callable[[], Sequence[object]]] = None  # the process table; None: psutil's (a test seam)
+    clients: Optional[object] = None                  # vpce_doctor.aws.Clients, when an authenticated check is planned
     _cache: Dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def remaining(self) -> float:

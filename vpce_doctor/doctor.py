@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional
 
 from . import __version__, facts as facts_mod, plan
-from .checks import catalogue, select
+from .checks import api_services, catalogue, select
 from .context import Context
 from .model import Finding, Report
 from .runner import Interrupted, run_checks
@@ -24,12 +25,21 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
         raise UsageError("the region is unknown: IMDS did not give it (see imds:token) and --region was not given")
     agent_config = plan.read_agent_config(settings.root)
     targets = plan.targets(settings.services, region, plan.domain_for(region, facts.domain), agent_config)
-    return Context(settings, facts, targets, agent_config, environ, deadline, clock)
+    ctx = Context(settings, facts, targets, agent_config, environ, deadline, clock)
+    checks = checks_for(ctx)
+    if any(c.id == "creds:source" for c in checks):
+        from .aws import Clients
+        port = "" if settings.port == 443 else f":{settings.port}"
+        clients = Clients(region, {t.service: f"https://{t.name}{port}" for t in targets}, settings.connect_timeout,
+                          ctx.remaining, settings.ca_bundle)
+        clients.prewarm(api_services(checks))
+        ctx = replace(ctx, clients=clients)
+    return ctx
 
 
 def checks_for(ctx: Context):
     try:
-        return select(catalogue(ctx.targets), ctx.settings.only)
+        return select(catalogue(ctx.targets, ctx.settings), ctx.settings.only)
     except LookupError as error:
         raise UsageError(f"--only {error.args[0]!r} matches no check; see --list-checks") from None
 

@@ -73,6 +73,7 @@ class Check:
     severity: Severity
     run: Callable[["Context", Prior], Result]
     needs: Tuple[str, ...] = ()  # ids that must PASS or WARN before this runs
+    after: Tuple[str, ...] = ()  # ids that must have finished, whatever their status (their results are passed in)
 
 
 @dataclass(frozen=True)

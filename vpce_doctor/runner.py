@@ -22,7 +22,7 @@ def validate(checks: Sequence[Check]) -> None:
     for check in checks:
         if check.id in seen:
             raise CatalogueError(f"duplicate check id {check.id}")
-        missing = [need for need in check.needs if need not in seen]
+        missing = [need for need in check.needs + check.after if need not in seen]
         if missing:
             raise CatalogueError(f"{check.id} needs {', '.join(missing)}, which is not earlier in the catalogue")
         seen.add(check.id)
@@ -54,7 +54,7 @@ def run_checks(checks: Sequence[Check], ctx, *, deadline: float, clock: Clock = 
 
     def start_ready() -> None:
         for check in checks:
-            if check.id in started or not all(need in findings for need in check.needs):
+            if check.id in started or not all(need in findings for need in check.needs + check.after):
                 continue
             started.add(check.id)
             blocker = next((n for n in check.needs if findings[n].status not in MET), None)
@@ -64,7 +64,7 @@ def run_checks(checks: Sequence[Check], ctx, *, deadline: float, clock: Clock = 
             elif clock() >= deadline:
                 settle(check, Result(Status.ERROR, "not started: the run deadline had passed", code="deadline"))
             else:
-                prior = {need: findings[need].result for need in check.needs}
+                prior = {need: findings[need].result for need in check.needs + check.after}
                 # Daemon threads: a probe stuck past the deadline must not hold the process open.
                 threading.Thread(target=_run_one, args=(check, ctx, prior, done, slots, clock),
                                  name=check.id, daemon=True).start()

@@ -38,12 +38,17 @@ class Settings:
     ca_bundle: Optional[str] = None         # PEM file of trusted CAs (else AWS_CA_BUNDLE, else the system store)
     root: str = "/"                         # where /etc and /var are read from; changed only in tests
     color: Optional[bool] = None            # None: on a terminal without NO_COLOR
+    bucket: Optional[str] = None            # the bucket the S3 probe may use (through the gateway endpoint)
+    key_prefix: str = ""                    # the probe writes only <key_prefix>vpce-doctor/<instance-id>.probe
+    no_write: bool = False                  # never write: the S3 probe only reads
 
     def with_region(self, region: str) -> "Settings":
         return _replace(self, region=region)
 
 
 INTEGERS = ("port",)
+BOOLEANS = ("no_write",)
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 FLOATS = ("timeout", "connect_timeout")
 LISTS = ("services", "only")
 FILE_KEYS = frozenset(f.name for f in fields(Settings)) - {"color", "root"}
@@ -88,6 +93,10 @@ def _coerce(name: str, value: object) -> object:
         return tuple(part.strip() for part in re.split(r"[,\s]+", value) if part.strip())
     if name in LISTS:
         return tuple(value)  # type: ignore[arg-type]
+    if name in BOOLEANS and isinstance(value, str):
+        if value.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise UsageError(f"{name.replace('_', '-')} must be true or false, not {value!r}")
+        return value.strip().lower() in ("1", "true", "yes", "on")
     if name in FLOATS or name in INTEGERS:
         kind = int if name in INTEGERS else float
         try:
@@ -116,6 +125,10 @@ def validate(values: Dict[str, object]) -> Settings:
         raise UsageError(f"port must be 1-65535, not {settings.port}")
     if settings.resolver is not None and not re.match(r"^[0-9a-fA-F.:\[\]]+$", str(settings.resolver)):
         raise UsageError(f"resolver must be an IP address or IP:PORT, not {settings.resolver!r}")
+    if settings.bucket is not None and not BUCKET_RE.match(str(settings.bucket)):
+        raise UsageError(f"bucket {settings.bucket!r} is not a valid S3 bucket name")
+    if len(settings.key_prefix) > 512 or any(ord(c) < 32 for c in settings.key_prefix):
+        raise UsageError("key-prefix must be at most 512 printable characters")
     return _replace(settings, services=tuple(dict.fromkeys(settings.services)))
 
 

@@ -12,8 +12,8 @@ def fixed(status, summary="seen"):
     return lambda ctx, prior: Result(status, summary, code="" if status is Status.PASS else "x")
 
 
-def check(id, run, needs=()):
-    return Check(id, id, Severity.CRITICAL, run, tuple(needs))
+def check(id, run, needs=(), after=()):
+    return Check(id, id, Severity.CRITICAL, run, tuple(needs), tuple(after))
 
 
 def run(checks, timeout=5.0, **kwargs):
@@ -125,3 +125,14 @@ def test_root_causes_exclude_what_they_blocked():
     rep = Report("0.1.0", "t", 0.1, {}, findings)
     assert [f.check.id for f in rep.root_causes] == ["dns:resolver"]
     assert len(rep.blocked_by("dns:resolver")) == 30
+
+
+def test_after_waits_for_any_outcome_and_sees_it_without_being_blocked():
+    seen = {}
+
+    def spy(ctx, prior):
+        seen.update(prior)
+        return Result(Status.PASS, "ok")
+
+    findings = run([check("a:fails", fixed(Status.FAIL)), check("b:later", spy, after=["a:fails"])])
+    assert findings[1].status is Status.PASS and seen["a:fails"].status is Status.FAIL

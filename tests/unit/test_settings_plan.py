@@ -6,7 +6,7 @@ import pytest
 from vpce_doctor import plan
 from vpce_doctor.checks import catalogue, select
 from vpce_doctor.runner import validate
-from vpce_doctor.settings import UsageError, load
+from vpce_doctor.settings import Settings, UsageError, load
 
 
 def test_precedence_is_flags_then_environment_then_file_then_defaults(tmp_path):
@@ -92,7 +92,7 @@ def targets():
 
 
 def test_the_catalogue_is_ordered_unique_and_well_formed():
-    checks = catalogue(targets())
+    checks = catalogue(targets(), Settings())
     validate(checks)
     for check in checks:
         assert len(check.title) <= 80 and not check.title.lower().startswith("ensure")
@@ -101,15 +101,15 @@ def test_the_catalogue_is_ordered_unique_and_well_formed():
 def test_every_check_family_is_documented_in_the_readme():
     from pathlib import Path
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    for check in catalogue(targets()):
+    for check in catalogue(targets(), Settings()):
         family = check.id.split(":")[0] + ":" + ("<service>" if check.id.split(":")[0] in ("dns", "tcp", "tls")
                                                  and check.id != "dns:resolver" else check.id.split(":")[1])
         assert f"`{family}`" in readme, family
 
 
 def test_only_adds_what_the_named_checks_need():
-    chosen = [c.id for c in select(catalogue(targets()), ["tls:ssm"])]
+    chosen = [c.id for c in select(catalogue(targets(), Settings()), ["tls:ssm"])]
     assert chosen == ["dns:resolver", "dns:ssm", "tcp:ssm", "tls:ssm"]
-    assert [c.id for c in select(catalogue(targets()), ["imds"])] == ["imds:token", "imds:profile"]
+    assert [c.id for c in select(catalogue(targets(), Settings()), ["imds"])] == ["imds:token", "imds:profile"]
     with pytest.raises(LookupError):
-        select(catalogue(targets()), ["nope:x"])
+        select(catalogue(targets(), Settings()), ["nope:x"])

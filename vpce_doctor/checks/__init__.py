@@ -4,12 +4,14 @@ from __future__ import annotations
 from typing import Sequence, Tuple
 
 from ..model import Check
-from . import dns, imds, local, resolver, tcp, tls
+from . import clock, dns, identity, imds, local, resolver, s3, tcp, tls, vpc
 
 
-def catalogue(targets) -> Tuple[Check, ...]:
-    """Layer by layer, as domain.md orders them: instance, local configuration, DNS, TCP, TLS."""
-    return (
+def catalogue(targets, settings) -> Tuple[Check, ...]:
+    """Layer by layer, as domain.md orders them: instance, local configuration, DNS, TCP, TLS, then the
+    authenticated layer (credentials, the control plane, S3), and the clock judged from every AWS answer."""
+    services = {t.service for t in targets}
+    network = (
         *imds.checks(),
         *resolver.checks(),
         *local.checks(),
@@ -17,6 +19,22 @@ def catalogue(targets) -> Tuple[Check, ...]:
         *(tcp.check(t) for t in targets),
         *(tls.check(t) for t in targets),
     )
+    authenticated = (
+        *((vpc.check(),) if "ec2" in services else ()),
+        *s3.checks(settings.bucket if "s3" in services else None, "ec2" in services,
+                   ("sts:identity",) if "sts" in services else ()),
+    )
+    if not authenticated and "sts" not in services:
+        return network
+    api = (*identity.checks("sts" in services), *authenticated)
+    return (*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source")))
+
+
+def api_services(checks: Sequence[Check]) -> Tuple[str, ...]:
+    """The services whose clients these checks will call, to create them ahead of time."""
+    ids = {c.id for c in checks}
+    wanted = {"sts:identity": "sts", "vpc:endpoints": "ec2", "s3:bucket": "s3"}
+    return tuple(service for check_id, service in wanted.items() if check_id in ids)
 
 
 def select(checks: Sequence[Check], wanted: Sequence[str]) -> Tuple[Check, ...]:
@@ -36,4 +54,10 @@ def select(checks: Sequence[Check], wanted: Sequence[str]) -> Tuple[Check, ...]:
             if need not in chosen:
                 chosen.add(need)
                 pending.append(need)
-    return tuple(c for c in checks if c.id in chosen)
+    # "after" is ordering only: keep it when present, never pull it in
+    return tuple(_trim_after(c, chosen) for c in checks if c.id in chosen)
+
+
+def _trim_after(check: Check, chosen) -> Check:
+    from dataclasses import replace
+    return replace(check, after=tuple(a for a in check.after if a in chosen))

@@ -1,0 +1,125 @@
+"""AWS clients for the authenticated checks: one botocore session, each client made once and shared.
+
+Creation starts in the background when the run starts, so importing botocore and building clients overlaps the
+DNS, TCP and TLS probes instead of following them. Every client goes to the exact name the network checks tested,
+makes exactly one attempt, and has its timeouts cut to the run's budget.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from typing import Callable, Dict, List, Optional, Tuple
+
+from . import __version__
+
+# botocore's names for how credentials were found → what an operator calls them
+PROVIDERS = {"env": "environment variables", "shared-credentials-file": "~/.aws/credentials",
+             "config-file": "~/.aws/config", "iam-role": "instance profile (IMDS)", "assume-role": "assume-role profile",
+             "container-role": "container credentials", "sso": "SSO profile", "custom-process": "credential_process"}
+
+
+class Clients:
+    def __init__(self, region: str, endpoints: Dict[str, str], connect_timeout: float,
+                 remaining: Callable[[], float], ca_bundle: Optional[str] = None):
+        self.region, self.endpoints = region, dict(endpoints)
+        self.connect_timeout, self.remaining, self.ca_bundle = connect_timeout, remaining, ca_bundle
+        self.dates: List[Tuple[float, float]] = []  # (local epoch at receipt, the response's Date header)
+        self._session_lock, self._client_lock, self._credentials_lock = (threading.Lock() for _ in range(3))
+        self._clients: Dict[str, object] = {}
+        self._session = None
+        self._credentials: Optional[Tuple[Optional[str], str]] = None
+
+    def prewarm(self, services) -> None:
+        """Import botocore, make the session and the clients on a daemon thread; resolve credentials too."""
+        def work():
+            try:
+                for service in services:
+                    self.client(service)
+                self.credentials()
+            except Exception:  # pragma: no cover - the check that asks for the client meets the same error
+                pass
+        threading.Thread(target=work, name="clients", daemon=True).start()
+
+    def session(self):
+        with self._session_lock:
+            if self._session is None:
+                import botocore.session
+                session = botocore.session.Session()
+                session.set_config_variable("region", self.region)
+                # IMDSv2 only: botocore would otherwise fall back to IMDSv1 when the token PUT fails.
+                session.set_config_variable("ec2_metadata_v1_disabled", True)
+                session.set_config_variable("sts_regional_endpoints", "regional")
+                session.register("after-call", self._record_date)
+                self._session = session
+            return self._session
+
+    def client(self, service: str):
+        session = self.session()
+        with self._client_lock:
+            if service not in self._clients:
+                from botocore.config import Config
+                timeout = max(0.1, min(self.connect_timeout, self.remaining()))
+                config = Config(connect_timeout=timeout, read_timeout=max(timeout, min(5.0, self.remaining())),
+                                retries={"total_max_attempts": 1}, user_agent_extra=f"vpce-doctor/{__version__}",
+                                s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"},
+                                parameter_validation=False)
+                self._clients[service] = session.create_client(
+                    service, region_name=self.region, endpoint_url=self.endpoints.get(service), config=config,
+                    verify=self.ca_bundle or None)
+            return self._clients[service]
+
+    def credentials(self) -> Tuple[Optional[str], str]:
+        """(botocore's provider method or None, problem): which provider won, never the keys themselves."""
+        session = self.session()
+        with self._credentials_lock:
+            if self._credentials is None:
+                try:
+                    found = session.get_credentials()
+                    self._credentials = (found.method, "") if found else (None, "no provider found credentials")
+                except Exception as error:  # a broken ~/.aws/config is a finding, not a crash
+                    self._credentials = (None, f"{error.__class__.__name__}: {error}"[:300])
+            return self._credentials
+
+    def _record_date(self, http_response=None, **_):
+        date = getattr(http_response, "headers", {}).get("Date") if http_response is not None else None
+        if date:
+            try:
+                self.dates.append((time.time(), parsedate_to_datetime(date).timestamp()))
+            except (TypeError, ValueError):
+                pass
+
+
+def call(client, operation: str, **params) -> Dict[str, object]:
+    """One API call as data: {"ok": True, "response": ...} or the error's code, message and HTTP status."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    started = time.monotonic()
+    try:
+        response = getattr(client, operation)(**params)
+        return {"ok": True, "response": response, "ms": _ms(started)}
+    except ClientError as error:
+        info = error.response.get("Error", {})
+        meta = error.response.get("ResponseMetadata", {})
+        return {"ok": False, "kind": "api", "code": str(info.get("Code", "")), "message": str(info.get("Message", ""))[:1000],
+                "status": meta.get("HTTPStatusCode"), "headers": dict(meta.get("HTTPHeaders") or {}),
+                "ms": _ms(started)}
+    except BotoCoreError as error:
+        return {"ok": False, "kind": _network_kind(error), "code": error.__class__.__name__,
+                "message": str(error)[:500], "ms": _ms(started)}
+
+
+def _network_kind(error) -> str:
+    name = error.__class__.__name__
+    if name in ("ConnectTimeoutError", "ReadTimeoutError"):
+        return "timeout"
+    if name in ("EndpointConnectionError", "ConnectionClosedError", "ProxyConnectionError"):
+        return "unreachable"
+    if name == "SSLError":
+        return "tls"
+    if name in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"):
+        return "credentials"
+    return "client"
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

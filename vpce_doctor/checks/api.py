@@ -1,0 +1,108 @@
+"""What a failed AWS call means: unreachable, bad credentials, a skewed clock, or which policy denied it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional
+
+from ..model import Remedy
+
+POLICY_DOC = "https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html"
+TIME_SYNC = Remedy("Point chrony at the Amazon Time Sync Service (169.254.169.123), which needs no internet, and "
+                   "restart it.", ("echo 'server 169.254.169.123 prefer iburst' | sudo tee /etc/chrony.d/aws.conf",
+                                   "sudo systemctl restart chronyd && chronyc tracking"),
+                   ("https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/set-time.html",))
+DENIED = {  # Denial.policy_type → (code, who to change)
+    "vpc-endpoint": ("endpoint-policy", "the VPC endpoint's policy"),
+    "identity": ("identity-policy", "the instance role's policies"),
+    "resource": ("resource-policy", "the resource's policy (e.g. the bucket policy)"),
+    "scp": ("scp", "a service control policy of the organization"),
+    "rcp": ("rcp", "a resource control policy of the organization"),
+    "permissions-boundary": ("permissions-boundary", "the role's permissions boundary"),
+    "session": ("session-policy", "the session policy"),
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    code: str
+    cause: str
+    remedy: Optional[Remedy] = None
+    certainty: str = "stated"   # stated by AWS, inferred by the doctor, or unknown
+
+
+def judge(call: Mapping[str, object], action: str, resource: str = "*", principal: Optional[str] = None,
+          endpoint_policy: Optional[str] = None, endpoint_id: Optional[str] = None) -> Verdict:
+    """Explain one failed call from vpce_doctor.aws.call(); pure, so every branch has a literal-input test."""
+    kind, code, message = call.get("kind"), str(call.get("code") or ""), str(call.get("message") or "")
+    if kind == "timeout":
+        return Verdict("timeout", f"The call to {action.split(':')[0]} timed out although TCP and TLS to its name "
+                       "worked: the endpoint is overloaded or a middlebox holds the connection.")
+    if kind == "unreachable":
+        return Verdict("unreachable", f"The API endpoint could not be reached: {message[:200]}")
+    if kind == "tls":
+        return Verdict("tls", f"The TLS handshake of the API call failed: {message[:200]}")
+    if kind == "credentials":
+        return Verdict("no-credentials", "No usable credentials: see creds:source.")
+    if "Signature expired" in message or code in ("RequestTimeTooSkewed", "RequestExpired"):
+        return Verdict("clock-skew", "AWS rejected the signature because this instance's clock is off by more "
+                       "than 5 minutes (15 for S3): see clock:skew.", TIME_SYNC)
+    if code in ("InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "UnrecognizedClientException",
+                "InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthFailure", "IncompleteSignature"):
+        return Verdict("invalid-credentials", f"AWS does not accept these credentials ({code}): they are stale, "
+                       "revoked, or shadow the instance profile's (see creds:source).")
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"):
+        return attribute(code, message, action, resource, principal, endpoint_policy, endpoint_id)
+    return Verdict("api-error", f"AWS answered {code or call.get('status')}: {message[:200]}")
+
+
+def attribute(code: str, message: str, action: str, resource: str, principal: Optional[str],
+              endpoint_policy: Optional[str], endpoint_id: Optional[str]) -> Verdict:
+    from .. import denials, policy
+    denial = denials.parse(code, message)
+    if denial.certainty == "stated" and denial.policy_type in DENIED:
+        slug, who = DENIED[denial.policy_type]
+        how = "an explicit deny in" if denial.explicit else "no allow in"
+        return Verdict(slug, f"AWS says {action} was denied by {how} {who}.", _remedy(slug, action, resource,
+                                                                                        endpoint_id), "stated")
+    if endpoint_policy is None:
+        return Verdict("access-denied", f"AWS denied {action} without naming the policy (a bare Access Denied); "
+                       "the endpoint policy could not be read to tell (see vpc:endpoints), so it may be the endpoint "
+                       "policy, the role's policies or the bucket policy.", _remedy("access-denied", action,
+                                                                                     resource, endpoint_id),
+                       "unknown")
+    try:
+        decision = policy.evaluate(policy.parse(endpoint_policy), action, resource, principal)
+    except policy.PolicyError as error:
+        return Verdict("access-denied", f"AWS denied {action} without naming the policy, and the endpoint "
+                       f"policy could not be evaluated: {error}", None, "unknown")
+    if not decision.allowed and decision.effect != "unknown":
+        return Verdict("endpoint-policy", f"AWS denied {action} without naming the policy; evaluating "
+                       f"{endpoint_id or 'the endpoint'}'s policy here says it does not allow it: {decision.reason}",
+                       _remedy("endpoint-policy", action, resource, endpoint_id), "inferred")
+    if decision.allowed:
+        return Verdict("not-endpoint-policy", f"AWS denied {action}, but {endpoint_id or 'the endpoint'}'s policy "
+                       f"allows it ({decision.reason}): the role's policies or the bucket policy deny it.",
+                       _remedy("identity-policy", action, resource, endpoint_id), "inferred")
+    return Verdict("access-denied", f"AWS denied {action}; the endpoint policy has conditions the doctor cannot "
+                   f"evaluate ({', '.join(decision.unevaluated)}).", None, "unknown")
+
+
+def _remedy(slug: str, action: str, resource: str, endpoint_id: Optional[str]) -> Remedy:
+    statement = ('{"Effect":"Allow","Principal":"*","Action":"%s","Resource":"%s"}' % (action, resource))
+    if slug == "endpoint-policy":
+        return Remedy(f"Add a statement allowing {action} on {resource} to the endpoint policy, e.g. {statement}.",
+                      (f"aws ec2 describe-vpc-endpoints --vpc-endpoint-ids {endpoint_id or '<vpce-id>'} "
+                       "--query 'VpcEndpoints[0].PolicyDocument' --output text",
+                       f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {endpoint_id or '<vpce-id>'} "
+                       "--policy-document file://policy.json"), (POLICY_DOC,))
+    return Remedy(f"Allow {action} on {resource} for the instance role (and in the bucket policy, if it has one).",
+                  (f"aws iam simulate-principal-policy --policy-source-arn <role-arn> --action-names {action} "
+                   f"--resource-arns {resource}",), (POLICY_DOC,))
+
+
+def endpoint_of(prior: Mapping[str, object], service: str) -> Dict[str, Optional[str]]:
+    """The endpoint id and policy the control-plane cross-check read for a service, when it ran and could read it."""
+    cross = prior.get("vpc:endpoints")
+    endpoints = getattr(cross, "evidence", {}).get("endpoints", {}) if cross is not None else {}
+    found = endpoints.get(service) or {}
+    return {"id": found.get("id"), "policy": found.get("policy")}

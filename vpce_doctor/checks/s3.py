@@ -1,0 +1,145 @@
+"""s3:bucket, s3:get_put and s3:list: the allowed bucket through the gateway endpoint, and the expected denials."""
+from __future__ import annotations
+
+import time
+from typing import Dict, Mapping, Optional, Tuple
+
+from ..aws import call
+from ..model import Check, Remedy, Result, Severity, Status
+from . import api
+
+CROSS_REGION = Remedy(
+    "A gateway endpoint reaches only buckets in its own Region. Use a bucket in this Region, or reach the other "
+    "Region through an interface endpoint over peering or a transit gateway.",
+    ("aws s3api get-bucket-location --bucket {bucket}",),
+    ("https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html",))
+
+
+def checks(bucket: Optional[str], cross_check: bool, identity: Tuple[str, ...] = ()):
+    if not bucket:
+        return ()
+    after = (("vpc:endpoints",) if cross_check else ()) + identity
+    return (
+        Check("s3:bucket", f"bucket {bucket} is in this Region and answers", Severity.HIGH, run_bucket,
+              needs=("tls:s3", "creds:source")),
+        Check("s3:get_put", f"a probe object in {bucket} can be written, read back and removed", Severity.HIGH,
+              run_get_put, needs=("s3:bucket",), after=after),
+        Check("s3:list", "ListBuckets is allowed, or denied as the endpoint policy intends", Severity.LOW,
+              run_list, needs=("tls:s3", "creds:source"), after=("s3:get_put",) + after),
+    )
+
+
+def probe_key(prefix: str, instance_id: Optional[str]) -> str:
+    return f"{prefix}vpce-doctor/{instance_id or 'unknown-instance'}.probe"
+
+
+def run_bucket(ctx, prior) -> Result:
+    bucket = ctx.settings.bucket
+    return assess_bucket(bucket, ctx.region, call(ctx.clients.client("s3"), "head_bucket", Bucket=bucket))
+
+
+def assess_bucket(bucket: str, region: str, result: Mapping[str, object]) -> Result:
+    headers = result.get("headers") or (result.get("response") or {}).get("ResponseMetadata", {}).get(  # type: ignore
+        "HTTPHeaders", {})
+    found = headers.get("x-amz-bucket-region")
+    evidence = {"bucket": bucket, "bucket_region": found, "status": result.get("status"), "code": result.get("code")}
+    if found and found != region:
+        return Result(Status.FAIL, f"bucket {bucket} is in {found}, not {region}", code="other-region",
+                      cause="The gateway endpoint carries traffic only to S3 in its own Region; requests for this "
+                            "bucket go to another Region's addresses, which a private subnet cannot reach.",
+                      remedy=CROSS_REGION.filled(bucket=bucket), evidence=evidence)
+    if result.get("ok"):
+        return Result(Status.PASS, f"bucket {bucket} answers in {found or region} ({result['ms']:.0f} ms)",
+                      evidence=evidence)
+    if result.get("code") in ("404", "NoSuchBucket", "NotFound"):
+        return Result(Status.FAIL, f"bucket {bucket} does not exist", code="no-such-bucket", evidence=evidence,
+                      cause="HeadBucket answered 404: the name is wrong or the bucket was deleted.",
+                      remedy=Remedy("Create the bucket in this Region or point --bucket at an existing one."))
+    if result.get("status") == 403 and found:
+        return Result(Status.WARN, f"bucket {bucket} is in {found}, but HeadBucket is denied", code="head-denied",
+                      evidence=evidence, cause="HeadBucket needs s3:ListBucket, which the role or the endpoint "
+                      "policy does not grant; object reads and writes may still work.")
+    verdict = api.judge(result, "s3:ListBucket", f"arn:aws:s3:::{bucket}")
+    return Result(Status.FAIL, f"HeadBucket {bucket} failed: {result.get('code')}", code=verdict.code,
+                  cause=verdict.cause, remedy=verdict.remedy, evidence=evidence)
+
+
+def run_get_put(ctx, prior) -> Result:
+    bucket, key = ctx.settings.bucket, probe_key(ctx.settings.key_prefix, ctx.facts.instance_id)
+    client = ctx.clients.client("s3")
+    body = f"vpce-doctor probe {ctx.facts.instance_id} {time.time():.0f}\n".encode()
+    steps: Dict[str, Mapping[str, object]] = {}
+    if not ctx.settings.no_write:
+        steps["put"] = call(client, "put_object", Bucket=bucket, Key=key, Body=body)
+    if steps.get("put", {"ok": True}).get("ok"):
+        steps["get"] = call(client, "get_object", Bucket=bucket, Key=key)
+        if steps["get"].get("ok"):
+            steps["get"] = {**steps["get"], "matches": steps["get"]["response"]["Body"].read(4096) == body}
+    if "put" in steps and steps["put"].get("ok"):
+        steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
+    endpoint = api.endpoint_of(prior, "s3")
+    principal = _principal(prior)
+    return assess_get_put(bucket, key, steps, ctx.settings.no_write, endpoint, principal)
+
+
+def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, object]], no_write: bool,
+                   endpoint: Mapping[str, Optional[str]], principal: Optional[str] = None) -> Result:
+    evidence = {"bucket": bucket, "key": key, "steps": {name: _clean(step) for name, step in steps.items()},
+                "endpoint": endpoint.get("id")}
+    for name, action in (("put", "s3:PutObject"), ("get", "s3:GetObject")):
+        step = steps.get(name)
+        if step is None or step.get("ok"):
+            continue
+        if name == "get" and no_write and step.get("code") in ("NoSuchKey", "404"):
+            return Result(Status.PASS, f"S3 answered for s3://{bucket}/{key} (no probe object yet; writes are off)",
+                          evidence=evidence)
+        verdict = api.judge(step, action, f"arn:aws:s3:::{bucket}/{key}", principal, endpoint.get("policy"),
+                            endpoint.get("id"))
+        evidence["certainty"] = verdict.certainty
+        return Result(Status.FAIL, f"{action} on s3://{bucket}/{key} failed: {step.get('code')}: "
+                      f"{str(step.get('message'))[:160]}", code=verdict.code, cause=verdict.cause,
+                      remedy=verdict.remedy, evidence=evidence)
+    if not steps.get("get", {}).get("matches", True):
+        return Result(Status.FAIL, f"s3://{bucket}/{key} came back different from what was written", code="corrupted",
+                      cause="Something between the instance and S3 rewrites content: a proxy or a bug.",
+                      evidence=evidence)
+    took = sum(float(s.get("ms") or 0) for s in steps.values())
+    if no_write:
+        return Result(Status.PASS, f"read s3://{bucket}/{key} ({took:.0f} ms; writes are off)", evidence=evidence)
+    delete = steps.get("delete", {})
+    note = "" if delete.get("ok") else f"; delete denied ({delete.get('code')}), the probe object stays"
+    return Result(Status.PASS, f"put, get and compared s3://{bucket}/{key} in {took:.0f} ms{note}", evidence=evidence)
+
+
+def run_list(ctx, prior) -> Result:
+    result = call(ctx.clients.client("s3"), "list_buckets")
+    return assess_list(result, prior.get("s3:get_put"), api.endpoint_of(prior, "s3"), _principal(prior))
+
+
+def assess_list(result: Mapping[str, object], get_put, endpoint: Mapping[str, Optional[str]],
+                principal: Optional[str] = None) -> Result:
+    evidence = _clean(result)
+    if result.get("ok"):
+        return Result(Status.PASS, f"ListBuckets allowed ({len(result['response'].get('Buckets', []))} buckets)",  # type: ignore
+                      evidence=evidence)
+    verdict = api.judge(result, "s3:ListAllMyBuckets", "*", principal, endpoint.get("policy"), endpoint.get("id"))
+    objects_work = get_put is not None and get_put.status is Status.PASS
+    if verdict.code == "endpoint-policy" and objects_work:
+        return Result(Status.PASS, "ListBuckets denied by the endpoint policy while object get/put works: "
+                      "`aws s3 ls` fails and `aws s3 cp` works, the endpoint policy is doing its job",
+                      code="expected-denial", evidence=evidence)
+    if verdict.code in ("endpoint-policy", "identity-policy", "not-endpoint-policy", "access-denied"):
+        return Result(Status.PASS, f"ListBuckets denied ({verdict.code}); least-privilege policies often do this",
+                      code="denied", evidence={**evidence, "cause": verdict.cause})
+    return Result(Status.WARN, f"ListBuckets failed: {result.get('code')}", code=verdict.code, cause=verdict.cause,
+                  remedy=verdict.remedy, evidence=evidence)
+
+
+def _principal(prior) -> Optional[str]:
+    identity = prior.get("sts:identity")
+    return identity.evidence.get("arn") if identity is not None else None
+
+
+def _clean(step: Mapping[str, object]) -> Dict[str, object]:
+    """Evidence without bodies or full responses: they can be large, and presigned URLs must never leak."""
+    return {k: v for k, v in step.items() if k in ("ok", "kind", "code", "message", "status", "ms", "matches")}
