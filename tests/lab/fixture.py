@@ -99,14 +99,27 @@ class Lab:
     ready (RUN/ready.json), facts (from the last switch), start_seconds, inside (True: we are in the lab)."""
 
     def __init__(self, run_dir: Union[str, Path], pid: Optional[int] = None, inner_pid: Optional[int] = None,
-                 inside: bool = False, proc: Optional[subprocess.Popen] = None, keep: bool = False) -> None:
+                 proc: Optional[subprocess.Popen] = None, keep: bool = False) -> None:
         self.run_dir = Path(run_dir)
-        self.pid, self.inner_pid, self.inside, self.proc, self.keep = pid, inner_pid, inside, proc, keep
+        self.pid, self.inner_pid, self.proc, self.keep = pid, inner_pid, proc, keep
         self.ready = json.loads((self.run_dir / "ready.json").read_text())
+        self.netns = self.ready["netns"]  # nsfs inode numbers are the same seen from any namespace
         self.facts = self.ready.get("facts", {})
         self.start_seconds: Optional[float] = None
         self.stop_seconds: Optional[float] = None
         self.last_switch: Optional[dict] = None
+
+    @property
+    def inside(self) -> bool:
+        """True when this process is itself in the lab's network namespace."""
+        return _ns_inode("self") == self.netns
+
+    def _check_target(self) -> None:
+        """Never let a command meant for the lab run anywhere else (a dead lab's PID may have been reused)."""
+        if self.inside:
+            return
+        if self.inner_pid is None or _ns_inode(self.inner_pid) != self.netns:
+            raise LabError(f"the lab at {self.run_dir} is not running")
 
     # -- life cycle --
     @classmethod
@@ -155,13 +168,10 @@ class Lab:
         run = Path(run_dir)
         if not (run / "ready.json").exists():
             raise LabError(f"{run}: no lab is ready there")
-        ready = json.loads((run / "ready.json").read_text())
-        if _ns_inode(ready["pid"]) is not None and _ns_inode(ready["pid"]) == _ns_inode("self"):
-            return cls(run, inside=True, keep=True)  # the PID in ready.json is labd's, as seen in the lab
         meta = json.loads((run / "lab.json").read_text()) if (run / "lab.json").exists() else {}
-        if not meta or _ns_inode(meta["inner_pid"]) is None:
-            raise LabError(f"{run}: the lab is not running")
-        return cls(run, pid=meta["pid"], inner_pid=meta["inner_pid"], keep=True)
+        lab = cls(run, pid=meta.get("pid"), inner_pid=meta.get("inner_pid"), keep=True)
+        lab._check_target()
+        return lab
 
     @classmethod
     def enclosing(cls) -> Optional["Lab"]:
@@ -187,14 +197,9 @@ class Lab:
                 pass
             if self.proc:
                 self.proc.wait()
-            else:
-                while _ns_inode(self.pid) is not None and Path(f"/proc/{self.pid}").exists():
-                    try:
-                        if Path(f"/proc/{self.pid}/stat").read_text().split(") ")[1][0] == "Z":
-                            break
-                    except (OSError, IndexError):
-                        break
-                    time.sleep(0.01)
+            deadline = time.monotonic() + 10
+            while _ns_inode(self.inner_pid) == self.netns and time.monotonic() < deadline:
+                time.sleep(0.005)  # until the lab's PID 1 (and with it every lab process) is gone
         self.stop_seconds = round(time.perf_counter() - started, 3)
         if not self.keep:
             shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -243,6 +248,7 @@ class Lab:
     def command(self, argv: Sequence[str], cwd: Optional[str] = None) -> list:
         """The argv that runs `argv` inside the lab from this process."""
         argv = [str(a) for a in argv]
+        self._check_target()
         if self.inside:
             return argv
         return ["nsenter", "--preserve-credentials", "-U", "-n", "-m", "-p", f"--wd={cwd or os.getcwd()}",

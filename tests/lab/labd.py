@@ -258,7 +258,8 @@ class Labd:
         t = self.mark("first_apply", t)
         self._control()
         self.timings["total"] = round(time.perf_counter() - STARTED, 3)
-        ready = {"pid": os.getpid(), "scenario": self.scenario["name"], "facts": self.facts,
+        ready = {"pid": os.getpid(), "netns": os.stat("/proc/self/ns/net").st_ino,
+                 "scenario": self.scenario["name"], "facts": self.facts,
                  "timings": self.timings, "rss_mb": _rss_mb(), "ctl": str(self.run / "ctl.sock"),
                  "agent_binary": self.agent.kind, "ca": str(self.run / "lab-ca.pem")}
         tmp = self.run / "ready.json.tmp"
