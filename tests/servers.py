@@ -30,6 +30,7 @@ def _family(host: str) -> int:
 class _Bound:
     """A socketserver that belongs to a _Server: one daemon thread per request, silent about client errors."""
     daemon_threads = True
+    request_queue_size = 128  # the doctor asks IMDS several paths at once; the default backlog of 5 drops SYNs
     block_on_close = False  # stop() cuts the connections instead, so a stuck client cannot hang it
     timeout = 0.05  # how long each handle_request() waits before the loop checks for stop()
 
