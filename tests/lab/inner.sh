@@ -22,21 +22,29 @@ if [[ $$ -ne 1 ]]; then
     exit 125
 fi
 
+trap 'echo "lab: setting up the namespaces failed (line $LINENO)" >&2; exit 125' ERR
+
 # A fresh /proc: processes entering the PID namespace (nsenter -p) then see the lab's processes, and psutil works.
 mount -t proc proc /proc
 
-# Overlays (upper layers on a tmpfs that dies with the namespace): the host's files stay untouched.
+# Overlays (upper layers on a tmpfs that dies with the namespace) let the lab write at real paths while the host's
+# files stay untouched. Files under them are written, not bind-mounted: a mount inside /etc would be a "locked"
+# child for a lab nested in this one (tests/lab/run inside tests/lab/run), and overlayfs refuses such a lower dir.
 mkdir -p "$RUN/ov"
 mount -t tmpfs -o mode=0755 vpclab-overlays "$RUN/ov"
 for dir in /etc /usr/bin /var; do
     layer="$RUN/ov/${dir//\//_}"
     mkdir -p "$layer/upper" "$layer/work"
-    mount -t overlay overlay -o "lowerdir=$dir,upperdir=$layer/upper,workdir=$layer/work" "$dir"
+    if ! mount -t overlay overlay -o "userxattr,lowerdir=$dir,upperdir=$layer/upper,workdir=$layer/work" "$dir" \
+            2>"$RUN/overlay.err"; then
+        echo "lab: cannot overlay $dir ($(cat "$RUN/overlay.err"); does it have submounts?)" >&2
+        exit 125
+    fi
 done
 
-printf 'nameserver 10.0.0.2\nsearch ap-northeast-1.compute.internal\n' >"$RUN/resolv.conf"
-mount --bind "$RUN/resolv.conf" /etc/resolv.conf
-rm -f /etc/hosts   # in the overlay: never follows a symlink out of it
+# rm first: in the overlay that only hides the host's file, and never follows a symlink out of the overlay.
+rm -f /etc/resolv.conf /etc/hosts
+printf 'nameserver 10.0.0.2\nsearch ap-northeast-1.compute.internal\n' >/etc/resolv.conf
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n10.0.1.100 ip-10-0-1-100.ap-northeast-1.compute.internal ip-10-0-1-100\n' >/etc/hosts
 
 # Network: service addresses on lo; the instance on a veth whose peer stays here too, with a default route to a
@@ -65,6 +73,7 @@ EOF
 "$PY" "$HERE/labd.py" --run "$RUN" --scenario "$SCENARIO" --python "$PY" </dev/null >"$RUN/labd.log" 2>&1 &
 LABD=$!
 echo $LABD >"$RUN/labd.pid"
+trap - ERR
 
 if [[ $MODE == --serve ]]; then
     wait $LABD

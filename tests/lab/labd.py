@@ -43,6 +43,7 @@ PUBLIC_IP, S3_IP = scenarios.PUBLIC_IP, scenarios.S3_IP
 RESOLVER_IP, IMDS_IP = "10.0.0.2", "169.254.169.254"
 GATEWAY_SERVICES = ("s3", "dynamodb")
 DOCTOR_CONF = "/etc/vpce-doctor/vpce-doctor.conf"
+OVERLAID = ("/etc/", "/usr/bin/", "/var/")  # overlays in the lab's mount namespace (inner.sh)
 HOSTNAME = f"ip-10-0-1-100.{REGION}.compute.internal"
 AZ_IDS = {"a": "apne1-az4", "c": "apne1-az1", "d": "apne1-az2"}
 
@@ -300,7 +301,11 @@ class Labd:
         bundle = self.run / "ca-bundle.pem"
         bundle.write_bytes(base.rstrip(b"\n") + b"\n" + self.ca.cert_pem.bytes())
         for target in sorted(targets):
-            subprocess.run(["mount", "--bind", str(bundle), target], check=True)
+            if target.startswith(OVERLAID):  # written in the overlay (see inner.sh: no mounts under /etc)
+                os.unlink(target)
+                shutil.copyfile(bundle, target)
+            else:
+                subprocess.run(["mount", "--bind", str(bundle), target], check=True)
         self.bundle_targets = sorted(targets)
 
     def _context_for(self, address: str) -> ssl.SSLContext:
