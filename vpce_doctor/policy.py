@@ -316,7 +316,7 @@ def _grant(st: Statement) -> str:
     if st.principals is not None:
         text += f" for {'everyone except ' if st.not_principal else ''}{', '.join(st.principals) or 'no IAM caller'}"
     if st.conditions:
-        text += f" (if {', '.join(_unique(c.key for c in st.conditions))} match)"
+        text += f" (with conditions on {', '.join(_unique(c.key for c in st.conditions))})"
     return text
 
 
