@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from email.utils import parsedate_to_datetime
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import __version__
 
@@ -21,8 +21,10 @@ PROVIDERS = {"env": "environment variables", "shared-credentials-file": "~/.aws/
 
 class Clients:
     def __init__(self, region: str, endpoints: Dict[str, str], connect_timeout: float,
-                 remaining: Callable[[], float], ca_bundle: Optional[str] = None):
+                 remaining: Callable[[], float], ca_bundle: Optional[str] = None, domain: str = "amazonaws.com",
+                 port: int = 443):
         self.region, self.endpoints = region, dict(endpoints)
+        self.suffix = f"{region}.{domain}" + ("" if port == 443 else f":{port}")
         self.connect_timeout, self.remaining, self.ca_bundle = connect_timeout, remaining, ca_bundle
         self.dates: List[Tuple[float, float]] = []  # (local epoch at receipt, the response's Date header)
         self._session_lock, self._client_lock, self._credentials_lock = (threading.Lock() for _ in range(3))
@@ -65,9 +67,13 @@ class Clients:
                                 s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"},
                                 parameter_validation=False)
                 self._clients[service] = session.create_client(
-                    service, region_name=self.region, endpoint_url=self.endpoints.get(service), config=config,
+                    service, region_name=self.region, endpoint_url=self.endpoint(service), config=config,
                     verify=self.ca_bundle or None)
             return self._clients[service]
+
+    def endpoint(self, service: str) -> str:
+        """The name the network checks tested; else the regional name (never a global one such as sts.amazonaws.com)."""
+        return self.endpoints.get(service) or f"https://{service}.{self.suffix}"
 
     def credentials(self) -> Tuple[Optional[str], str]:
         """(botocore's provider method or None, problem): which provider won, never the keys themselves."""
@@ -106,6 +112,11 @@ def call(client, operation: str, **params) -> Dict[str, object]:
     except BotoCoreError as error:
         return {"ok": False, "kind": _network_kind(error), "code": error.__class__.__name__,
                 "message": str(error)[:500], "ms": _ms(started)}
+
+
+def summary(result: Mapping[str, object]) -> Dict[str, object]:
+    """A call's result for evidence: no bodies or full responses (large, and presigned URLs must never leak)."""
+    return {k: v for k, v in result.items() if k in ("ok", "kind", "code", "message", "status", "ms", "matches")}
 
 
 def _network_kind(error) -> str:

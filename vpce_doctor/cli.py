@@ -37,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket", help="bucket for the S3 get/put probe through the gateway endpoint")
     p.add_argument("--key-prefix", help="the probe uses only <prefix>vpce-doctor/<instance-id>.probe")
     p.add_argument("--no-write", action="store_const", const=True, help="never write: the S3 probe only reads")
+    p.add_argument("--session-document", help="Session Manager preferences document (default: "
+                   "SSM-SessionManagerRunShell)")
     p.add_argument("--config", help="INI file with a [vpce-doctor] section (default: "
                    "/etc/vpce-doctor/vpce-doctor.conf if it exists)")
     return p

@@ -31,7 +31,7 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
         from .aws import Clients
         port = "" if settings.port == 443 else f":{settings.port}"
         clients = Clients(region, {t.service: f"https://{t.name}{port}" for t in targets}, settings.connect_timeout,
-                          ctx.remaining, settings.ca_bundle)
+                          ctx.remaining, settings.ca_bundle, plan.domain_for(region, facts.domain), settings.port)
         clients.prewarm(api_services(checks))
         ctx = replace(ctx, clients=clients)
     return ctx

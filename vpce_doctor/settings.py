@@ -41,6 +41,7 @@ class Settings:
     bucket: Optional[str] = None            # the bucket the S3 probe may use (through the gateway endpoint)
     key_prefix: str = ""                    # the probe writes only <key_prefix>vpce-doctor/<instance-id>.probe
     no_write: bool = False                  # never write: the S3 probe only reads
+    session_document: str = "SSM-SessionManagerRunShell"  # Session Manager preferences to read
 
     def with_region(self, region: str) -> "Settings":
         return _replace(self, region=region)

@@ -16,7 +16,8 @@ MAC = "0a:1b:2c:3d:4e:5f"
 ENIS = {"ssm": "127.0.0.10", "ssmmessages": "127.0.0.11", "ec2messages": "127.0.0.12", "s3": "127.0.0.13",
         "logs": "127.0.0.14", "kms": "127.0.0.15", "sts": "127.0.0.16"}
 NO_LISTENER = "127.0.0.40"
-OUTSIDE = "127.0.1.5"  # outside the VPC CIDR the fake IMDS gives (127.0.0.0/24)
+OUTSIDE = "127.0.1.5"
+NETWORK_LAYERS = ("imds", "dns", "local", "tcp", "tls")  # outside the VPC CIDR the fake IMDS gives (127.0.0.0/24)
 
 
 def metadata(profile: bool = True) -> Dict[str, str]:
@@ -48,10 +49,11 @@ class World:
     def name(self, service: str) -> str:
         return f"{service}.{REGION}.amazonaws.com"
 
-    def doctor(self, *args: str, output: str = "json"):
+    def doctor(self, *args: str, output: str = "json", only=NETWORK_LAYERS):
+        """Run the doctor in-process; by default only the network layers (the authenticated ones need AWS)."""
         out, err = io.StringIO(), io.StringIO()
         argv = ["--resolver", f"127.0.0.1:{self.dns.port}", "--ca-bundle", self.ca_file, "--output", output,
-                "--timeout", "5", "--connect-timeout", "0.5", *args]
+                "--timeout", "5", "--connect-timeout", "0.5", *(["--only", *only] if only else []), *args]
         environ = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{self.imds.port}",
                    "VPCE_DOCTOR_PORT": str(self.port), **self.environ}
         code = cli.main(argv, environ=environ, stdout=out, stderr=err)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Sequence, Tuple
 
 from ..model import Check
-from . import clock, dns, identity, imds, local, resolver, s3, tcp, tls, vpc
+from . import clock, dns, identity, imds, local, resolver, s3, session, session_logs, tcp, tls, vpc
 
 
 def catalogue(targets, settings) -> Tuple[Check, ...]:
@@ -23,11 +23,23 @@ def catalogue(targets, settings) -> Tuple[Check, ...]:
         *((vpc.check(),) if "ec2" in services else ()),
         *s3.checks(settings.bucket if "s3" in services else None, "ec2" in services,
                    ("sts:identity",) if "sts" in services else ()),
+        *(session.checks(settings.session_document, False)[:1] + session_logs.checks()
+          + session.checks(settings.session_document, False)[1:] if "ssm" in services else ()),
     )
     if not authenticated and "sts" not in services:
         return network
     api = (*identity.checks("sts" in services), *authenticated)
-    return (*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source")))
+    return _resolve_after((*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source"))))
+
+
+def _resolve_after(checks: Sequence[Check]) -> Tuple[Check, ...]:
+    """Checks name what they would like to wait for; keep only what this plan has (earlier in it)."""
+    from dataclasses import replace
+    seen, resolved = set(), []
+    for check in checks:
+        resolved.append(replace(check, after=tuple(a for a in check.after if a in seen)))
+        seen.add(check.id)
+    return tuple(resolved)
 
 
 def api_services(checks: Sequence[Check]) -> Tuple[str, ...]:

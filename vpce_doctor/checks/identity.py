@@ -54,7 +54,7 @@ def run_identity(ctx, prior) -> Result:
     result = call(ctx.clients.client("sts"), "get_caller_identity")
     facts = ctx.facts
     context = {"vpc": facts.vpc_id, "subnet": facts.subnet_id, "region": ctx.region}
-    return assess_identity(result, ctx.clients.endpoints.get("sts", ""), context)
+    return assess_identity(result, ctx.clients.endpoint("sts"), context)
 
 
 def assess_identity(result: Mapping[str, object], endpoint: str, context: Mapping[str, object]) -> Result:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Dict, Mapping, Optional, Tuple
 
-from ..aws import call
+from ..aws import call, summary
 from ..model import Check, Remedy, Result, Severity, Status
 from . import api
 
@@ -84,7 +84,7 @@ def run_get_put(ctx, prior) -> Result:
 
 def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, object]], no_write: bool,
                    endpoint: Mapping[str, Optional[str]], principal: Optional[str] = None) -> Result:
-    evidence = {"bucket": bucket, "key": key, "steps": {name: _clean(step) for name, step in steps.items()},
+    evidence = {"bucket": bucket, "key": key, "steps": {name: summary(step) for name, step in steps.items()},
                 "endpoint": endpoint.get("id")}
     for name, action in (("put", "s3:PutObject"), ("get", "s3:GetObject")):
         step = steps.get(name)
@@ -118,7 +118,7 @@ def run_list(ctx, prior) -> Result:
 
 def assess_list(result: Mapping[str, object], get_put, endpoint: Mapping[str, Optional[str]],
                 principal: Optional[str] = None) -> Result:
-    evidence = _clean(result)
+    evidence = summary(result)
     if result.get("ok"):
         return Result(Status.PASS, f"ListBuckets allowed ({len(result['response'].get('Buckets', []))} buckets)",  # type: ignore
                       evidence=evidence)
@@ -139,7 +139,3 @@ def _principal(prior) -> Optional[str]:
     identity = prior.get("sts:identity")
     return identity.evidence.get("arn") if identity is not None else None
 
-
-def _clean(step: Mapping[str, object]) -> Dict[str, object]:
-    """Evidence without bodies or full responses: they can be large, and presigned URLs must never leak."""
-    return {k: v for k, v in step.items() if k in ("ok", "kind", "code", "message", "status", "ms", "matches")}

@@ -1,0 +1,207 @@
+"""session:s3, session:logs and session:kms: the session-log destinations, tested the way the agent uses them."""
+from __future__ import annotations
+
+import time
+from typing import Dict, Mapping, Optional
+
+from ..aws import call, summary
+from ..model import Check, Remedy, Result, Severity, Status
+from . import api, path
+from .s3 import probe_key
+from .session import inputs_of
+
+LOGGING_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-logging.html"
+MISREPORT = (" With cloudWatchEncryptionEnabled the agent then refuses the session with 'We couldn't start the "
+             "session because encryption is not set up on the selected CloudWatch Logs log group', which is not "
+             "the real cause.")
+S3_SLOW = ("The agent looks for the bucket's Region at session start (a signed HeadBucket, then unsigned HEAD over "
+           "https and http, regional and global), about 30 s each while S3 is unreachable: the console stays blank.")
+GATEWAY = Remedy("Give this subnet's route table the S3 gateway endpoint route (or create an S3 interface "
+                 "endpoint), or turn S3 session logging off.",
+                 ("aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --add-route-table-ids <rtb-id>",),
+                 (LOGGING_DOC,))
+LOGS_ENDPOINT = Remedy("Create an interface endpoint for CloudWatch Logs with private DNS, or turn CloudWatch "
+                       "session logging off.", ("aws ec2 create-vpc-endpoint --vpc-endpoint-type Interface "
+                                                "--service-name com.amazonaws.{region}.logs --vpc-id {vpc} "
+                                                "--subnet-ids {subnet} --private-dns-enabled",), (LOGGING_DOC,))
+KMS_ENDPOINT = Remedy("Create an interface endpoint for KMS with private DNS.",
+                      ("aws ec2 create-vpc-endpoint --vpc-endpoint-type Interface --service-name "
+                       "com.amazonaws.{region}.kms --vpc-id {vpc} --subnet-ids {subnet} --private-dns-enabled",))
+
+
+def checks():
+    after = ("tls:s3", "tls:logs", "tls:kms", "dns:s3", "tcp:s3", "dns:logs", "tcp:logs", "dns:kms", "tcp:kms",
+             "vpc:endpoints", "sts:identity")
+    return tuple(Check(f"session:{name}", title, Severity.HIGH, run, needs=("session:preferences",), after=after)
+                 for name, title, run in (
+                     ("s3", "the S3 session-log bucket is reachable, encrypted as required and writable", run_s3),
+                     ("logs", "the session log group is reachable, exists, encrypted as required, writable",
+                      run_logs),
+                     ("kms", "the session KMS key is reachable and enabled", run_kms)))
+
+
+def _context(ctx) -> Dict[str, object]:
+    return {"region": ctx.region, "vpc": ctx.facts.vpc_id, "subnet": ctx.facts.subnet_id}
+
+
+def run_s3(ctx, prior) -> Result:
+    inputs = inputs_of(prior) or {}
+    bucket = str(inputs.get("s3BucketName") or "")
+    if not bucket:
+        return Result(Status.PASS, "S3 session logging is off")
+    reach = path.reach(ctx, prior, "s3")
+    steps: Dict[str, Mapping[str, object]] = {}
+    if reach["ok"]:
+        client = ctx.clients.client("s3")
+        steps["head"] = call(client, "head_bucket", Bucket=bucket)
+        if inputs.get("s3EncryptionEnabled"):
+            steps["encryption"] = call(client, "get_bucket_encryption", Bucket=bucket)
+        if not ctx.settings.no_write:
+            key = probe_key(str(inputs.get("s3KeyPrefix") or ""), ctx.facts.instance_id)
+            steps["put"] = call(client, "put_object", Bucket=bucket, Key=key, Body=b"vpce-doctor session-log probe\n",
+                                ACL="bucket-owner-full-control")
+            if steps["put"].get("ok"):
+                steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
+    endpoint = api.endpoint_of(prior, "s3")
+    return assess_s3(bucket, inputs, reach, steps, ctx.region, endpoint, _context(ctx))
+
+
+def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Mapping], region: str,
+              endpoint: Mapping[str, Optional[str]], context: Mapping[str, object]) -> Result:
+    evidence = {"bucket": bucket, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()}}
+    if not reach["ok"]:
+        return Result(Status.FAIL, f"session-log bucket {bucket} is unreachable: {reach['check']} {reach['code']}",
+                      code="unreachable", cause=S3_SLOW, remedy=GATEWAY, evidence=evidence)
+    head = steps.get("head", {})
+    found = (head.get("headers") or {}).get("x-amz-bucket-region") or (
+        (head.get("response") or {}).get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region"))
+    if found and found != region:
+        return Result(Status.FAIL, f"session-log bucket {bucket} is in {found}, not {region}", code="other-region",
+                      cause="The gateway endpoint reaches only this Region's S3; the agent's upload times out.",
+                      evidence=evidence)
+    encryption = steps.get("encryption")
+    if encryption is not None and not encryption.get("ok"):
+        code = encryption.get("code")
+        if code == "ServerSideEncryptionConfigurationNotFoundError":
+            return Result(Status.FAIL, f"bucket {bucket} has no default encryption", code="unencrypted",
+                          evidence=evidence, cause="With s3EncryptionEnabled the agent refuses the session: 'We "
+                          "couldn't start the session because encryption is not set up on the selected Amazon S3 "
+                          "bucket.'", remedy=Remedy("Turn on default encryption for the bucket.",
+                                                    (f"aws s3api put-bucket-encryption --bucket {bucket} "
+                                                     "--server-side-encryption-configuration '{\"Rules\":[{\"Apply"
+                                                     "ServerSideEncryptionByDefault\":{\"SSEAlgorithm\":\"AES256\"}}]}'",)))
+        verdict = api.judge(encryption, "s3:GetEncryptionConfiguration", f"arn:aws:s3:::{bucket}", None,
+                            endpoint.get("policy"), endpoint.get("id"))
+        return Result(Status.FAIL, f"GetBucketEncryption on {bucket} failed: {code}", code="encryption-unverifiable",
+                      cause="With s3EncryptionEnabled the agent refuses the session: 'Couldn't start the session "
+                            f"because we are unable to validate encryption on Amazon S3 bucket. Error: {code}'. "
+                            + verdict.cause, remedy=verdict.remedy, evidence=evidence)
+    put = steps.get("put")
+    if put is not None and not put.get("ok"):
+        prefix = str(inputs.get("s3KeyPrefix") or "")
+        verdict = api.judge(put, "s3:PutObject", f"arn:aws:s3:::{bucket}/{prefix}*", None, endpoint.get("policy"),
+                            endpoint.get("id"))
+        return Result(Status.FAIL, f"PutObject (with ACL bucket-owner-full-control) to {bucket}/{prefix} failed: "
+                      f"{put.get('code')}", code=verdict.code, remedy=verdict.remedy, evidence=evidence,
+                      cause="The agent uploads the session log at the end of the session and fails the same way: "
+                            "the log is lost. " + verdict.cause)
+    wrote = "writable" if put is not None else "not written (writes are off)"
+    return Result(Status.PASS, f"session-log bucket {bucket} in {found or region}: reachable, {wrote}"
+                  + (", encrypted" if encryption is not None else ""), evidence=evidence)
+
+
+def run_logs(ctx, prior) -> Result:
+    inputs = inputs_of(prior) or {}
+    group = str(inputs.get("cloudWatchLogGroupName") or "")
+    if not group:
+        return Result(Status.PASS, "CloudWatch session logging is off")
+    reach = path.reach(ctx, prior, "logs")
+    steps: Dict[str, Mapping[str, object]] = {}
+    if reach["ok"]:
+        client = ctx.clients.client("logs")
+        steps["describe"] = call(client, "describe_log_groups", logGroupNamePrefix=group, limit=50)
+        stream = f"vpce-doctor-{ctx.facts.instance_id or 'unknown-instance'}"
+        if steps["describe"].get("ok") and not ctx.settings.no_write and _group(steps["describe"], group):
+            steps["stream"] = call(client, "create_log_stream", logGroupName=group, logStreamName=stream)
+            if steps["stream"].get("ok") or steps["stream"].get("code") == "ResourceAlreadyExistsException":
+                steps["put"] = call(client, "put_log_events", logGroupName=group, logStreamName=stream,
+                                    logEvents=[{"timestamp": int(time.time() * 1000),
+                                                "message": "vpce-doctor session-log probe"}])
+    return assess_logs(group, inputs, reach, steps, api.endpoint_of(prior, "logs"), _context(ctx))
+
+
+def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Mapping],
+                endpoint: Mapping[str, Optional[str]], context: Mapping[str, object]) -> Result:
+    encrypted = bool(inputs.get("cloudWatchEncryptionEnabled"))
+    evidence = {"group": group, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()}}
+    misreport = MISREPORT if encrypted else " Without encryption required, the agent turns streaming off and the logs are lost."
+    if not reach["ok"]:
+        return Result(Status.FAIL, f"CloudWatch Logs is unreachable: {reach['check']} {reach['code']}",
+                      code="unreachable", evidence=evidence, remedy=LOGS_ENDPOINT.filled(**context),
+                      cause="The agent calls DescribeLogGroups at session start and retries for about a minute."
+                            + misreport)
+    describe = steps["describe"]
+    if not describe.get("ok"):
+        verdict = api.judge(describe, "logs:DescribeLogGroups", "*", None, endpoint.get("policy"), endpoint.get("id"))
+        return Result(Status.FAIL, f"DescribeLogGroups failed: {describe.get('code')}", code=verdict.code,
+                      cause=verdict.cause + misreport, remedy=verdict.remedy, evidence=evidence)
+    found = _group(describe, group)
+    if found is None:
+        return Result(Status.FAIL, f"log group {group} does not exist", code="no-log-group", evidence=evidence,
+                      cause="The session preferences name a log group that is not there." + misreport,
+                      remedy=Remedy("Create the log group (with a KMS key if encryption is required).",
+                                    (f"aws logs create-log-group --log-group-name {group}",), (LOGGING_DOC,)))
+    evidence["kms_key"] = found.get("kmsKeyId")
+    if encrypted and not found.get("kmsKeyId"):
+        return Result(Status.FAIL, f"log group {group} has no KMS key, and cloudWatchEncryptionEnabled is on",
+                      code="unencrypted", evidence=evidence,
+                      cause="The agent counts only a KMS key as encryption and refuses the session: 'We couldn't "
+                            "start the session because encryption is not set up on the selected CloudWatch Logs log "
+                            "group.'", remedy=Remedy("Associate a KMS key with the log group, or turn "
+                                                     "cloudWatchEncryptionEnabled off.",
+                                                     (f"aws logs associate-kms-key --log-group-name {group} "
+                                                      "--kms-key-id <key-arn>",), (LOGGING_DOC,)))
+    for name, action in (("stream", "logs:CreateLogStream"), ("put", "logs:PutLogEvents")):
+        step = steps.get(name)
+        if step is not None and not step.get("ok") and step.get("code") != "ResourceAlreadyExistsException":
+            verdict = api.judge(step, action, "*", None, endpoint.get("policy"), endpoint.get("id"))
+            return Result(Status.FAIL, f"{action} on {group} failed: {step.get('code')}", code=verdict.code,
+                          cause="The agent writes session logs the same way; they are lost. " + verdict.cause,
+                          remedy=verdict.remedy, evidence=evidence)
+    wrote = "writable" if "put" in steps else "not written (writes are off)"
+    return Result(Status.PASS, f"log group {group} exists" + (", KMS-encrypted" if found.get("kmsKeyId") else "")
+                  + f", {wrote}", evidence=evidence)
+
+
+def run_kms(ctx, prior) -> Result:
+    key = str((inputs_of(prior) or {}).get("kmsKeyId") or "")
+    if not key:
+        return Result(Status.PASS, "session encryption with KMS is off")
+    reach = path.reach(ctx, prior, "kms")
+    described = call(ctx.clients.client("kms"), "describe_key", KeyId=key) if reach["ok"] else None
+    return assess_kms(key, reach, described, _context(ctx))
+
+
+def assess_kms(key: str, reach: Mapping, described: Optional[Mapping], context: Mapping[str, object]) -> Result:
+    evidence = {"key": key, "path": dict(reach), "describe": summary(described or {})}
+    proof = " kms:Decrypt itself cannot be proven without ciphertext: the session handshake is the only test."
+    if not reach["ok"]:
+        return Result(Status.FAIL, f"KMS is unreachable: {reach['check']} {reach['code']}", code="unreachable",
+                      cause="The session handshake calls KMS Decrypt and times out after 15 s.",
+                      remedy=KMS_ENDPOINT.filled(**context), evidence=evidence)
+    if described is not None and described.get("ok"):
+        state = described["response"].get("KeyMetadata", {}).get("KeyState")  # type: ignore[union-attr]
+        if state != "Enabled":
+            return Result(Status.FAIL, f"KMS key {key} is {state}", code="key-disabled", evidence=evidence,
+                          cause="The handshake cannot decrypt with a key that is not enabled.")
+        return Result(Status.PASS, f"KMS key {key} is enabled and reachable." + proof, evidence=evidence)
+    return Result(Status.WARN, f"DescribeKey on {key} failed: {(described or {}).get('code')}",
+                  code="describe-denied", evidence=evidence,
+                  cause="The key could not be looked at; the instance role needs only kms:Decrypt, so this may be "
+                        "fine." + proof)
+
+
+def _group(describe: Mapping, name: str) -> Optional[dict]:
+    groups = (describe.get("response") or {}).get("logGroups", [])
+    return next((g for g in groups if g.get("logGroupName") == name), None)
+
