@@ -61,8 +61,8 @@ def attribute(code: str, message: str, action: str, resource: str, principal: Op
     denial = denials.parse(code, message)
     if denial.certainty == "stated" and denial.policy_type in DENIED:
         slug, who = DENIED[denial.policy_type]
-        how = "an explicit deny in" if denial.explicit else "no allow in"
-        return Verdict(slug, f"AWS says {action} was denied by {how} {who}.", _remedy(slug, action, resource,
+        how = {True: "an explicit deny in", False: "no allow in"}.get(denial.explicit, "")  # type: ignore[arg-type]
+        return Verdict(slug, f"AWS says {action} was denied by {how} {who}.".replace("by  ", "by "), _remedy(slug, action, resource,
                                                                                         endpoint_id), "stated")
     if endpoint_policy is None:
         return Verdict("access-denied", f"AWS denied {action} without naming the policy (a bare Access Denied); "
