@@ -1,0 +1,354 @@
+"""The lab's AWS: moto, seeded per scenario so the control plane agrees with the data plane.
+
+The lab daemon serves `AwsWorld.app` over TLS on each endpoint ENI address and sets
+environ["lab.endpoint"]; `apply(scenario)` resets moto and seeds the world in well under a second
+once moto is warm. Seeding goes through real boto3 clients wired straight into moto in-process
+(moto's BotocoreStubber on the client's before-send hook), so it costs no sockets and uses only
+moto's public API; only what moto models wrongly is patched afterwards (`_fix_interface_endpoint`).
+"""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import random
+import string
+import threading
+import time
+
+import boto3
+from botocore.config import Config
+from moto import settings as moto_settings
+from moto.backends import get_backend
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.core.botocore_stubber import BotocoreStubber
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+from tests.lab import aws_front
+from tests.lab.aws_front import AwsRequestHandler  # noqa: F401  (re-exported: the listeners' handler)
+
+ACCOUNT = "123456789012"
+AMI_ID = "ami-0a1b2c3d4e5f60718"  # fixed: MOTO_EC2_LOAD_DEFAULT_AMIS=false, moto does not validate AMIs
+ROLE, PROFILE = "vpclab-instance-role", "vpclab-instance-profile"
+LAB_BUCKETS = ("vpclab-probe", "vpclab-session-logs")
+GATEWAY_SERVICES = ("s3", "dynamodb")
+# Admin credentials for the in-process control path (seeding and `client()`): once IAM enforcement
+# is on, moto only accepts keys it knows, so apply() plants this key on an IAM user with "*" allowed.
+ADMIN_KEY, ADMIN_SECRET = "AKIAVPCLABADMIN00000", "vpclab-admin-secret-not-a-real-key-000000"
+VPCE_ZONE = {"ap-northeast-1": "Z2E726K9Y6RL4W"}  # hosted zone of *.vpce.amazonaws.com names
+
+
+def baseline_role_policy() -> str:
+    """What a working instance role needs: SSM core, the lab buckets, session logs and KMS, read-only EC2."""
+    arns = [f"arn:aws:s3:::{name}" for name in LAB_BUCKETS]
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "SsmCore", "Effect": "Allow", "Resource": "*", "Action": [
+            "ssm:UpdateInstanceInformation", "ssm:GetDocument", "ssm:DescribeDocument", "ssm:ListInstanceAssociations",
+            "ssm:DescribeInstanceInformation", "ssm:GetParameter*", "ssmmessages:*", "ec2messages:*"]},
+        {"Sid": "LabBuckets", "Effect": "Allow", "Resource": arns + [arn + "/*" for arn in arns], "Action": [
+            "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectAcl", "s3:GetEncryptionConfiguration",
+            "s3:ListBucket"]},
+        {"Sid": "BucketLocation", "Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": "*"},
+        {"Sid": "SessionLogs", "Effect": "Allow", "Resource": "*", "Action": [
+            "logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:CreateLogStream", "logs:PutLogEvents"]},
+        {"Sid": "SessionKms", "Effect": "Allow", "Resource": "*",
+         "Action": ["kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"]},
+        {"Sid": "ControlPlaneRead", "Effect": "Allow", "Action": ["ec2:Describe*", "sts:GetCallerIdentity"],
+         "Resource": "*"}]})
+
+
+class AwsWorld:
+    def __init__(self, region: str = "ap-northeast-1"):
+        # Read when moto builds the EC2 backend: its default AMIs cost ~1 s to load, and any AMI id is accepted.
+        os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+        self.region, self.account = region, ACCOUNT
+        aws_front.patch_moto_s3_actions()
+        self.backend_app = DomainDispatcherApplication(create_backend_app)
+        self.front = aws_front.Front(self)
+        self.clock_offset = 0
+        self.facts: dict = {}
+        self.scenario: dict = {}
+        self.ssm_ping = "Online"  # DescribeInstanceInformation's PingStatus; None: not registered
+        self.agent_version = "3.3.1142.0"
+        self.apply_seconds = 0.0
+        # apply() closes the gate and waits for requests in flight; requests arriving meanwhile wait for it
+        # to finish, so none sees half a world or has moto reset under it.
+        self._gate, self._open, self._inflight = threading.Condition(), False, 0
+        self._apply_lock = threading.Lock()
+        self._stub = BotocoreStubber()
+        self._stub.enabled = True
+        self._session = boto3.session.Session(ADMIN_KEY, ADMIN_SECRET, region_name=region)
+        self._clients: dict = {}
+
+    def app(self, environ, start_response):
+        with self._gate:
+            if not self._gate.wait_for(lambda: self._open, timeout=10):
+                raise RuntimeError("AwsWorld.apply() has not been called, or is stuck")
+            self._inflight += 1
+        try:
+            return self.front(environ, start_response)  # the front answers in full before returning
+        finally:
+            with self._gate:
+                self._inflight -= 1
+                self._gate.notify_all()
+
+    def client(self, service: str, region: str | None = None):
+        """A boto3 client wired into moto in-process with admin rights: the lab's control path."""
+        key = (service, region or self.region)
+        if key not in self._clients:
+            client = self._session.client(service, region_name=key[1], config=Config(
+                retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}))
+            client.meta.events.register("before-send", self._stub)
+            self._clients[key] = client
+        return self._clients[key]
+
+    def backend(self, service: str, region: str | None = None):
+        backends = get_backend(service)[self.account]
+        return backends["aws"] if service in ("iam", "sts", "s3") else backends[region or self.region]
+
+    def apply(self, scenario: dict) -> dict:
+        with self._apply_lock:
+            started = time.perf_counter()
+            with self._gate:
+                self._open = False
+                self._gate.wait_for(lambda: self._inflight == 0, timeout=10)
+            try:
+                get_backend("moto_api")["global"].reset()  # what POST /moto-api/reset does; backends stay warm
+                moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")  # seed without IAM checks
+                self.facts = self._seed(scenario)
+                self.scenario, self.clock_offset = scenario, scenario["clock"]["offset_seconds"]
+                self.agent_version = scenario["agent"]["version"]
+                self.ssm_ping = _ping_status(scenario)
+                moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # IAM enforcement on from the next request
+                ActionAuthenticatorMixin.request_count = 0
+            finally:
+                with self._gate:
+                    self._open = True
+                    self._gate.notify_all()
+            self.apply_seconds = time.perf_counter() - started
+            return self.facts
+
+    # -- what the front asks (read from moto on every request, so API changes take effect) --------
+    def principal_arn(self, access_key: str) -> str | None:
+        """The assumed-role ARN behind a key; None for IAM users (the admin path) and unknown keys."""
+        for role in self.backend("sts").assumed_roles:
+            if role.access_key_id == access_key:
+                return role.arn
+        return None
+
+    def principals(self, arn: str) -> set:
+        """Every name an endpoint policy's Principal may use for this assumed-role session."""
+        return {arn, f"arn:aws:iam::{self.account}:role/{arn.split('/')[1]}", self.account,
+                f"arn:aws:iam::{self.account}:root"}
+
+    def endpoint_policy(self, endpoint: str) -> str | None:
+        service_name = f"com.amazonaws.{self.region}.{endpoint}"
+        for vpce in self.backend("ec2").vpc_end_points.values():
+            if vpce.service_name == service_name and vpce.vpc_id == self.facts.get("vpc_id"):
+                return vpce.policy_document
+        return None
+
+    def identity_decision(self, arn: str, action: str, resource: str | None) -> str:
+        """The role's inline policies (what scenarios set), judged like the endpoint policy."""
+        role = self.backend("iam").get_role(arn.split("/")[1])
+        decisions = {aws_front.evaluate(document, action, resource or "*") for document in role.policies.values()}
+        return "explicit" if "explicit" in decisions else "allow" if "allow" in decisions else "implicit"
+
+    def bucket_region(self, bucket: str) -> str | None:
+        found = self.backend("s3").buckets.get(bucket)
+        return found.region_name if found else None
+
+    # -- seeding ---------------------------------------------------------------------------------
+    def _seed(self, sc: dict) -> dict:
+        ec2, iam, region = self.client("ec2"), self.client("iam"), self.region
+        self._seed_admin(iam)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        for attribute, value in (("EnableDnsSupport", sc["vpc"]["dns_support"]),
+                                 ("EnableDnsHostnames", sc["vpc"]["dns_hostnames"])):
+            ec2.modify_vpc_attribute(VpcId=vpc, **{attribute: {"Value": bool(value)}})
+        subnets = {cidr: ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
+                   for cidr, az in (("10.0.1.0/24", f"{region}a"), ("10.0.2.0/24", f"{region}c"))}
+        route_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        for subnet in subnets.values():
+            ec2.associate_route_table(RouteTableId=route_table, SubnetId=subnet)
+        instance_sg = ec2.create_security_group(VpcId=vpc, GroupName="vpclab-instance-sg",
+                                                Description="vpclab instance: egress to anywhere")["GroupId"]
+        endpoint_sg = self._endpoint_sg(ec2, vpc, "vpclab-endpoint-sg", ingress=True)
+
+        iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+        policies = sc["iam"]["role_policies"]
+        for name, document in (policies.items() if policies is not None else [("vpclab-baseline",
+                                                                               baseline_role_policy())]):
+            iam.put_role_policy(RoleName=ROLE, PolicyName=name,
+                                PolicyDocument=document if isinstance(document, str) else json.dumps(document))
+        profile = iam.create_instance_profile(InstanceProfileName=PROFILE)["InstanceProfile"]
+        # moto's ids are lowercase noise; IMDS iam/info serves this one, so give it AWS's AIPA... form
+        profile_id = "AIPA" + "".join(random.choices(string.ascii_uppercase + string.digits, k=17))
+        self.backend("iam").get_instance_profile(PROFILE).id = profile_id
+        iam.add_role_to_instance_profile(InstanceProfileName=PROFILE, RoleName=ROLE)
+        attach = sc["iam"]["instance_profile"]
+        instance = ec2.run_instances(
+            ImageId=AMI_ID, InstanceType="t3.micro", MinCount=1, MaxCount=1, SubnetId=subnets["10.0.1.0/24"],
+            PrivateIpAddress="10.0.1.100", SecurityGroupIds=[instance_sg],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "vpclab-instance"}]}],
+            **({"IamInstanceProfile": {"Arn": profile["Arn"]}} if attach else {}))["Instances"][0]
+
+        endpoints = {}
+        for svc, spec in sc["endpoints"].items():
+            if not spec.get("present", True):
+                continue
+            service_name = f"com.amazonaws.{region}.{svc}"
+            policy = spec.get("policy") or None
+            if svc in GATEWAY_SERVICES:
+                vpce = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=service_name, VpcEndpointType="Gateway",
+                                               RouteTableIds=[route_table] if spec.get("route", True) else [],
+                                               **({"PolicyDocument": policy} if policy else {}))["VpcEndpoint"]
+                endpoints[svc] = {"id": vpce["VpcEndpointId"], "type": "Gateway", "addresses": [], "private_dns": False}
+                continue
+            addresses = list(spec["addresses"])
+            sg = endpoint_sg if spec.get("sg_ingress_443", True) else self._endpoint_sg(
+                ec2, vpc, f"vpclab-{svc}-endpoint-sg", ingress=False)
+            vpce = ec2.create_vpc_endpoint(
+                VpcId=vpc, ServiceName=service_name, VpcEndpointType="Interface", SecurityGroupIds=[sg],
+                SubnetIds=[_subnet_for(address, subnets) for address in addresses],
+                PrivateDnsEnabled=bool(spec.get("private_dns", True)),
+                **({"PolicyDocument": policy} if policy else {}))["VpcEndpoint"]
+            self._fix_interface_endpoint(vpce["VpcEndpointId"], svc, addresses, bool(spec.get("private_dns", True)))
+            endpoints[svc] = {"id": vpce["VpcEndpointId"], "type": "Interface", "addresses": addresses,
+                              "private_dns": bool(spec.get("private_dns", True))}
+
+        key_arn = self._seed_kms_logs_ssm(sc)
+        for name, bucket in sc["buckets"].items():
+            self._seed_bucket(name, bucket, key_arn)
+        prefix_list = next(p for p in self.backend("ec2").managed_prefix_lists.values()
+                           if p.prefix_list_name == f"com.amazonaws.{region}.s3")
+        eni = self.backend("ec2").get_instance(instance["InstanceId"]).nics[0]
+        return {
+            "account": self.account, "region": region, "az": f"{region}a", "instance_id": instance["InstanceId"],
+            "mac": eni.mac_address, "interface_id": eni.id, "private_ip": instance["PrivateIpAddress"], "vpc_id": vpc,
+            "instance_type": instance["InstanceType"],
+            "launch_time": instance["LaunchTime"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "vpc_cidrs": ["10.0.0.0/16"], "subnet_id": subnets["10.0.1.0/24"], "subnet_cidr": "10.0.1.0/24",
+            "security_group_ids": [instance_sg], "endpoint_security_group_id": endpoint_sg,
+            "route_table_id": route_table, "ami_id": AMI_ID,
+            "role_name": ROLE if attach else None, "instance_profile_arn": profile["Arn"] if attach else None,
+            "instance_profile_id": profile_id,
+            "credentials": self._credentials(instance["InstanceId"]) if attach else None,
+            "endpoints": endpoints, "prefix_list_id": prefix_list.id,
+            "s3_cidrs": [entry["Cidr"] for entries in prefix_list.entries.values() for entry in entries],
+            "kms_key_arn": key_arn,
+        }
+
+    def _seed_admin(self, iam) -> None:
+        iam.create_user(UserName="vpclab-admin")
+        iam.put_user_policy(UserName="vpclab-admin", PolicyName="admin", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="vpclab-admin")["AccessKey"]["AccessKeyId"]
+        # Pin moto's random key to the one our clients sign with (IAM has no API to choose a key).
+        for access_key in self.backend("iam").get_user("vpclab-admin").access_keys:
+            if access_key.access_key_id == key:
+                access_key.access_key_id, access_key.secret_access_key = ADMIN_KEY, ADMIN_SECRET
+
+    @staticmethod
+    def _endpoint_sg(ec2, vpc: str, name: str, ingress: bool) -> str:
+        group = ec2.create_security_group(VpcId=vpc, GroupName=name, Description=f"{name}: interface endpoints")
+        if ingress:
+            ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[{
+                "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "HTTPS from the VPC"}]}])
+        return group["GroupId"]
+
+    def _fix_interface_endpoint(self, vpce_id: str, svc: str, addresses: list, private_dns: bool) -> None:
+        """moto gives endpoint ENIs random IPs outside the subnet and DnsEntries in a made-up format."""
+        backend = self.backend("ec2")
+        vpce = backend.vpc_end_points[vpce_id]
+        suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
+        base = f"{svc}.{self.region}.vpce.amazonaws.com"
+        zone = VPCE_ZONE.get(self.region, "Z1VPCELAB00000")
+        entries = [{"dns_name": f"{vpce_id}-{suffix}.{base}", "hosted_zone_id": zone}]
+        for eni_id, address in zip(vpce.network_interface_ids, addresses):
+            eni = backend.enis[eni_id]
+            eni.private_ip_address = address
+            eni.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": address}]
+            if getattr(eni, "private_dns_name", None):
+                eni.private_dns_name = f"ip-{address.replace('.', '-')}.{self.region}.compute.internal"
+                eni.private_ip_addresses[0]["PrivateDnsName"] = eni.private_dns_name
+            eni.interface_type, eni.requester_managed = "vpc_endpoint", True
+            eni.description = f"VPC Endpoint Interface {vpce_id}"
+            eni._group_set = [backend.get_security_group_from_id(g) for g in vpce.security_group_ids]
+            entries.append({"dns_name": f"{vpce_id}-{suffix}-{eni.subnet.availability_zone}.{base}",
+                            "hosted_zone_id": zone})
+        if private_dns:
+            private_zone = "Z" + "".join(random.choices(string.ascii_uppercase + string.digits, k=20))
+            entries.append({"dns_name": f"{svc}.{self.region}.amazonaws.com", "hosted_zone_id": private_zone})
+        vpce.dns_entries = entries
+
+    def _seed_kms_logs_ssm(self, sc: dict) -> str:
+        kms = self.client("kms")
+        key_arn = kms.create_key(Description="vpclab session encryption")["KeyMetadata"]["Arn"]
+        kms.create_alias(AliasName="alias/vpclab-sessions", TargetKeyId=key_arn)
+        if sc["logs"]["group"]:
+            self.client("logs").create_log_group(logGroupName="/vpclab/sessions",
+                                                 **({"kmsKeyId": key_arn} if sc["logs"]["kms_key"] else {}))
+        session = dict(sc["session"])
+        if session.pop("present", True):
+            self.client("ssm").create_document(
+                Name="SSM-SessionManagerRunShell", DocumentType="Session", DocumentFormat="JSON",
+                Content=json.dumps({"schemaVersion": "1.0",
+                                    "description": "Document to hold regional settings for Session Manager",
+                                    "sessionType": "Standard_Stream", "inputs": session}, indent=2))
+        return key_arn
+
+    def _seed_bucket(self, name: str, spec: dict, key_arn: str) -> None:
+        region = spec.get("region") or self.region
+        s3 = self.client("s3", region)
+        s3.create_bucket(Bucket=name, **({} if region == "us-east-1" else
+                                         {"CreateBucketConfiguration": {"LocationConstraint": region}}))
+        encryption = spec.get("encryption", "AES256")
+        if encryption in ("AES256", "aws:kms"):
+            rule = {"SSEAlgorithm": encryption, **({"KMSMasterKeyID": key_arn} if encryption == "aws:kms" else {})}
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": rule, "BucketKeyEnabled": encryption == "aws:kms"}]})
+        else:
+            s3.delete_bucket_encryption(Bucket=name)
+        if spec.get("policy"):
+            s3.put_bucket_policy(Bucket=name, Policy=spec["policy"])
+
+    def _credentials(self, instance_id: str) -> dict:
+        """What IMDS serves: an assumed-role session of the instance role, so moto's IAM checks apply."""
+        creds = self.client("sts").assume_role(RoleArn=f"arn:aws:iam::{self.account}:role/{ROLE}",
+                                               RoleSessionName=instance_id, DurationSeconds=21600)["Credentials"]
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        return {"Code": "Success", "LastUpdated": datetime.datetime.now(datetime.timezone.utc).strftime(stamp),
+                "Type": "AWS-HMAC", "AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
+                "Token": creds["SessionToken"], "Expiration": creds["Expiration"].strftime(stamp)}
+
+
+def _subnet_for(address: str, subnets: dict) -> str:
+    for cidr, subnet in subnets.items():
+        if ipaddress.ip_address(address) in ipaddress.ip_network(cidr):
+            return subnet
+    return subnets["10.0.1.0/24"]
+
+
+def _ping_status(sc: dict) -> str | None:
+    """What SSM would report for the instance, given what the scenario breaks (None: never registered)."""
+    agent, endpoints = sc["agent"], sc["endpoints"]
+    if agent["state"] == "absent" or (not sc["iam"]["instance_profile"] and agent["credential_source"] == "EC2"):
+        return None
+
+    def unreachable(svc: str) -> bool:
+        spec = endpoints.get(svc, {})
+        if not (spec.get("present", True) and spec.get("private_dns", True) and spec.get("sg_ingress_443", True)):
+            return True
+        modes = [sc["eni"].get(ip, {}).get("mode", "ok") for ip in spec.get("addresses", [])]
+        if modes and "ok" not in modes:  # with one good ENI of several, the agent gets through on a retry
+            return True
+        return sc["dns"].get(svc, "auto") not in ("auto", "vpc")
+
+    broken = any(unreachable(svc) for svc in ("ssm", "ssmmessages", "ec2messages")) or sc["dns"]["resolver"] != "up"
+    broken |= agent["state"] != "running" or abs(sc["clock"]["offset_seconds"]) > 300
+    broken |= any(name.lower() in ("https_proxy", "http_proxy", "all_proxy") for name in agent["env"])
+    return "ConnectionLost" if broken else "Online"
