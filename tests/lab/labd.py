@@ -129,9 +129,13 @@ def nft_ruleset(sc: dict, lo_addresses) -> str:
     s3 = sc["endpoints"].get("s3", {})
     if not s3.get("present", True) or not s3.get("route", True):
         rules.append(f"ip daddr {S3_IP} tcp dport {{ 80, 443 }} drop")
-    for address in sorted(lo_addresses):  # no ENI there any more (absent endpoint): silence, as in a VPC
-        if address not in owners and address not in explicit:
+    for address in sorted(lo_addresses):
+        if address in owners:
+            continue
+        if address not in explicit:  # no ENI there any more (absent endpoint): silence, as in a VPC
             rules.append(f"ip daddr {address} tcp dport 443 drop")
+        elif (explicit[address] or {}).get("mode", "ok") == "ok":  # an address with nothing behind it
+            rules.append(f"ip daddr {address} tcp dport 443 reject with tcp reset")
     body = "".join(f"\t\t{rule}\n" for rule in rules)
     return ("table inet lab\ndelete table inet lab\n"
             "table inet lab {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n"
@@ -367,7 +371,9 @@ class Labd:
                                input="".join(f"addr add {a}/32 dev lo\n" for a in new))
                 self.lo_addresses |= set(new)
             owners = endpoint_addresses(sc)
-            for address in sorted(set(owners) - {a for a, _ in self.listeners}):
+            certificate_only = {a for a, k in (sc.get("eni") or {}).items()  # e.g. [dns] ssm = "10.0.1.30"
+                                if (k or {}).get("mode") in ("wrong-name", "untrusted")}
+            for address in sorted((set(owners) | certificate_only) - {a for a, _ in self.listeners}):
                 self._listen(address)
             self.owners = owners
             self.eni_modes = {a: (k or {}).get("mode", "ok") for a, k in (sc.get("eni") or {}).items()}
@@ -449,13 +455,6 @@ class Labd:
         self.ctl = Server(str(path), Handler)
         threading.Thread(target=self.ctl.serve_forever, daemon=True, name="ctl").start()
 
-    def shutdown(self) -> None:
-        self.agent.stop()
-        for server in self.listeners.values():
-            server.shutdown()
-        self.dns.stop()
-        self.imds.stop()
-
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -471,8 +470,9 @@ def main(argv=None) -> int:
     labd = Labd(args.run, args.python)
     labd.start(args.scenario)
     labd.stopping.wait()
-    labd.shutdown()
-    return 0
+    time.sleep(0.1)  # lets the control thread send its reply to "stop"
+    labd.agent.stop()
+    os._exit(0)  # the rest dies with the namespaces; an orderly shutdown of every server only costs time
 
 
 if __name__ == "__main__":

@@ -314,3 +314,11 @@ def test_run_wrapper_runs_a_command_in_a_fresh_lab_and_passes_its_status(tmp_pat
                           text=True, env=env, timeout=120, cwd=str(tmp_path))
     print(f"tests/lab/run: up + command + down in {time.perf_counter() - started:.2f} s")
     assert (done.returncode, done.stdout) == (3, "203.0.113.10\ntls ok\n"), done.stderr
+
+
+def test_unowned_eni_addresses_refuse_or_serve_a_bad_certificate(lab):
+    lab.switch({"name": "side-addresses", "dns": {"ssm": "10.0.1.30"},
+                "eni": {"10.0.1.30": {"mode": "wrong-name"}, "10.0.1.31": {"mode": "ok"}}})
+    assert connect(lab, "10.0.1.31:443") == {"10.0.1.31:443": "refused"}
+    ssm = f"ssm.{REGION}.amazonaws.com"
+    assert json.loads(lab.python(TLS, ssm).stdout)[ssm]["verify_code"] == 62
