@@ -19,6 +19,20 @@ PROVIDERS = {"env": "environment variables", "shared-credentials-file": "~/.aws/
              "container-role": "container credentials", "sso": "SSO profile", "custom-process": "credential_process"}
 
 
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+
+def other_credential_sources(environ: Mapping[str, str]) -> Tuple[str, ...]:
+    """What could supply credentials besides the instance profile: variables, or ~/.aws files."""
+    import os.path
+    found = [v for v in CREDENTIAL_VARIABLES if environ.get(v)]
+    home = environ.get("HOME") or ""
+    files = [environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, ".aws", "credentials"),
+             environ.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config")]
+    return tuple(found + [f for f in files if home and os.path.isfile(f)])
+
+
 class Clients:
     def __init__(self, region: str, endpoints: Dict[str, str], connect_timeout: float,
                  remaining: Callable[[], float], ca_bundle: Optional[str] = None, domain: str = "amazonaws.com",

@@ -39,7 +39,9 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
 
 def checks_for(ctx: Context):
     try:
-        return select(catalogue(ctx.targets, ctx.settings), ctx.settings.only)
+        from .aws import other_credential_sources
+        imds_only = not other_credential_sources(ctx.environ)
+        return select(catalogue(ctx.targets, ctx.settings, imds_only), ctx.settings.only)
     except LookupError as error:
         raise UsageError(f"--only {error.args[0]!r} matches no check; see --list-checks") from None
 

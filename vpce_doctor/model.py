@@ -107,14 +107,25 @@ class Report:
 
     @property
     def root_causes(self) -> Tuple[Finding, ...]:
-        """Failures whose prerequisites passed: a skipped check is never a cause, only a consequence."""
-        return tuple(f for f in self.findings if f.status in (Status.FAIL, Status.ERROR))
+        """Failures whose prerequisites passed and that no other failure explains: a skipped check, or one whose
+        evidence names what it failed because of (caused_by), is a consequence, never a cause."""
+        return tuple(f for f in self.findings if f.status in (Status.FAIL, Status.ERROR) and not caused_by(f))
 
     def blocked_by(self, check_id: str) -> Tuple[Finding, ...]:
-        """Every finding skipped because of check_id, directly or through another skip."""
+        """Every finding that follows from check_id: skipped behind it, or failed because of it, transitively."""
         blocked, frontier = [], {check_id}
         for finding in self.findings:  # catalogue order is a topological order
-            if finding.status is Status.SKIP and frontier & set(finding.check.needs):
+            skipped = finding.status is Status.SKIP and frontier & set(finding.check.needs)
+            if skipped or frontier & set(caused_by(finding)):
                 blocked.append(finding)
                 frontier.add(finding.check.id)
         return tuple(blocked)
+
+
+def caused_by(finding: Finding) -> Tuple[str, ...]:
+    """The checks a finding names as the reason it did not pass (checks whose dependency is known only at run
+    time, such as a session-log bucket's path, say so in their evidence)."""
+    if finding.status in MET:
+        return ()
+    named = finding.result.evidence.get("caused_by") or ()
+    return tuple(named) if isinstance(named, (list, tuple)) else ()

@@ -7,9 +7,10 @@ from ..model import Check
 from . import clock, dns, identity, imds, local, resolver, s3, session, session_logs, tcp, tls, vpc
 
 
-def catalogue(targets, settings) -> Tuple[Check, ...]:
+def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
     """Layer by layer, as domain.md orders them: instance, local configuration, DNS, TCP, TLS, then the
-    authenticated layer (credentials, the control plane, S3), and the clock judged from every AWS answer."""
+    authenticated layer (credentials, the control plane, S3, Session Manager), and the clock judged from every
+    AWS answer. imds_only: nothing but the instance profile can supply credentials here."""
     services = {t.service for t in targets}
     network = (
         *imds.checks(),
@@ -28,7 +29,7 @@ def catalogue(targets, settings) -> Tuple[Check, ...]:
     )
     if not authenticated and "sts" not in services:
         return network
-    api = (*identity.checks("sts" in services), *authenticated)
+    api = (*identity.checks("sts" in services, imds_only), *authenticated)
     return _resolve_after((*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source"))))
 
 

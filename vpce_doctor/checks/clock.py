@@ -15,14 +15,14 @@ def check(after: Tuple[str, ...]) -> Check:
 
 
 def run(ctx, prior) -> Result:
-    return assess(list(ctx.clients.dates))
+    return assess(list(ctx.clients.dates), [c for c, r in prior.items() if r.status.value in ("skip", "error")])
 
 
-def assess(dates: Sequence[Tuple[float, float]]) -> Result:
+def assess(dates: Sequence[Tuple[float, float]], not_run: Sequence[str] = ()) -> Result:
     """dates: (local epoch when the response arrived, the response's Date header); Date has 1 s resolution."""
     if not dates:
-        return Result(Status.WARN, "no AWS response to compare the clock with", code="unmeasured",
-                      cause="Every API call failed before AWS answered, so the skew is unknown.")
+        return Result(Status.SKIP, "not measured: no AWS response to compare the clock with", code="unmeasured",
+                      evidence={"caused_by": list(not_run)})
     skew = statistics.median(local - server for local, server in dates)
     evidence = {"skew_s": round(skew, 1), "responses": len(dates)}
     direction = "ahead of" if skew > 0 else "behind"

@@ -19,9 +19,11 @@ STS_ENDPOINT = Remedy("Create an interface endpoint for STS with private DNS, an
                        "com.amazonaws.{region}.sts --subnet-ids {subnet} --private-dns-enabled",))
 
 
-def checks(sts_planned: bool):
+def checks(sts_planned: bool, imds_only: bool):
+    # With nothing else configured, credentials can only come from the instance profile: without one, every
+    # authenticated check follows from imds:profile and is skipped behind it.
     source = Check("creds:source", "the doctor has credentials, from the instance profile", Severity.CRITICAL,
-                   run_source)
+                   run_source, needs=("imds:profile",) if imds_only else ())
     if not sts_planned:
         return (source,)
     return (source, Check("sts:identity", "STS accepts the credentials (GetCallerIdentity)", Severity.CRITICAL,

@@ -16,12 +16,15 @@ def layers(service: str):
 
 
 def reach(ctx, prior: Mapping, service: str) -> Dict[str, object]:
-    """{"ok": bool, "check": the failing check id, "code": its cause code, "summary": what it saw}."""
+    """{"ok": bool, "check": the failing check id, "code": its cause code, "summary": what it saw, "planned": True
+    when that check is in the report (so a failure here follows from it)}."""
     planned = [prior[i] for i in layers(service) if i in prior]
     if len(planned) == 3:
         for check_id, result in zip(layers(service), planned):
             if result.status not in MET:
-                return {"ok": False, "check": check_id, "code": result.code, "summary": result.summary}
+                blocker = result.evidence.get("blocked_by") if result.status.value == "skip" else None
+                return {"ok": False, "check": blocker or check_id, "code": result.code, "summary": result.summary,
+                        "planned": True}
         return {"ok": True, "check": layers(service)[2], "code": "", "summary": planned[2].summary}
     return probe(ctx, service)
 

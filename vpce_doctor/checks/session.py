@@ -98,8 +98,10 @@ def run_outcome(ctx, prior) -> Result:
     return predict({k: (v.status.value, v.code, v.summary) for k, v in prior.items()}, inputs_of(prior) or {})
 
 
-# Each line: the check, the codes that decide it (None: any non-passing), and what a session then does.
+# Each line: the check, the codes that decide it (None: any), and what a session then does. The agent's own
+# connection is broken when its checks did not pass at all, skipped included; a destination only when it failed.
 AT_ONCE = "fails at once"
+CONNECTION = ("ssm:agent", "tls:ssmmessages", "tls:ssm")
 PREDICTIONS = (
     ("ssm:agent", None, AT_ONCE, "the instance is not connected to Session Manager (TargetNotConnected)"),
     ("tls:ssmmessages", None, AT_ONCE, "TargetNotConnected: the agent cannot open its control channel"),
@@ -109,38 +111,39 @@ PREDICTIONS = (
     ("session:s3", ("unreachable",), "opens and stays blank for about 150 s",
      "while the agent looks for the bucket's Region (five HEAD requests, about 30 s each)"),
     ("session:logs", ("unreachable",), "opens and stays blank for about 60 s", "while DescribeLogGroups retries"),
-    ("session:logs", ("unencrypted", "no-log-group", "denied", "endpoint-policy", "identity-policy",
-                      "not-endpoint-policy", "access-denied"), AT_ONCE, "the agent's own message (below)"),
-    ("session:s3", ("unencrypted", "encryption-unverifiable"), AT_ONCE, "the agent's own message (below)"),
+    ("session:logs", None, AT_ONCE, "the agent refuses the session"),
+    ("session:s3", ("unencrypted", "encryption-unverifiable"), AT_ONCE, "the agent refuses the session"),
 )
 
 
 def predict(prior: Mapping[str, tuple], inputs: Mapping[str, object]) -> Result:
     """prior: check id → (status, code, summary) of everything session:outcome waited for."""
-    evidence = {"inputs": {k: v for k, v in inputs.items() if not str(k).startswith("_")}}
-    steps, seconds, fatal = [], 0, None
+    evidence: Dict[str, object] = {"inputs": {k: v for k, v in inputs.items() if not str(k).startswith("_")}}
+    steps, seconds, fatal, causes = [], 0, None, []
     for check_id, codes, what, why in PREDICTIONS:
         status, code, summary = prior.get(check_id, ("pass", "", ""))
-        if status in ("pass", "warn", "skip") or (codes is not None and code not in codes):
+        broken = status in ("fail", "error") or (status == "skip" and check_id in CONNECTION)
+        if not broken or (codes is not None and code not in codes) or check_id in causes:
             continue
+        causes.append(check_id)
         if what == AT_ONCE:
-            fatal = fatal or (check_id, f"{why}: {summary}", code)
+            fatal = fatal or (check_id, f"{why} ({check_id}: {summary})")
             continue
         seconds += int(what.split("about ")[1].split(" s")[0])
         steps.append(f"{why} ({check_id}: {summary})")
+    evidence["caused_by"] = causes
     if fatal and not steps:
-        check_id, why, code = fatal
-        return Result(Status.FAIL, f"a session started now {AT_ONCE}: {why}", code="fails", evidence=evidence,
-                      cause=f"Root cause: {check_id} ({code}); see that finding for the fix.")
+        return Result(Status.FAIL, f"a session started now {AT_ONCE}: {fatal[1]}", code="fails", evidence=evidence,
+                      cause=f"The root cause is behind {fatal[0]}; fix that finding and this one follows.")
     if steps:
-        then = f", then fails: {fatal[1]}" if fatal else ", then starts (the logs of the affected destination are lost)"
+        then = f", then fails: {fatal[1]}" if fatal else ", then starts (that destination's logs are lost)"
         return Result(Status.FAIL, f"a session started now opens and stays blank for about {seconds} s{then}",
                       code="hangs", evidence={**evidence, "waits": steps},
                       cause="The agent checks the log destinations only when a session starts and waits on each "
                             "unreachable one: " + "; ".join(steps) + ".")
-    skipped = [c for c, (status, _, _) in prior.items() if status in ("skip", "error")]
-    if skipped:
-        return Result(Status.WARN, f"a session will probably work, but {', '.join(skipped)} could not be checked",
-                      code="unknown", evidence=evidence)
+    unknown = [c for c, (status, _, _) in prior.items() if status in ("skip", "error")]
+    if unknown:
+        return Result(Status.WARN, f"a session will probably work, but {', '.join(unknown)} could not be checked",
+                      code="unknown", evidence={**evidence, "caused_by": unknown})
     return Result(Status.PASS, "a session started now works" + (" and logs where the preferences say"
                                                                 if inputs else ""), evidence=evidence)

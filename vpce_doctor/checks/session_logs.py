@@ -68,7 +68,8 @@ def run_s3(ctx, prior) -> Result:
 
 def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Mapping], region: str,
               endpoint: Mapping[str, Optional[str]], context: Mapping[str, object]) -> Result:
-    evidence = {"bucket": bucket, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()}}
+    evidence = {"bucket": bucket, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()},
+                **_caused_by(reach)}
     if not reach["ok"]:
         return Result(Status.FAIL, f"session-log bucket {bucket} is unreachable: {reach['check']} {reach['code']}",
                       code="unreachable", cause=S3_SLOW, remedy=GATEWAY, evidence=evidence)
@@ -133,7 +134,8 @@ def run_logs(ctx, prior) -> Result:
 def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Mapping],
                 endpoint: Mapping[str, Optional[str]], context: Mapping[str, object]) -> Result:
     encrypted = bool(inputs.get("cloudWatchEncryptionEnabled"))
-    evidence = {"group": group, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()}}
+    evidence = {"group": group, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()},
+                **_caused_by(reach)}
     misreport = MISREPORT if encrypted else " Without encryption required, the agent turns streaming off and the logs are lost."
     if not reach["ok"]:
         return Result(Status.FAIL, f"CloudWatch Logs is unreachable: {reach['check']} {reach['code']}",
@@ -183,7 +185,7 @@ def run_kms(ctx, prior) -> Result:
 
 
 def assess_kms(key: str, reach: Mapping, described: Optional[Mapping], context: Mapping[str, object]) -> Result:
-    evidence = {"key": key, "path": dict(reach), "describe": summary(described or {})}
+    evidence = {"key": key, "path": dict(reach), "describe": summary(described or {}), **_caused_by(reach)}
     proof = " kms:Decrypt itself cannot be proven without ciphertext: the session handshake is the only test."
     if not reach["ok"]:
         return Result(Status.FAIL, f"KMS is unreachable: {reach['check']} {reach['code']}", code="unreachable",
@@ -199,6 +201,11 @@ def assess_kms(key: str, reach: Mapping, described: Optional[Mapping], context: 
                   code="describe-denied", evidence=evidence,
                   cause="The key could not be looked at; the instance role needs only kms:Decrypt, so this may be "
                         "fine." + proof)
+
+
+def _caused_by(reach: Mapping) -> Dict[str, object]:
+    """An unreachable destination that a network check in the report already failed on follows from that check."""
+    return {"caused_by": [reach["check"]]} if not reach["ok"] and reach.get("planned") else {}
 
 
 def _group(describe: Mapping, name: str) -> Optional[dict]:
