@@ -113,13 +113,15 @@ class Report:
 
     def blocked_by(self, check_id: str) -> Tuple[Finding, ...]:
         """Every finding that follows from check_id: skipped behind it, or failed because of it, transitively."""
-        blocked, frontier = [], {check_id}
-        for finding in self.findings:  # catalogue order is a topological order
-            skipped = finding.status is Status.SKIP and frontier & set(finding.check.needs)
-            if skipped or frontier & set(caused_by(finding)):
-                blocked.append(finding)
-                frontier.add(finding.check.id)
-        return tuple(blocked)
+        frontier, grew = {check_id}, True
+        while grew:  # caused_by may point forward (a signature rejected before clock:skew ran), so iterate
+            grew = False
+            for finding in self.findings:
+                skipped = finding.status is Status.SKIP and frontier & set(finding.check.needs)
+                if finding.check.id not in frontier and (skipped or frontier & set(caused_by(finding))):
+                    frontier.add(finding.check.id)
+                    grew = True
+        return tuple(f for f in self.findings if f.check.id in frontier - {check_id})
 
 
 def caused_by(finding: Finding) -> Tuple[str, ...]:

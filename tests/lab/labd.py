@@ -324,11 +324,12 @@ class Labd:
         return ctx
 
     def _listen(self, address: str, port: int = 443) -> None:
-        from werkzeug.serving import WSGIRequestHandler, make_server
+        from werkzeug.serving import make_server
+
+        from tests.lab.aws_front import AwsRequestHandler
         labd = self
 
-        class Handler(WSGIRequestHandler):
-            disable_nagle_algorithm = True
+        class Handler(AwsRequestHandler):  # sends AWS's Date (on the scenario's clock), not http.server's
             timeout = 30
 
             def make_environ(self):

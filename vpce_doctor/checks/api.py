@@ -22,12 +22,20 @@ DENIED = {  # Denial.policy_type → (code, who to change)
 }
 
 
+FOLLOWS = {"clock-skew": "clock:skew", "no-credentials": "creds:source"}  # codes another finding explains
+
+
 @dataclass(frozen=True)
 class Verdict:
     code: str
     cause: str
     remedy: Optional[Remedy] = None
     certainty: str = "stated"   # stated by AWS, inferred by the doctor, or unknown
+
+    @property
+    def evidence(self) -> Dict[str, object]:
+        """What goes into the finding's evidence: the certainty, and the finding this one follows from."""
+        return {"certainty": self.certainty, **({"caused_by": [FOLLOWS[self.code]]} if self.code in FOLLOWS else {})}
 
 
 def judge(call: Mapping[str, object], action: str, resource: str = "*", principal: Optional[str] = None,

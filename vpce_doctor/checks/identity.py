@@ -73,4 +73,4 @@ def assess_identity(result: Mapping[str, object], endpoint: str, context: Mappin
                       cause="STS cannot be reached; this says nothing about the credentials themselves. "
                             + verdict.cause, remedy=STS_ENDPOINT.filled(**context), evidence=evidence)
     return Result(Status.FAIL, f"GetCallerIdentity failed: {result.get('code')}: {str(result.get('message'))[:200]}",
-                  code=verdict.code, cause=verdict.cause, remedy=verdict.remedy, evidence=evidence)
+                  code=verdict.code, cause=verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})

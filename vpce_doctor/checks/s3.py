@@ -61,7 +61,7 @@ def assess_bucket(bucket: str, region: str, result: Mapping[str, object]) -> Res
                       "policy does not grant; object reads and writes may still work.")
     verdict = api.judge(result, "s3:ListBucket", f"arn:aws:s3:::{bucket}")
     return Result(Status.FAIL, f"HeadBucket {bucket} failed: {result.get('code')}", code=verdict.code,
-                  cause=verdict.cause, remedy=verdict.remedy, evidence=evidence)
+                  cause=verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
 
 
 def run_get_put(ctx, prior) -> Result:
@@ -95,7 +95,7 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, objec
                           evidence=evidence)
         verdict = api.judge(step, action, f"arn:aws:s3:::{bucket}/{key}", principal, endpoint.get("policy"),
                             endpoint.get("id"))
-        evidence["certainty"] = verdict.certainty
+        evidence.update(verdict.evidence)
         return Result(Status.FAIL, f"{action} on s3://{bucket}/{key} failed: {step.get('code')}: "
                       f"{str(step.get('message'))[:160]}", code=verdict.code, cause=verdict.cause,
                       remedy=verdict.remedy, evidence=evidence)
@@ -132,7 +132,7 @@ def assess_list(result: Mapping[str, object], get_put, endpoint: Mapping[str, Op
         return Result(Status.PASS, f"ListBuckets denied ({verdict.code}); least-privilege policies often do this",
                       code="denied", evidence={**evidence, "cause": verdict.cause})
     return Result(Status.WARN, f"ListBuckets failed: {result.get('code')}", code=verdict.code, cause=verdict.cause,
-                  remedy=verdict.remedy, evidence=evidence)
+                  remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
 
 
 def _principal(prior) -> Optional[str]:

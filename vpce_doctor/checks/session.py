@@ -44,7 +44,8 @@ def assess_preferences(document: str, result: Mapping[str, object]) -> Result:
         verdict = api.judge(result, "ssm:GetDocument", f"document/{document}")
         return Result(Status.WARN, f"{document} cannot be read: {result.get('code')}", code="unreadable",
                       cause=verdict.cause + " The log destinations are then judged by their paths only.",
-                      remedy=verdict.remedy, evidence={"document": document, "error": result.get("code")})
+                      remedy=verdict.remedy, evidence={"document": document, "error": result.get("code"),
+                                                       **verdict.evidence})
     try:
         content = json.loads(str(result["response"].get("Content") or "{}"))  # type: ignore[union-attr]
         inputs = content.get("inputs") or {}

@@ -96,14 +96,14 @@ def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, 
         return Result(Status.FAIL, f"GetBucketEncryption on {bucket} failed: {code}", code="encryption-unverifiable",
                       cause="With s3EncryptionEnabled the agent refuses the session: 'Couldn't start the session "
                             f"because we are unable to validate encryption on Amazon S3 bucket. Error: {code}'. "
-                            + verdict.cause, remedy=verdict.remedy, evidence=evidence)
+                            + verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
     put = steps.get("put")
     if put is not None and not put.get("ok"):
         prefix = str(inputs.get("s3KeyPrefix") or "")
         verdict = api.judge(put, "s3:PutObject", f"arn:aws:s3:::{bucket}/{prefix}*", None, endpoint.get("policy"),
                             endpoint.get("id"))
         return Result(Status.FAIL, f"PutObject (with ACL bucket-owner-full-control) to {bucket}/{prefix} failed: "
-                      f"{put.get('code')}", code=verdict.code, remedy=verdict.remedy, evidence=evidence,
+                      f"{put.get('code')}", code=verdict.code, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence},
                       cause="The agent uploads the session log at the end of the session and fails the same way: "
                             "the log is lost. " + verdict.cause)
     wrote = "writable" if put is not None else "not written (writes are off)"
@@ -146,7 +146,7 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
     if not describe.get("ok"):
         verdict = api.judge(describe, "logs:DescribeLogGroups", "*", None, endpoint.get("policy"), endpoint.get("id"))
         return Result(Status.FAIL, f"DescribeLogGroups failed: {describe.get('code')}", code=verdict.code,
-                      cause=verdict.cause + misreport, remedy=verdict.remedy, evidence=evidence)
+                      cause=verdict.cause + misreport, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
     found = _group(describe, group)
     if found is None:
         return Result(Status.FAIL, f"log group {group} does not exist", code="no-log-group", evidence=evidence,
@@ -169,7 +169,7 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
             verdict = api.judge(step, action, "*", None, endpoint.get("policy"), endpoint.get("id"))
             return Result(Status.FAIL, f"{action} on {group} failed: {step.get('code')}", code=verdict.code,
                           cause="The agent writes session logs the same way; they are lost. " + verdict.cause,
-                          remedy=verdict.remedy, evidence=evidence)
+                          remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
     wrote = "writable" if "put" in steps else "not written (writes are off)"
     return Result(Status.PASS, f"log group {group} exists" + (", KMS-encrypted" if found.get("kmsKeyId") else "")
                   + f", {wrote}", evidence=evidence)

@@ -51,12 +51,16 @@ def footer(report: Report, color: bool = False) -> str:
     counts = {s: sum(1 for f in report.findings if f.status is s) for s in Status}
     causes = report.root_causes
     lines = [""]
-    if causes:
-        lines.append(_paint(f"{len(causes)} problem{'s' if len(causes) != 1 else ''} to fix:", "1", color))
-        for cause in causes:
-            blocked = report.blocked_by(cause.check.id)
-            extra = f" (blocks {len(blocked)} more check{'s' if len(blocked) != 1 else ''})" if blocked else ""
-            lines.append(f"  {cause.check.id}: {cause.result.summary}{extra}")
+    groups = _group(causes)
+    if groups:
+        lines.append(_paint(f"{len(groups)} problem{'s' if len(groups) != 1 else ''} to fix:", "1", color))
+        for group in groups:
+            first, ids = group[0], {f.check.id for f in group}
+            follow = {f.check.id for cause in group for f in report.blocked_by(cause.check.id)} - ids
+            extra = f" ({len(follow)} more finding{'s' if len(follow) != 1 else ''} follow from it)" if follow else ""
+            label = first.check.id if len(group) == 1 else \
+                f"{first.check.id} and {len(group) - 1} more ({', '.join(f.check.id for f in group[1:])})"
+            lines.append(f"  {label}: {first.result.summary}{extra}")
     warnings = [f for f in report.findings if f.status is Status.WARN]
     if warnings:
         lines.append(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}: "
@@ -66,6 +70,15 @@ def footer(report: Report, color: bool = False) -> str:
                  f"{counts[Status.FAIL]} failed, {counts[Status.SKIP]} not run, {counts[Status.ERROR]} errors "
                  f"in {report.duration_s:.2f} s (exit {int(report.exit_code)})")
     return "\n".join(lines) + "\n"
+
+
+def _group(causes) -> List[List[Finding]]:
+    """Root causes of one layer with one cause code read as one problem (private DNS off for every name)."""
+    groups: Dict[tuple, List[Finding]] = {}
+    for cause in causes:
+        key = (cause.check.id.split(":")[0], cause.result.code) if cause.result.code else (cause.check.id,)
+        groups.setdefault(key, []).append(cause)
+    return list(groups.values())
 
 
 def render(report: Report, color: bool = False) -> str:
