@@ -53,7 +53,7 @@ def test_a_dead_resolver_reads_as_one_problem(world):
     assert time.monotonic() - started < 2.0
     assert run.code == 1
     problems = run.out.split("to fix:")[1]
-    assert "dns:resolver" in problems and "blocks 12 more checks" in problems
+    assert "dns:resolver" in problems and "12 more findings follow from it" in problems
     assert "dns:ssm:" not in problems
 
 
