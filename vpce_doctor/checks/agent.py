@@ -31,12 +31,13 @@ VERSIONS = (("2.3.68.0", Status.FAIL, "Session Manager"), ("3.1.501.0", Status.W
             ("3.1.821.0", Status.WARN, "Run Command over ssmmessages (it gets commands over ec2messages only)"),
             ("3.2.582.0", Status.WARN, "Default Host Management"),
             ("3.3.2746.0", Status.WARN, "ENV_VAR parameter interpolation"))
-DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/ssm-agent-status-and-restart.html"
+DOCS = "https://docs.aws.amazon.com/systems-manager/latest/userguide/"
+DOC = DOCS + "ssm-agent-status-and-restart.html"
 INSTALL = Remedy("Install the agent; from a private subnet the package comes from the regional S3 bucket through "
                  "the S3 gateway endpoint.",
                  ("sudo yum install -y https://s3.{region}.amazonaws.com/amazon-ssm-{region}/latest/linux_amd64/"
                   "amazon-ssm-agent.rpm", "sudo snap install amazon-ssm-agent --classic"),
-                 ("https://docs.aws.amazon.com/systems-manager/latest/userguide/manually-install-ssm-agent-linux.html",))
+                 (DOCS + "manually-install-ssm-agent-linux.html",))
 START = {"deb/rpm": Remedy("Start the agent and enable it at boot; its journal says why it stopped.",
                            ("sudo journalctl -u amazon-ssm-agent -n 50 --no-pager",
                             "sudo systemctl enable --now amazon-ssm-agent"), (DOC,)),
@@ -156,7 +157,8 @@ def assess_agent(state: AgentState, names: Sequence[str], values: Optional[Dict[
     values = {"unit": state.unit, **(values or {})}
     agent = state.processes[0] if state.processes else None
     notes = [p for p in (*state.problems, state.systemd, state.environ_problem, state.identity_problem) if p]
-    evidence = {"binary": state.binary or None, "version": state.version or None, "version_source": state.version_source,
+    evidence = {"binary": state.binary or None, "version": state.version or None,
+                "version_source": state.version_source,
                 "processes": [{"pid": p.pid, "user": p.username, "exe": p.exe} for p in state.processes],
                 "unit": state.unit, "unit_state": state.unit_state or None, "proxy_env": {k: redact(v) for k, v in
                                                                                      state.proxy_env.items()},

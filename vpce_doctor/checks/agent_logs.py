@@ -21,7 +21,8 @@ STAMP_RE = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)")
 SECRET_RE = re.compile(r"(://)[^/@\s]+@")  # user:password in URLs (proxy settings)
 SSM_CLIS = ("/usr/bin/ssm-cli", "/snap/amazon-ssm-agent/current/ssm-cli")
 DIAGNOSTICS_LIMIT_S = 15.0
-TS_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/troubleshooting-ssm-agent.html"
+DOCS = "https://docs.aws.amazon.com/systems-manager/latest/userguide/"
+TS_DOC = DOCS + "troubleshooting-ssm-agent.html"
 
 _R = Remedy
 ENDPOINTS = _R("Check that the VPC has an interface endpoint for the service with private DNS on, and that its "
@@ -41,7 +42,7 @@ INTERCEPTED = _R("Something presents its own certificate for AWS names (TLS insp
 PROXY = _R("The agent sends its calls to a proxy that does not get them through: give the agent a no_proxy that "
            "covers 169.254.169.254 and the endpoint names (a systemd drop-in), or fix the proxy.",
            ("sudo systemctl show amazon-ssm-agent -p Environment",),
-           ("https://docs.aws.amazon.com/systems-manager/latest/userguide/configure-proxy-ssm-agent.html",))
+           (DOCS + "configure-proxy-ssm-agent.html",))
 PROFILE = _R("Attach an instance profile whose role has AmazonSSMManagedInstanceCore, or turn on Default Host "
              "Management Configuration; then restart the agent.",
              ("aws ec2 describe-iam-instance-profile-associations --filters Name=instance-id,Values={instance}",
@@ -55,7 +56,7 @@ DHMC = _R("Default Host Management cannot get credentials: check that it is on f
           "IMDSv2 is reachable and that the agent is ≥ 3.2.582.0.",
           ("aws ssm get-service-setting --setting-id arn:aws:ssm:{region}:<account-id>:servicesetting/ssm/"
            "managed-instance/default-ec2-instance-management-role",),
-          ("https://docs.aws.amazon.com/systems-manager/latest/userguide/managed-instances-default-host-management.html",))
+          (DOCS + "managed-instances-default-host-management.html",))
 MESSAGES = _R("Session Manager and Run Command need the ssmmessages endpoint and the ssmmessages:* permissions "
               "(AmazonSSMManagedInstanceCore) on the agent's role.",
               ("aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} "
@@ -156,9 +157,8 @@ def read_tail(path: Path, shown: str, limit: int = TAIL_LIMIT) -> LogTail:
     """The last `limit` bytes of a file at most, as lines; a line cut by the start of the read is dropped."""
     try:
         with open(path, "rb") as handle:
-            size = handle.seek(0, 2)
-            start = max(0, size - limit)
-            handle.seek(max(0, start - 1))
+            cut = handle.seek(0, 2) > limit
+            handle.seek(-limit if cut else 0, 2 if cut else 0)
             data = handle.read(limit)
     except FileNotFoundError:
         return LogTail(shown, missing=True)
@@ -166,12 +166,12 @@ def read_tail(path: Path, shown: str, limit: int = TAIL_LIMIT) -> LogTail:
         return LogTail(shown, problem="permission denied")
     except OSError as error:
         return LogTail(shown, problem=error.strerror or str(error))
-    return LogTail(shown, split_tail(data, start > 0), len(data))
+    return LogTail(shown, split_tail(data, cut), len(data))
 
 
 def split_tail(data: bytes, cut: bool) -> Tuple[str, ...]:
-    """Bytes from the end of a log as lines. With `cut`, data starts one byte before the read: if that byte ends a
-    line, the first line is whole; otherwise the partial first line is dropped."""
+    """Bytes from the end of a log as lines. With `cut` (the file is longer), the first byte only says whether the
+    next line is whole (it is a newline) or cut (then the partial line is dropped)."""
     if cut:
         data = data[1:] if data[:1] == b"\n" else data.partition(b"\n")[2]
     text = data.decode("utf-8", errors="replace").replace("\r", "")
@@ -188,18 +188,19 @@ def assess_logs(tails: Sequence[LogTail], now: datetime, values: Optional[Dict[s
     matches = scan(tails, now)
     evidence["matches"] = [{k: v for k, v in m.items() if k not in ("remedy", "key")} for m in matches]
     causes = [m for m in matches if m["remedy"] is not None and m["recent"]]
-    unreadable = [t.path for t in tails if t.problem]
+    unreadable = [f"{t.path} ({t.problem})" for t in tails if t.problem]
     if causes:
         top = causes[0]
         others = ", ".join(f"{m['code']} ({m['recent']}×)" for m in causes[1:])
+        also = f" Also seen: {others}." if others else ""
         return Result(Status.WARN, f"agent log: {top['meaning'].split(':')[0]} ({top['recent']}× in 24 h, last "
                       f"{top['last'] or 'time unknown'})", code=top["code"], evidence=evidence,
                       cause=f"The agent logged \"{top['example']}\": {top['meaning']}. It saw this recently; the "
-                            f"network checks say whether it still holds." + (f" Also seen: {others}." if others else ""),
+                            f"network checks say whether it still holds.{also}",
                       remedy=top["remedy"].filled(**(values or {})))
     if unreadable:
         return Result(Status.WARN, f"{', '.join(unreadable)} cannot be read", code="unreadable", evidence=evidence,
-                      cause="The agent's logs are readable by root only, so what the agent saw is unknown.",
+                      cause="The agent's logs are readable by root only; what the agent saw is unknown.",
                       remedy=Remedy("Run the doctor as root.", ("sudo vpce-doctor --only ssm:",)))
     lines = sum(len(t.lines) for t in tails)
     old = sum(1 for m in matches if m["remedy"] is not None)
