@@ -18,10 +18,18 @@ INTERFACE_ENIS = {
 ALLOW_ALL = json.dumps({"Version": "2008-10-17", "Statement": [
     {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]})
 
+DOCTOR_CONFIG = """[vpce-doctor]
+services = ssm, ssmmessages, ec2messages, s3, sts, logs, kms, ec2
+bucket = vpclab-probe
+timeout = 10
+connect-timeout = 1
+"""
+
 BASELINE: dict = {
     "description": "healthy",
-    "expect": {"exit_code": 0, "root_causes": [], "statuses": {}},
-    "doctor": {"args": [], "env": {}},
+    "expect": {"exit_code": 0, "root_causes": [], "statuses": {}, "codes": {}},
+    # What an operator of these instances would put in /etc/vpce-doctor/vpce-doctor.conf.
+    "doctor": {"args": [], "env": {}, "config": DOCTOR_CONFIG},
     "dns": {"resolver": "up"},
     "eni": {},
     "endpoints": {
