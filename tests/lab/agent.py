@@ -172,7 +172,7 @@ class FakeAgent:
         state = agent.get("state", "running")
         if state == "absent":
             return {"state": state, "pid": None}
-        version = str(agent.get("version", "3.3.1142.0"))
+        version = str(agent.get("version", "3.3.2958.0"))
         self._install_binary(version)
         for directory in (CONFIG_DIR, STATE_DIR + "/runtimeconfig", LOG_DIR):
             self._p(directory).mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,7 @@ class AwsWorld:
         self.facts: dict = {}
         self.scenario: dict = {}
         self.ssm_ping = "Online"  # DescribeInstanceInformation's PingStatus; None: not registered
-        self.agent_version = "3.3.1142.0"
+        self.agent_version = "3.3.2958.0"
         self.apply_seconds = 0.0
         # apply() closes the gate and waits for requests in flight; requests arriving meanwhile wait for it
         # to finish, so none sees half a world or has moto reset under it.

@@ -52,7 +52,7 @@ BASELINE: dict = {
     },
     "imds": {"mode": "v2"},
     "clock": {"offset_seconds": 0},
-    "agent": {"state": "running", "version": "3.3.1142.0", "env": {}, "log_lines": [], "config": {},
+    "agent": {"state": "running", "version": "3.3.2958.0", "env": {}, "log_lines": [], "config": {},
               "credential_source": "EC2"},
 }
 

@@ -303,7 +303,7 @@ def test_ssm_stubs_and_json_errors(lab):
     info = ssm.describe_instance_information(
         Filters=[{"Key": "InstanceIds", "Values": [iid]}])["InstanceInformationList"]
     assert [(i["InstanceId"], i["PingStatus"], i["AgentVersion"], i["IPAddress"]) for i in info] == [
-        (iid, "Online", "3.3.1142.0", "10.0.1.100")]
+        (iid, "Online", "3.3.2958.0", "10.0.1.100")]
     command = ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunShellScript",
                                Parameters={"commands": ["true"]})["Command"]["CommandId"]
     invocations = ssm.list_command_invocations(CommandId=command)["CommandInvocations"]

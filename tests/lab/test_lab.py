@@ -272,7 +272,7 @@ def test_fake_agent_is_a_root_process_named_amazon_ssm_agent(lab):
     assert agent["username"] == "root" and agent["cmdline"] == ["/usr/bin/amazon-ssm-agent"]
     assert agent["env"] == "http://10.0.9.9:3128"
     assert all(running["exists"].values())
-    assert running["version"] == "SSM Agent version: 3.3.1142.0"
+    assert running["version"] == "SSM Agent version: 3.3.2958.0"
     assert running["identity"] == {"CredentialSource": "EC2"}
     assert "ERROR [CredentialRefresher] boom" in running["errors"]
     lab.switch("agent-stopped")

@@ -4,18 +4,20 @@ from __future__ import annotations
 from typing import Sequence, Tuple
 
 from ..model import Check
-from . import clock, dns, identity, imds, local, resolver, s3, session, session_logs, tcp, tls, vpc
+from . import agent, clock, dns, identity, imds, local, resolver, s3, session, session_logs, tcp, tls, vpc
 
 
 def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
-    """Layer by layer, as domain.md orders them: instance, local configuration, DNS, TCP, TLS, then the
+    """Layer by layer, as domain.md orders them: instance, local configuration, the SSM agent, DNS, TCP, TLS, then the
     authenticated layer (credentials, the control plane, S3, Session Manager), and the clock judged from every
     AWS answer. imds_only: nothing but the instance profile can supply credentials here."""
     services = {t.service for t in targets}
+    ssm = "ssm" in services
     network = (
         *imds.checks(),
         *resolver.checks(),
         *local.checks(),
+        *(agent.checks() if ssm else ()),
         *(dns.check(t) for t in targets),
         *(tcp.check(t) for t in targets),
         *(tls.check(t) for t in targets),
@@ -24,13 +26,17 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *((vpc.check(),) if "ec2" in services else ()),
         *s3.checks(settings.bucket if "s3" in services else None, "ec2" in services,
                    ("sts:identity",) if "sts" in services else ()),
-        *(session.checks(settings.session_document, False)[:1] + session_logs.checks()
-          + session.checks(settings.session_document, False)[1:] if "ssm" in services else ()),
+        *(_session(settings.session_document) if ssm else ()),
     )
     if not authenticated and "sts" not in services:
         return network
     api = (*identity.checks("sts" in services, imds_only), *authenticated)
     return _resolve_after((*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source"))))
+
+
+def _session(document: str) -> Tuple[Check, ...]:
+    preferences, *rest = session.checks(document, agent_planned=True)
+    return (preferences, *session_logs.checks(), *rest)
 
 
 def _resolve_after(checks: Sequence[Check]) -> Tuple[Check, ...]:
