@@ -241,3 +241,20 @@ def test_control_plane_unreadable_is_a_note():
     result = vpc.assess({"endpoints": err("UnauthorizedOperation", "denied", 403)}, ["ssm"], "r", "vpc-1", [], [],
                         None)
     assert (result.status, result.code) == (Status.WARN, "unavailable")
+
+
+def test_run_command_channels_for_each_agent_generation():
+    from vpce_doctor.checks import run_command
+    current, old = (3, 3, 2958, 0), (3, 0, 1000, 0)
+    assert run_command.assess("pass", "pass", current, {}).status is Status.PASS
+    assert run_command.assess("pass", "fail", current, {}).status is Status.PASS  # ec2messages switched off anyway
+    no_fallback = run_command.assess("pass", "fail", (3, 2, 0, 0), {})
+    assert (no_fallback.status, no_fallback.code) == (Status.WARN, "no-fallback")
+    fallback = run_command.assess("skip", "pass", current, {"region": "eu-west-1"})
+    assert (fallback.code, fallback.evidence["caused_by"]) == ("fallback-only", ["tls:ssmmessages"])
+    assert "com.amazonaws.eu-west-1.ssmmessages" in fallback.remedy.commands[0]
+    assert run_command.assess("pass", "fail", old, {}).code == "undeliverable"
+    assert run_command.assess("fail", "pass", old, {}).status is Status.PASS
+    dead = run_command.assess("fail", "skip", current, {})
+    assert (dead.status, dead.code, dead.evidence["caused_by"]) == (
+        Status.FAIL, "undeliverable", ["tls:ssmmessages", "tls:ec2messages"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Sequence, Tuple
 
 from ..model import Check
-from . import agent, clock, dns, identity, imds, local, resolver, s3, session, session_logs, tcp, tls, vpc
+from . import (agent, clock, dns, identity, imds, local, resolver, run_command, s3, session, session_logs, tcp,
+               tls, vpc)
 
 
 def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
@@ -21,6 +22,7 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *(dns.check(t) for t in targets),
         *(tcp.check(t) for t in targets),
         *(tls.check(t) for t in targets),
+        *((run_command.check(),) if ssm else ()),
     )
     authenticated = (
         *((vpc.check(),) if "ec2" in services else ()),

@@ -1,0 +1,59 @@
+"""ssm:run_command: which channel delivers Run Command here (ssmmessages or ec2messages), for this agent version."""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Tuple
+
+from ..model import Check, Remedy, Result, Severity, Status
+from .agent import version_tuple
+
+MGS_SINCE = (3, 1, 821, 0)   # Run Command over ssmmessages (MGS), with ec2messages (MDS) as the fallback
+MDS_OFF_SINCE = (3, 3, 40, 0)  # ec2messages switched off once ssmmessages connects
+CHANNELS = ("tls:ssmmessages", "tls:ec2messages")
+ENDPOINT = Remedy("Create the missing interface endpoint with private DNS (see the failing check above).",
+                  ("aws ec2 create-vpc-endpoint --vpc-endpoint-type Interface --service-name "
+                   "com.amazonaws.{region}.{service} --vpc-id {vpc} --subnet-ids {subnet} --private-dns-enabled",))
+
+
+def check() -> Check:
+    return Check("ssm:run_command", "Run Command has a working delivery channel", Severity.HIGH, run,
+                 after=CHANNELS + ("ssm:agent",))
+
+
+def run(ctx, prior) -> Result:
+    agent = prior.get("ssm:agent")
+    version = version_tuple(str(agent.evidence.get("version") or "")) if agent is not None else None
+    channels = {c.split(":")[1]: (prior[c].status.value if c in prior else "unplanned") for c in CHANNELS}
+    context = {"region": ctx.region, "vpc": ctx.facts.vpc_id, "subnet": ctx.facts.subnet_id}
+    return assess(channels["ssmmessages"], channels["ec2messages"], version, context)
+
+
+def assess(mgs: str, mds: str, version: Optional[Tuple[int, ...]], context: Mapping[str, object]) -> Result:
+    """mgs/mds: the status of tls:ssmmessages / tls:ec2messages ("pass", "fail", "skip", "unplanned", ...)."""
+    shown = ".".join(map(str, version)) if version else "unknown"
+    evidence = {"ssmmessages": mgs, "ec2messages": mds, "agent_version": shown}
+    works_mgs, works_mds = mgs in ("pass", "warn"), mds in ("pass", "warn")
+    uses_mgs = version is None or version >= MGS_SINCE
+    if uses_mgs and works_mgs:
+        if works_mds or mds == "unplanned" or (version is not None and version >= MDS_OFF_SINCE):
+            return Result(Status.PASS, f"Run Command arrives over ssmmessages (agent {shown})", evidence=evidence)
+        return Result(Status.WARN, f"Run Command arrives over ssmmessages (agent {shown}); ec2messages, its "
+                      f"fallback, is {mds}", code="no-fallback", evidence={**evidence, "caused_by": ["tls:ec2messages"]},
+                      cause="This agent falls back to ec2messages when ssmmessages drops; without it, commands end "
+                            "as Delivery Timed Out whenever ssmmessages is down.",
+                      remedy=ENDPOINT.filled(service="ec2messages", **context))
+    if works_mds and not uses_mgs:
+        return Result(Status.PASS, f"Run Command arrives over ec2messages, the only channel of agent {shown}",
+                      evidence=evidence)
+    if works_mds:
+        return Result(Status.WARN, f"Run Command arrives over ec2messages only: ssmmessages is {mgs} (agent {shown})",
+                      code="fallback-only", evidence={**evidence, "caused_by": ["tls:ssmmessages"]},
+                      cause="Commands still arrive, through the fallback; Session Manager needs ssmmessages.",
+                      remedy=ENDPOINT.filled(service="ssmmessages", **context))
+    if mgs == mds == "unplanned":
+        return Result(Status.WARN, "no channel was checked: plan ssmmessages and ec2messages", code="unknown",
+                      evidence=evidence)
+    broken = [f"tls:{name}" for name, status in (("ssmmessages", mgs), ("ec2messages", mds)) if status != "unplanned"]
+    return Result(Status.FAIL, f"no channel delivers Run Command: ssmmessages is {mgs}, ec2messages is {mds} "
+                  f"(agent {shown})", code="undeliverable", evidence={**evidence, "caused_by": broken},
+                  cause="Commands sent to this instance end as Delivery Timed Out.",
+                  remedy=ENDPOINT.filled(service="ssmmessages" if uses_mgs else "ec2messages", **context))
