@@ -107,9 +107,17 @@ class Report:
 
     @property
     def root_causes(self) -> Tuple[Finding, ...]:
-        """Failures whose prerequisites passed and that no other failure explains: a skipped check, or one whose
-        evidence names what it failed because of (caused_by), is a consequence, never a cause."""
-        return tuple(f for f in self.findings if f.status in (Status.FAIL, Status.ERROR) and not caused_by(f))
+        """Failures whose prerequisites passed and that nothing else explains: a skipped check, or one whose
+        evidence names a finding that did not pass as its reason (caused_by), is a consequence. A warning that
+        explains a failure (credentials shadowing the instance profile) is a root cause itself."""
+        status = {f.check.id: f.status for f in self.findings}
+
+        def explained(f: Finding) -> bool:
+            return any(status.get(c, Status.PASS) is not Status.PASS for c in caused_by(f))
+
+        failing = [f for f in self.findings if f.status in (Status.FAIL, Status.ERROR)]
+        reasons = {c for f in failing for c in caused_by(f) if status.get(c) is Status.WARN}
+        return tuple(f for f in self.findings if (f in failing and not explained(f)) or f.check.id in reasons)
 
     def blocked_by(self, check_id: str) -> Tuple[Finding, ...]:
         """Every finding that follows from check_id: skipped behind it, or failed because of it, transitively."""

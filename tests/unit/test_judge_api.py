@@ -205,13 +205,26 @@ def test_kms_cannot_prove_decrypt():
 def test_session_outcome_predictions():
     works = session.predict({"tls:ssm": ("pass", "", "")}, {"s3BucketName": "b"})
     at_once = session.predict({"ssm:agent": ("fail", "not-running", "amazon-ssm-agent is not running")}, {})
+    skipped_channel = session.predict({"tls:ssmmessages": ("skip", "blocked", "not run: tcp:ssmmessages is fail")},
+                                      {})
     hangs = session.predict({"session:s3": ("fail", "unreachable", "bucket unreachable")}, {"s3BucketName": "b"})
+    refused = session.predict({"session:logs": ("fail", "no-log-group", "log group /s does not exist")},
+                              {"cloudWatchEncryptionEnabled": True})
+    lost = session.predict({"session:logs": ("fail", "no-log-group", "log group /s does not exist")},
+                           {"cloudWatchEncryptionEnabled": False})
+    kms = session.predict({"session:kms": ("fail", "unreachable", "KMS is unreachable")}, {"kmsKeyId": "k"})
     both = session.predict({"session:s3": ("fail", "unreachable", "bucket unreachable"),
-                            "session:logs": ("fail", "unencrypted", "no KMS key")}, {})
+                            "session:logs": ("fail", "unencrypted", "no KMS key")},
+                           {"cloudWatchEncryptionEnabled": True})
     assert works.status is Status.PASS
-    assert at_once.code == "fails" and "fails at once" in at_once.summary and "ssm:agent" in at_once.cause
-    assert hangs.code == "hangs" and "blank for about 150 s" in hangs.summary
-    assert "then fails" in both.summary
+    assert at_once.code == "fails" and "fails at once" in at_once.summary and "ssm:agent" in at_once.summary
+    assert at_once.evidence["caused_by"] == ["ssm:agent"]
+    assert skipped_channel.code == "fails" and "TargetNotConnected" in skipped_channel.summary
+    assert hangs.code == "hangs" and "blank for about 150 s, then starts, without its S3 log" in hangs.summary
+    assert refused.code == "fails" and "refuses" in refused.summary
+    assert (lost.status, lost.code) == (Status.WARN, "logs-lost")
+    assert "about 15 s, then fails: Handshake timed out" in kms.summary
+    assert "about 150 s, then fails: the agent refuses the session" in both.summary
 
 
 def test_control_plane_cross_check_names_resources():

@@ -22,7 +22,8 @@ DENIED = {  # Denial.policy_type → (code, who to change)
 }
 
 
-FOLLOWS = {"clock-skew": "clock:skew", "no-credentials": "creds:source"}  # codes another finding explains
+# codes another finding explains (when that finding did not pass: see Report.root_causes)
+FOLLOWS = {"clock-skew": "clock:skew", "no-credentials": "creds:source", "invalid-credentials": "creds:source"}
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,16 @@ def run_token(ctx, prior) -> Result:
     return assess_token(ctx.facts, ctx.settings.region)
 
 
+IDENTITY_CONFIG = "/var/lib/amazon/ssm/runtimeconfig/identity_config.json"
+
+
 def run_profile(ctx, prior) -> Result:
-    return assess_profile(ctx.facts)
+    try:
+        dhmc = '"CredentialSource": "SSM"' in ctx.path(IDENTITY_CONFIG).read_text(errors="replace").replace(
+            '":"', '": "')
+    except OSError:
+        dhmc = False
+    return assess_profile(ctx.facts, dhmc)
 
 
 def assess_token(facts: Facts, region_flag=None) -> Result:
@@ -91,11 +99,18 @@ def assess_token(facts: Facts, region_flag=None) -> Result:
     return Result(Status.PASS, summary, evidence=evidence)
 
 
-def assess_profile(facts: Facts) -> Result:
+def assess_profile(facts: Facts, dhmc: bool = False) -> Result:
     reply = facts.imds.replies.get("iam/info")
-    evidence = {"iam/info": _reply(reply)}
+    evidence = {"iam/info": _reply(reply), "agent_uses_dhmc": dhmc}
     if facts.instance_profile_arn:
         return Result(Status.PASS, f"instance profile {facts.instance_profile_arn}", evidence=evidence)
+    if reply is not None and reply.status == 404 and dhmc:
+        return Result(Status.WARN, "no instance profile: the SSM agent uses Default Host Management credentials",
+                      code="dhmc", evidence=evidence,
+                      cause="The agent is managed through Default Host Management, so its permissions (session "
+                            "logging included) are the DHMC role's; the doctor's own AWS checks have no "
+                            "credentials of their own. To test the DHMC role, run with "
+                            "AWS_SHARED_CREDENTIALS_FILE=/var/lib/amazon/ssm/credentials.")
     if reply is not None and reply.status == 404:
         return Result(Status.FAIL, "no instance profile is attached (IMDS iam/info: 404)",
                       cause="Without an instance profile the SSM agent has no credentials, unless Default Host "

@@ -15,7 +15,8 @@ DESTINATIONS = ("session:s3", "session:logs", "session:kms", "session:run_as")
 
 
 def checks(document: str, agent_planned: bool):
-    outcome_after = DESTINATIONS + ("tls:ssm", "tls:ssmmessages") + (("ssm:agent",) if agent_planned else ())
+    outcome_after = ("session:preferences", *DESTINATIONS, "tls:ssm", "tls:ssmmessages",
+                     *(("ssm:agent",) if agent_planned else ()))
     return (
         Check("session:preferences", f"Session Manager preferences ({document}) can be read", Severity.HIGH,
               run_preferences, needs=("tls:ssm", "creds:source")),
@@ -99,52 +100,70 @@ def run_outcome(ctx, prior) -> Result:
     return predict({k: (v.status.value, v.code, v.summary) for k, v in prior.items()}, inputs_of(prior) or {})
 
 
-# Each line: the check, the codes that decide it (None: any), and what a session then does. The agent's own
-# connection is broken when its checks did not pass at all, skipped included; a destination only when it failed.
-AT_ONCE = "fails at once"
+# Each line: the check, the codes that decide it (None: any), how long the session hangs first, and what it then
+# does (None: it starts, that destination's logs lost). The agent's own connection is broken when its checks did
+# not pass at all, skipped included; a log destination only when it failed. "encrypted": only when the
+# preferences require encryption for that destination does the agent refuse the session.
 CONNECTION = ("ssm:agent", "tls:ssmmessages", "tls:ssm")
+REFUSED = "the agent refuses the session"
 PREDICTIONS = (
-    ("ssm:agent", None, AT_ONCE, "the instance is not connected to Session Manager (TargetNotConnected)"),
-    ("tls:ssmmessages", None, AT_ONCE, "TargetNotConnected: the agent cannot open its control channel"),
-    ("tls:ssm", None, AT_ONCE, "the instance is not managed: the agent cannot register with SSM"),
-    ("session:run_as", None, AT_ONCE, "the runAs user does not exist"),
-    ("session:kms", ("unreachable",), "opens, waits about 15 s", "then fails: Handshake timed out"),
-    ("session:s3", ("unreachable",), "opens and stays blank for about 150 s",
-     "while the agent looks for the bucket's Region (five HEAD requests, about 30 s each)"),
-    ("session:logs", ("unreachable",), "opens and stays blank for about 60 s", "while DescribeLogGroups retries"),
-    ("session:logs", None, AT_ONCE, "the agent refuses the session"),
-    ("session:s3", ("unencrypted", "encryption-unverifiable"), AT_ONCE, "the agent refuses the session"),
+    ("ssm:agent", None, 0, "the instance is not connected to Session Manager (TargetNotConnected)"),
+    ("tls:ssmmessages", None, 0, "TargetNotConnected: the agent cannot open its control channel"),
+    ("tls:ssm", None, 0, "the instance is not managed: the agent cannot register with SSM"),
+    ("session:run_as", None, 0, "the runAs user does not exist"),
+    ("session:kms", ("unreachable",), 15, "Handshake timed out (KMS Decrypt never answers)"),
+    ("session:kms", None, 0, "the KMS handshake fails"),
+    ("session:s3", ("unreachable",), 150, "s3EncryptionEnabled"),
+    ("session:s3", ("unencrypted", "encryption-unverifiable"), 0, REFUSED),
+    ("session:s3", None, 0, None),
+    ("session:logs", ("unreachable",), 60, "cloudWatchEncryptionEnabled"),
+    ("session:logs", None, 0, "cloudWatchEncryptionEnabled"),
 )
+WAITS = {"session:kms": "the data channel handshake waits for KMS",
+         "session:s3": "the agent looks for the bucket's Region (five HEAD requests, about 30 s each)",
+         "session:logs": "DescribeLogGroups retries"}
 
 
 def predict(prior: Mapping[str, tuple], inputs: Mapping[str, object]) -> Result:
     """prior: check id → (status, code, summary) of everything session:outcome waited for."""
     evidence: Dict[str, object] = {"inputs": {k: v for k, v in inputs.items() if not str(k).startswith("_")}}
-    steps, seconds, fatal, causes = [], 0, None, []
-    for check_id, codes, what, why in PREDICTIONS:
+    waits, seconds, fatal, lost, causes = [], 0, None, [], []
+    for check_id, codes, wait, then in PREDICTIONS:
         status, code, summary = prior.get(check_id, ("pass", "", ""))
         broken = status in ("fail", "error") or (status == "skip" and check_id in CONNECTION)
         if not broken or (codes is not None and code not in codes) or check_id in causes:
             continue
         causes.append(check_id)
-        if what == AT_ONCE:
-            fatal = fatal or (check_id, f"{why} ({check_id}: {summary})")
-            continue
-        seconds += int(what.split("about ")[1].split(" s")[0])
-        steps.append(f"{why} ({check_id}: {summary})")
+        if wait:
+            seconds += wait
+            waits.append(f"{WAITS[check_id]} ({check_id}: {summary})")
+        if then in BOOLEAN_GATES:  # refused only when the preferences require encryption there
+            then = REFUSED if inputs.get(then) else None
+        if then is None:
+            lost.append(check_id)
+        else:
+            fatal = fatal or f"{then} ({check_id}: {summary})"
     evidence["caused_by"] = causes
-    if fatal and not steps:
-        return Result(Status.FAIL, f"a session started now {AT_ONCE}: {fatal[1]}", code="fails", evidence=evidence,
-                      cause=f"The root cause is behind {fatal[0]}; fix that finding and this one follows.")
-    if steps:
-        then = f", then fails: {fatal[1]}" if fatal else ", then starts (that destination's logs are lost)"
-        return Result(Status.FAIL, f"a session started now opens and stays blank for about {seconds} s{then}",
-                      code="hangs", evidence={**evidence, "waits": steps},
+    if fatal and not waits:
+        return Result(Status.FAIL, f"a session started now fails at once: {fatal}", code="fails", evidence=evidence,
+                      cause="Fix the finding named here and this one follows.")
+    if waits:
+        then = f"then fails: {fatal}" if fatal else "then starts, without " + " and ".join(
+            DESTINATION[c] for c in lost)
+        return Result(Status.FAIL, f"a session started now opens and stays blank for about {seconds} s, {then}",
+                      code="hangs", evidence={**evidence, "waits": waits},
                       cause="The agent checks the log destinations only when a session starts and waits on each "
-                            "unreachable one: " + "; ".join(steps) + ".")
+                            "unreachable one: " + "; ".join(waits) + ".")
+    if lost:
+        return Result(Status.WARN, "a session started now works, but its logs are lost: "
+                      + " and ".join(DESTINATION[c] for c in lost), code="logs-lost", evidence=evidence)
     unknown = [c for c, (status, _, _) in prior.items() if status in ("skip", "error")]
     if unknown:
         return Result(Status.WARN, f"a session will probably work, but {', '.join(unknown)} could not be checked",
                       code="unknown", evidence={**evidence, "caused_by": unknown})
     return Result(Status.PASS, "a session started now works" + (" and logs where the preferences say"
                                                                 if inputs else ""), evidence=evidence)
+
+
+BOOLEAN_GATES = ("s3EncryptionEnabled", "cloudWatchEncryptionEnabled")
+DESTINATION = {"session:s3": "its S3 log", "session:logs": "its CloudWatch log", "session:kms": "KMS"}
