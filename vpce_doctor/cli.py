@@ -29,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these checks (ids or prefixes like tls), "
                    "plus what they need")
     p.add_argument("--list-checks", action="store_true", help="list the checks this run would do, and exit")
-    p.add_argument("--output", "-o", choices=("text", "json"), help="report format (default: text)")
+    p.add_argument("--output", "-o", choices=("text", "json", "summary"),
+                   help="report format: text (default), json, or summary (compact, for Run Command's console)")
     p.add_argument("--timeout", help="deadline for the whole run in seconds (default: 20)")
     p.add_argument("--connect-timeout", help="timeout of one connect, handshake or lookup in seconds (default: 2)")
     p.add_argument("--resolver", help="query this DNS server (IP or IP:PORT) instead of resolv.conf's")
@@ -39,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-write", action="store_const", const=True, help="never write: the S3 probe only reads")
     p.add_argument("--session-document", help="Session Manager preferences document (default: "
                    "SSM-SessionManagerRunShell)")
+    p.add_argument("--ship", action="store_const", const=True,
+                   help="after local output, send the JSON report to CloudWatch Logs (spooled when that fails)")
+    p.add_argument("--log-group", help="log group for --ship (default: /vpce-doctor/reports)")
     p.add_argument("--config", help="INI file with a [vpce-doctor] section (default: "
                    "/etc/vpce-doctor/vpce-doctor.conf if it exists)")
     return p
@@ -49,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
     environ = os.environ if environ is None else environ
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
-        return _main(argv, environ, stdout)
+        return _main(argv, environ, stdout, stderr)
     except UsageError as error:
         stderr.write(f"vpce-doctor: {error}\n")
         return 64
@@ -63,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         return EXIT_INTERNAL
 
 
-def _main(argv, environ, stdout) -> int:
+def _main(argv, environ, stdout, stderr) -> int:
     from . import settings as settings_mod
     args = parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k != "list_checks"}
@@ -93,8 +97,14 @@ def _main(argv, environ, stdout) -> int:
         code = int(report.exit_code)
     except doctor.ReportInterrupted as stop:
         report, code = stop.report, 2
-    stdout.write(text.footer(report, color) if live else document.render(report))
+    if live:
+        stdout.write(text.footer(report, color))
+    else:
+        stdout.write(text.summary(report) if settings.output == "summary" else document.render(report))
     stdout.flush()
+    if settings.ship:  # local output first: a broken logs path never hides the report
+        from .delivery import deliver
+        stderr.write(deliver(ctx, document.to_dict(report)) + "\n")
     return code
 
 

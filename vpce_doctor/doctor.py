@@ -18,7 +18,8 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
             started: Optional[float] = None) -> Context:
     """Gather facts and build the plan; raise UsageError when the region can be had from nowhere."""
     started = clock() if started is None else started
-    deadline = started + settings.timeout
+    # Shipping happens after the checks and must fit in the same deadline: keep it a slice of the run.
+    deadline = started + settings.timeout - (ship_reserve(settings) if settings.ship else 0.0)
     facts = facts_mod.gather(environ, lambda: deadline - clock())
     region = settings.region or facts.region
     if not region:
@@ -35,6 +36,10 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
         clients.prewarm(api_services(checks))
         ctx = replace(ctx, clients=clients)
     return ctx
+
+
+def ship_reserve(settings: Settings) -> float:
+    return min(max(2 * settings.connect_timeout, 1.0), settings.timeout / 4)
 
 
 def checks_for(ctx: Context):

@@ -42,13 +42,16 @@ class Settings:
     key_prefix: str = ""                    # the probe writes only <key_prefix>vpce-doctor/<instance-id>.probe
     no_write: bool = False                  # never write: the S3 probe only reads
     session_document: str = "SSM-SessionManagerRunShell"  # Session Manager preferences to read
+    ship: bool = False                      # send the JSON report to CloudWatch Logs after local output
+    log_group: str = "/vpce-doctor/reports"  # where --ship sends it, one stream per instance id
+    spool_dir: str = "/var/lib/vpce-doctor/spool"  # reports that could not be shipped wait here
 
     def with_region(self, region: str) -> "Settings":
         return _replace(self, region=region)
 
 
 INTEGERS = ("port",)
-BOOLEANS = ("no_write",)
+BOOLEANS = ("no_write", "ship")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 FLOATS = ("timeout", "connect_timeout")
 LISTS = ("services", "only")
@@ -116,8 +119,10 @@ def validate(values: Dict[str, object]) -> Settings:
         raise UsageError(f"unknown service {unknown[0]!r}; known: {', '.join(sorted(KNOWN_SERVICES))}")
     if not settings.services:
         raise UsageError("services is empty: name at least one, e.g. ssm,ssmmessages,ec2messages,s3")
-    if settings.output not in ("text", "json"):
-        raise UsageError(f"output must be text or json, not {settings.output!r}")
+    if settings.output not in ("text", "json", "summary"):
+        raise UsageError(f"output must be text, json or summary, not {settings.output!r}")
+    if not re.match(r"^[\w./#-]{1,512}$", settings.log_group):
+        raise UsageError(f"log-group {settings.log_group!r} is not a CloudWatch Logs group name")
     if not 0 < settings.timeout <= 3600:
         raise UsageError(f"timeout must be between 0 and 3600 seconds, not {settings.timeout}")
     if not 0 < settings.connect_timeout <= settings.timeout:

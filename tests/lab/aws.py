@@ -292,6 +292,8 @@ class AwsWorld:
         if sc["logs"]["group"]:
             self.client("logs").create_log_group(logGroupName="/vpclab/sessions",
                                                  **({"kmsKeyId": key_arn} if sc["logs"]["kms_key"] else {}))
+        if sc["logs"].get("reports", True):  # where vpce-doctor --ship sends its reports (the CloudFormation's)
+            self.client("logs").create_log_group(logGroupName="/vpce-doctor/reports")
         session = dict(sc["session"])
         if session.pop("present", True):
             self.client("ssm").create_document(

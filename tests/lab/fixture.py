@@ -211,6 +211,10 @@ class Lab:
         self.stop()
 
     # -- control --
+    def aws(self, service: str, operation: str, **params) -> dict:
+        """An administrator's call into the lab's AWS (moto), past every policy: for tests to inspect the world."""
+        return self.ctl({"cmd": "aws", "service": service, "operation": operation, "params": params})["response"]
+
     def ctl(self, message: dict, timeout: float = 60) -> dict:
         """One JSON line to labd's control socket, one JSON reply back; raises LabError if not ok."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

@@ -7,7 +7,8 @@
 * nft rules (table inet lab) for dropped/rejected ENIs, missing SG rules, missing S3 routes, absent endpoints;
 * the fake SSM agent (tests.lab.agent.FakeAgent);
 * a control socket RUN/ctl.sock taking JSON lines: {"cmd": "scenario", "path": FILE} (or "overrides": {...}),
-  {"cmd": "status"}, {"cmd": "stop"}. Every reply is one JSON line with "ok".
+  {"cmd": "status"}, {"cmd": "stop"}, {"cmd": "aws", "service", "operation", "params"} (an administrator's call into
+  moto, for tests to look at the world). Every reply is one JSON line with "ok".
 
 It writes RUN/ready.json (facts, timings, RSS) once everything is up. Never run it on the host: it mounts over
 the CA bundle and runs `ip`/`nft`; inner.sh only starts it inside the namespaces.
@@ -430,7 +431,12 @@ class Labd:
         if cmd == "stop":
             self.stopping.set()
             return {"stopping": True}
-        raise ValueError(f"unknown cmd {cmd!r} (scenario, status, stop)")
+        if cmd == "aws":  # tests look at the world as an administrator: no endpoint or role policy applies
+            client = self.world.client(message["service"])
+            response = getattr(client, message["operation"])(**(message.get("params") or {}))
+            response.pop("ResponseMetadata", None)
+            return {"response": json.loads(json.dumps(response, default=str))}
+        raise ValueError(f"unknown cmd {cmd!r} (scenario, status, stop, aws)")
 
     def _control(self) -> None:
         labd = self

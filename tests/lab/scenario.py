@@ -43,7 +43,7 @@ BASELINE: dict = {
         "vpclab-probe": {"region": REGION, "encryption": "AES256", "policy": None},
         "vpclab-session-logs": {"region": REGION, "encryption": "AES256", "policy": None},
     },
-    "logs": {"group": True, "kms_key": False},
+    "logs": {"group": True, "kms_key": False, "reports": True},
     "session": {
         "present": True, "s3BucketName": "vpclab-session-logs", "s3KeyPrefix": "sessions/",
         "s3EncryptionEnabled": False, "cloudWatchLogGroupName": "/vpclab/sessions",

@@ -84,3 +84,22 @@ def _group(causes) -> List[List[Finding]]:
 def render(report: Report, color: bool = False) -> str:
     return header(report.tool_version, report.instance) + "".join(
         finding(f, color) for f in report.findings) + footer(report, color)
+
+
+def summary(report: Report, limit: int = 2400) -> str:
+    """A compact verdict for Run Command's console view (2,500 characters): root causes with their first fix."""
+    counts = {s: sum(1 for f in report.findings if f.status is s) for s in Status}
+    instance = report.instance
+    lines = [f"vpce-doctor {report.tool_version} {instance.get('instance_id') or '?'} {instance.get('region') or '?'}: "
+             f"{ {0: 'healthy', 1: 'broken', 2: 'incomplete'}.get(int(report.exit_code), '?') } "
+             f"(exit {int(report.exit_code)}; {counts[Status.PASS]} pass, {counts[Status.WARN]} warn, "
+             f"{counts[Status.FAIL]} fail, {counts[Status.SKIP]} skip, {counts[Status.ERROR]} error)"]
+    for cause in report.root_causes:
+        remedy = cause.result.remedy
+        fix = f" | fix: {remedy.commands[0] if remedy.commands else remedy.text}" if remedy else ""
+        lines.append(f"{cause.check.id} [{cause.result.code}] {cause.result.summary}{fix}")
+    warnings = [f.check.id for f in report.findings if f.status is Status.WARN]
+    if warnings:
+        lines.append("warnings: " + ", ".join(warnings))
+    text = "\n".join(line[:400] for line in lines) + "\n"
+    return text if len(text) <= limit else text[:limit - 40] + "\n... (full report: --output json)\n"

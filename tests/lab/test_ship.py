@@ -1,0 +1,75 @@
+"""--ship: the report reaches CloudWatch Logs with its EMF metrics; a broken logs path spools it, the next run sends it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import validate_report
+
+DOCTOR = str(Path(__file__).parents[2] / ".venv" / "bin" / "vpce-doctor")
+GROUP = "/vpce-doctor/reports"
+SPOOL = "/var/lib/vpce-doctor/spool"
+
+
+def events(lab):
+    stream = lab.facts["instance_id"]
+    found = lab.aws("logs", "get_log_events", logGroupName=GROUP, logStreamName=stream, startFromHead=True)
+    return [json.loads(e["message"]) for e in found["events"]]
+
+
+def clear(lab):
+    lab.run(["rm", "-rf", SPOOL])
+    for stream in lab.aws("logs", "describe_log_streams", logGroupName=GROUP)["logStreams"]:
+        lab.aws("logs", "delete_log_stream", logGroupName=GROUP, logStreamName=stream["logStreamName"])
+
+
+def test_healthy_run_ships_one_report_with_emf_metrics(lab):
+    lab.switch("healthy")
+    clear(lab)
+    done = lab.run([DOCTOR, "--ship", "--output", "json"], timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"report shipped to {GROUP} stream {lab.facts['instance_id']}" in done.stderr
+    shipped = events(lab)
+    assert len(shipped) == 1
+    report = validate_report(shipped[0])
+    assert report["findings"] == json.loads(done.stdout)["findings"]
+    directive = report["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "VpceDoctor" and report["Failures"] == 0 and report["Region"] == "ap-northeast-1"
+
+
+def test_failed_checks_get_one_metric_event_each(lab):
+    lab.switch("endpoint-sg-missing-443")
+    clear(lab)
+    done = lab.run([DOCTOR, "--ship", "--output", "summary"], timeout=60)
+    assert done.returncode == 1 and "report shipped" in done.stderr
+    assert len(done.stdout) <= 2500 and "tcp:ssm [timeout]" in done.stdout
+    shipped = events(lab)
+    per_check = [e for e in shipped if "CheckFailed" in e]
+    assert [(e["Check"], e["Code"]) for e in per_check] == [("tcp:ssm", "timeout")]
+    assert next(e for e in shipped if "findings" in e)["Failures"] >= 1
+
+
+def test_a_dead_logs_endpoint_spools_and_the_next_run_sends_both(lab):
+    lab.switch({"eni": {"10.0.1.13": {"mode": "drop"}}})  # the logs ENI silently drops everything
+    clear(lab)
+    first = lab.run([DOCTOR, "--ship", "--output", "json"], timeout=60)
+    assert "report not shipped" in first.stderr and f"spooled in {SPOOL}" in first.stderr
+    assert first.stdout and json.loads(first.stdout)["schema"] == "vpce-doctor/report/1"  # local output came first
+    lab.switch("healthy")
+    second = lab.run([DOCTOR, "--ship", "--output", "json"], timeout=60)
+    assert "with 1 spooled report(s)" in second.stderr, second.stderr
+    shipped = [e for e in events(lab) if "findings" in e]
+    assert [e["started_at"] for e in shipped] == sorted(
+        [json.loads(first.stdout)["started_at"], json.loads(second.stdout)["started_at"]])
+    assert lab.run(["sh", "-c", f"ls {SPOOL}/*.json 2>/dev/null | wc -l"]).stdout.strip() == "0"
+
+
+def test_denied_put_log_events_spools(lab):
+    deny = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"},
+                                     {"Effect": "Deny", "Principal": "*", "Action": "logs:PutLogEvents",
+                                      "Resource": "*"}]})
+    lab.switch({"endpoints": {"logs": {"policy": deny}}})
+    clear(lab)
+    done = lab.run([DOCTOR, "--ship", "--output", "json"], timeout=60)
+    assert "report not shipped (ShipError: PutLogEvents" in done.stderr and "AccessDenied" in done.stderr
+    assert lab.run(["sh", "-c", f"ls {SPOOL}/*.json | wc -l"]).stdout.strip() == "1"
