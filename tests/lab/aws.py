@@ -54,7 +54,7 @@ def baseline_role_policy() -> str:
             "logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:CreateLogStream", "logs:PutLogEvents"]},
         {"Sid": "SessionKms", "Effect": "Allow", "Resource": "*",
          "Action": ["kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"]},
-        {"Sid": "ControlPlaneRead", "Effect": "Allow", "Action": ["ec2:Describe*", "sts:GetCallerIdentity"],
+        {"Sid": "ControlPlaneRead", "Effect": "Allow", "Action": ["ec2:Describe*", "ec2:GetManagedPrefixListEntries", "sts:GetCallerIdentity"],
          "Resource": "*"}]})
 
 

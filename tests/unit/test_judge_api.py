@@ -271,3 +271,23 @@ def test_run_command_channels_for_each_agent_generation():
     dead = run_command.assess("fail", "skip", current, {})
     assert (dead.status, dead.code, dead.evidence["caused_by"]) == (
         Status.FAIL, "undeliverable", ["tls:ssmmessages", "tls:ec2messages"])
+
+
+def test_control_plane_names_s3_outside_the_prefix_list_and_a_missing_zone():
+    seen = {
+        "endpoints": ok({"VpcEndpoints": [
+            {"VpcEndpointId": "vpce-0ssm", "ServiceName": "com.amazonaws.eu-west-1.ssm", "VpcEndpointType": "Interface",
+             "State": "available", "PrivateDnsEnabled": True, "Groups": [{"GroupId": "sg-0end"}],
+             "SubnetIds": ["subnet-b"]}]}),
+        "subnets": ok({"Subnets": [{"SubnetId": "subnet-b", "AvailabilityZone": "eu-west-1b"}]}),
+        "groups": ok({"SecurityGroups": [{"GroupId": "sg-0end", "IpPermissions": [
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": "sg-0def"}]}]}]}),
+        "s3_prefix_list": {**ok({"Entries": [{"Cidr": "52.218.0.0/17"}]}), "id": "pl-6da54004"},
+    }
+    result = vpc.assess(seen, ["ssm"], "eu-west-1", "vpc-1", ["10.0.0.0/16"], ["sg-0def"], "10.0.1.5", "eu-west-1a",
+                        ["52.218.1.1", "3.5.1.1"])
+    assert result.evidence["problems"] == [
+        "vpce-0ssm (ssm) has no network interface in eu-west-1a: traffic crosses Availability Zones and stops if "
+        "the other zone fails",
+        "s3 resolves to 3.5.1.1, outside the S3 prefix list pl-6da54004: the gateway endpoint's route does not cover "
+        "it (another Region's S3, or a DNS override)"]

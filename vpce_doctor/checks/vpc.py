@@ -13,7 +13,7 @@ FIX = Remedy("Fix the resources named above; each line says what is missing.",
 
 def check() -> Check:
     return Check("vpc:endpoints", "the VPC's endpoints, DNS attributes, security groups and routes agree",
-                 Severity.LOW, run, needs=("tls:ec2", "creds:source"))
+                 Severity.LOW, run, needs=("tls:ec2", "creds:source"), after=("dns:s3",))
 
 
 def run(ctx, prior) -> Result:
@@ -27,12 +27,23 @@ def run(ctx, prior) -> Result:
     endpoints = (seen["endpoints"].get("response") or {}).get("VpcEndpoints", [])  # type: ignore[union-attr]
     groups = sorted({g["GroupId"] for e in endpoints for g in e.get("Groups", [])})
     seen["groups"] = call(ec2, "describe_security_groups", GroupIds=groups) if groups else {"ok": True, "response": {}}
+    subnets = sorted({s for e in endpoints for s in e.get("SubnetIds", [])})
+    seen["subnets"] = call(ec2, "describe_subnets", SubnetIds=subnets) if subnets else {"ok": True, "response": {}}
+    s3_addresses = list(prior["dns:s3"].evidence.get("addresses") or ()) if "dns:s3" in prior else []
+    if s3_addresses:
+        lists = call(ec2, "describe_managed_prefix_lists",
+                     Filters=[{"Name": "prefix-list-name", "Values": [f"com.amazonaws.{ctx.region}.s3"]}])
+        found = (lists.get("response") or {}).get("PrefixLists") or [{}]  # type: ignore[union-attr]
+        if found[0].get("PrefixListId"):
+            seen["s3_prefix_list"] = call(ec2, "get_managed_prefix_list_entries", PrefixListId=found[0]["PrefixListId"])
+            seen["s3_prefix_list"]["id"] = found[0]["PrefixListId"]
     return assess(seen, [t.service for t in ctx.targets], ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
-                  list(facts.security_groups), facts.private_ip)
+                  list(facts.security_groups), facts.private_ip, facts.az, s3_addresses)
 
 
 def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vpc_id: Optional[str],
-           vpc_cidrs: List[str], instance_groups: List[str], private_ip: Optional[str]) -> Result:
+           vpc_cidrs: List[str], instance_groups: List[str], private_ip: Optional[str], az: Optional[str] = None,
+           s3_addresses: Sequence[str] = ()) -> Result:
     failed = {name: r for name, r in seen.items() if not r.get("ok")}
     if "endpoints" in failed:
         error = failed["endpoints"]
@@ -47,6 +58,7 @@ def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vp
                                "state": endpoint.get("State"), "private_dns": endpoint.get("PrivateDnsEnabled"),
                                "groups": [g["GroupId"] for g in endpoint.get("Groups", [])],
                                "route_tables": endpoint.get("RouteTableIds", []),
+                               "subnets": endpoint.get("SubnetIds", []),
                                "policy": endpoint.get("PolicyDocument")}
     problems = []
     for attribute in ("enableDnsSupport", "enableDnsHostnames"):
@@ -54,6 +66,8 @@ def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vp
         if value.get("Value") is False:
             problems.append(f"{vpc_id} has {attribute} off: private DNS names of interface endpoints do not resolve")
     rules = _ingress(seen.get("groups", {}))
+    zone_of = {sn["SubnetId"]: sn.get("AvailabilityZone") for sn in
+               ((seen.get("subnets") or {}).get("response") or {}).get("Subnets", [])}
     routes = [r for table in (seen.get("routes", {}).get("response") or {}).get("RouteTables", [])
               for r in table.get("Routes", [])]
     for service in services:
@@ -68,9 +82,20 @@ def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vp
             if not any(_admits(rules.get(g, []), instance_groups, vpc_cidrs, private_ip) for g in found["groups"]):
                 problems.append(f"{', '.join(found['groups']) or 'no security group'} on {found['id']} ({service}) "
                                 f"has no inbound 443 from {', '.join(instance_groups) or private_ip or 'this instance'}")
+            zones = {zone_of.get(subnet) for subnet in found["subnets"]}
+            if az and zone_of and az not in zones:
+                problems.append(f"{found['id']} ({service}) has no network interface in {az}: traffic crosses "
+                                "Availability Zones and stops if the other zone fails")
         elif not any(r.get("GatewayId") == found["id"] for r in routes):
             problems.append(f"this subnet's route table has no route to {found['id']} ({service} gateway endpoint)")
-    evidence = {"endpoints": by_service, "problems": problems}
+    prefix_list = seen.get("s3_prefix_list") or {}
+    cidrs = [e.get("Cidr") for e in (prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
+    outside = [a for a in s3_addresses if cidrs and not any(_within(a, c) for c in cidrs)]
+    if outside:
+        problems.append(f"s3 resolves to {', '.join(outside)}, outside the S3 prefix list {prefix_list.get('id')}: "
+                        "the gateway endpoint's route does not cover it (another Region's S3, or a DNS override)")
+    evidence = {"endpoints": by_service, "problems": problems, "s3_prefix_list": {
+        "id": prefix_list.get("id"), "cidrs": cidrs, "error": prefix_list.get("code")} if prefix_list else None}
     if problems:
         return Result(Status.WARN, "; ".join(problems), code="misconfigured", evidence=evidence,
                       cause="The control plane shows why the data-plane checks above fail.",
@@ -82,6 +107,13 @@ def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vp
 def _ingress(groups_call: Mapping) -> Dict[str, list]:
     groups = (groups_call.get("response") or {}).get("SecurityGroups", [])
     return {g["GroupId"]: g.get("IpPermissions", []) for g in groups}
+
+
+def _within(address: str, cidr: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
 
 
 def _admits(permissions, instance_groups, vpc_cidrs, private_ip) -> bool:
