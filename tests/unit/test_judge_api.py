@@ -245,8 +245,15 @@ def test_control_plane_cross_check_names_resources():
     assert result.code == "misconfigured"
     assert "vpc-1 has enableDnsHostnames off" in problems[0]
     assert "sg-0end on vpce-0ssm (ssm) has no inbound 443 from sg-0def" in problems
-    assert "this subnet's route table has no route to vpce-0s3 (s3 gateway endpoint)" in problems
+    assert "this subnet's route table <rtb-id> has no route to vpce-0s3 (s3 gateway endpoint)" in problems
     assert "no endpoint for kms in vpc-1 (com.amazonaws.eu-west-1.kms)" in problems
+    commands = result.remedy.commands
+    assert len(commands) == len(problems)
+    assert "aws ec2 modify-vpc-attribute --vpc-id vpc-1 --enable-dns-hostnames '{\"Value\":true}'" in commands
+    assert ("aws ec2 authorize-security-group-ingress --group-id sg-0end --protocol tcp --port 443 "
+            "--source-group sg-0def") in commands
+    assert any(c.startswith("aws ec2 create-vpc-endpoint --vpc-id vpc-1 --vpc-endpoint-type Interface "
+                            "--service-name com.amazonaws.eu-west-1.kms") for c in commands)
     assert result.evidence["endpoints"]["s3"]["policy"] == GET_PUT_ONLY
 
 

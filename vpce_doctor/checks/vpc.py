@@ -7,8 +7,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 from ..aws import call
 from ..model import Check, Remedy, Result, Severity, Status
 
-FIX = Remedy("Fix the resources named above; each line says what is missing.",
-             ("aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc}",))
+FIX = "Fix the resources named in the summary; these commands, one per problem, do it."
 
 
 def check() -> Check:
@@ -38,12 +37,12 @@ def run(ctx, prior) -> Result:
             seen["s3_prefix_list"] = call(ec2, "get_managed_prefix_list_entries", PrefixListId=found[0]["PrefixListId"])
             seen["s3_prefix_list"]["id"] = found[0]["PrefixListId"]
     return assess(seen, [t.service for t in ctx.targets], ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
-                  list(facts.security_groups), facts.private_ip, facts.az, s3_addresses)
+                  list(facts.security_groups), facts.private_ip, facts.az, s3_addresses, facts.subnet_id)
 
 
 def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vpc_id: Optional[str],
            vpc_cidrs: List[str], instance_groups: List[str], private_ip: Optional[str], az: Optional[str] = None,
-           s3_addresses: Sequence[str] = ()) -> Result:
+           s3_addresses: Sequence[str] = (), subnet: Optional[str] = None) -> Result:
     failed = {name: r for name, r in seen.items() if not r.get("ok")}
     if "endpoints" in failed:
         error = failed["endpoints"]
@@ -60,46 +59,71 @@ def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vp
                                "route_tables": endpoint.get("RouteTableIds", []),
                                "subnets": endpoint.get("SubnetIds", []),
                                "policy": endpoint.get("PolicyDocument")}
-    problems = []
+    problems: List[str] = []
+    commands: List[str] = []
+
+    def problem(text: str, command: str) -> None:
+        problems.append(text)
+        commands.append(command)
+
+    vpc = vpc_id or "<vpc-id>"
     for attribute in ("enableDnsSupport", "enableDnsHostnames"):
         value = ((seen.get(attribute) or {}).get("response") or {}).get(attribute[0].upper() + attribute[1:], {})
         if value.get("Value") is False:
-            problems.append(f"{vpc_id} has {attribute} off: private DNS names of interface endpoints do not resolve")
+            flag = "--enable-dns-" + attribute[len("enableDns"):].lower()
+            problem(f"{vpc_id} has {attribute} off: private DNS names of interface endpoints do not resolve",
+                    f"aws ec2 modify-vpc-attribute --vpc-id {vpc} {flag} '{{\"Value\":true}}'")
     rules = _ingress(seen.get("groups", {}))
     zone_of = {sn["SubnetId"]: sn.get("AvailabilityZone") for sn in
                ((seen.get("subnets") or {}).get("response") or {}).get("Subnets", [])}
-    routes = [r for table in (seen.get("routes", {}).get("response") or {}).get("RouteTables", [])
-              for r in table.get("Routes", [])]
+    tables = (seen.get("routes", {}).get("response") or {}).get("RouteTables", [])
+    routes = [r for table in tables for r in table.get("Routes", [])]
+    table = (tables[0].get("RouteTableId") if tables else None) or "<rtb-id>"
+    source = f"--source-group {instance_groups[0]}" if instance_groups else f"--cidr {(vpc_cidrs or ['<cidr>'])[0]}"
     for service in services:
         found = by_service.get(service)
+        gateway = service in ("s3", "dynamodb")
         if found is None:
-            problems.append(f"no endpoint for {service} in {vpc_id} (com.amazonaws.{region}.{service})")
+            where = f"--route-table-ids {table}" if gateway else f"--subnet-ids {subnet or '<subnet-id>'} " \
+                "--security-group-ids <sg-id> --private-dns-enabled"
+            problem(f"no endpoint for {service} in {vpc_id} (com.amazonaws.{region}.{service})",
+                    f"aws ec2 create-vpc-endpoint --vpc-id {vpc} --vpc-endpoint-type "
+                    f"{'Gateway' if gateway else 'Interface'} --service-name com.amazonaws.{region}.{service} {where}")
         elif found["state"] not in (None, "available", "Available"):
-            problems.append(f"{found['id']} ({service}) is {found['state']}")
+            problem(f"{found['id']} ({service}) is {found['state']}",
+                    f"aws ec2 describe-vpc-endpoints --vpc-endpoint-ids {found['id']}")
         elif str(found["type"]).lower() == "interface":
             if not found["private_dns"]:
-                problems.append(f"{found['id']} ({service}) has private DNS off")
+                problem(f"{found['id']} ({service}) has private DNS off",
+                        f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --private-dns-enabled")
             if not any(_admits(rules.get(g, []), instance_groups, vpc_cidrs, private_ip) for g in found["groups"]):
-                problems.append(f"{', '.join(found['groups']) or 'no security group'} on {found['id']} ({service}) "
-                                f"has no inbound 443 from {', '.join(instance_groups) or private_ip or 'this instance'}")
-            zones = {zone_of.get(subnet) for subnet in found["subnets"]}
+                group = (found["groups"] or ["<sg-id>"])[0]
+                problem(f"{', '.join(found['groups']) or 'no security group'} on {found['id']} ({service}) has no "
+                        f"inbound 443 from {', '.join(instance_groups) or private_ip or 'this instance'}",
+                        f"aws ec2 authorize-security-group-ingress --group-id {group} --protocol tcp --port 443 "
+                        f"{source}")
+            zones = {zone_of.get(s) for s in found["subnets"]}
             if az and zone_of and az not in zones:
-                problems.append(f"{found['id']} ({service}) has no network interface in {az}: traffic crosses "
-                                "Availability Zones and stops if the other zone fails")
+                problem(f"{found['id']} ({service}) has no network interface in {az}: traffic crosses "
+                        "Availability Zones and stops if the other zone fails",
+                        f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --add-subnet-ids "
+                        f"<a subnet in {az}>")
         elif not any(r.get("GatewayId") == found["id"] for r in routes):
-            problems.append(f"this subnet's route table has no route to {found['id']} ({service} gateway endpoint)")
+            problem(f"this subnet's route table {table} has no route to {found['id']} ({service} gateway endpoint)",
+                    f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --add-route-table-ids {table}")
     prefix_list = seen.get("s3_prefix_list") or {}
     cidrs = [e.get("Cidr") for e in (prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
     outside = [a for a in s3_addresses if cidrs and not any(_within(a, c) for c in cidrs)]
     if outside:
-        problems.append(f"s3 resolves to {', '.join(outside)}, outside the S3 prefix list {prefix_list.get('id')}: "
-                        "the gateway endpoint's route does not cover it (another Region's S3, or a DNS override)")
+        problem(f"s3 resolves to {', '.join(outside)}, outside the S3 prefix list {prefix_list.get('id')}: the "
+                "gateway endpoint's route does not cover it (another Region's S3, or a DNS override)",
+                f"getent ahosts s3.{region}.amazonaws.com; grep amazonaws /etc/hosts")
     evidence = {"endpoints": by_service, "problems": problems, "s3_prefix_list": {
         "id": prefix_list.get("id"), "cidrs": cidrs, "error": prefix_list.get("code")} if prefix_list else None}
     if problems:
         return Result(Status.WARN, "; ".join(problems), code="misconfigured", evidence=evidence,
                       cause="The control plane shows why the data-plane checks above fail.",
-                      remedy=FIX.filled(vpc=vpc_id or "<vpc-id>"))
+                      remedy=Remedy(FIX, tuple(commands)))
     return Result(Status.PASS, f"{len(by_service)} endpoints in {vpc_id}, consistent with this instance",
                   evidence=evidence)
 
