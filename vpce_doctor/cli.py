@@ -52,7 +52,11 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
          stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
     environ = os.environ if environ is None else environ
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv[:1] == ["fleet"]:  # vpce-doctor fleet ...: many instances through Run Command (fleet.py)
+            from . import fleet
+            return fleet.main(argv[1:], environ, stdout, stderr)
         return _main(argv, environ, stdout, stderr)
     except UsageError as error:
         stderr.write(f"vpce-doctor: {error}\n")

@@ -71,6 +71,7 @@ class AwsWorld:
         self.scenario: dict = {}
         self.ssm_ping = "Online"  # DescribeInstanceInformation's PingStatus; None: not registered
         self.agent_version = "3.3.2958.0"
+        self.fleet_runs: dict = {}  # command id -> the [fleet] instances it reached (aws_front.fleet_sent)
         self.apply_seconds = 0.0
         # apply() closes the gate and waits for requests in flight; requests arriving meanwhile wait for it
         # to finish, so none sees half a world or has moto reset under it.
@@ -110,11 +111,13 @@ class AwsWorld:
     def apply(self, scenario: dict) -> dict:
         with self._apply_lock:
             started = time.perf_counter()
+            aws_front.fleet_validate(scenario.get("fleet", {}).get("instances", []))  # before anything is reset
             with self._gate:
                 self._open = False
                 self._gate.wait_for(lambda: self._inflight == 0, timeout=10)
             try:
                 get_backend("moto_api")["global"].reset()  # what POST /moto-api/reset does; backends stay warm
+                self.fleet_runs = {}
                 moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")  # seed without IAM checks
                 self.facts = self._seed(scenario)
                 self.scenario, self.clock_offset = scenario, scenario["clock"]["offset_seconds"]

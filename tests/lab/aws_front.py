@@ -192,6 +192,7 @@ def ssm_stub(world, req: "Request") -> dict | None:
             "ComputerName": f"ip-{world.facts['private_ip'].replace('.', '-')}.{world.region}.compute.internal"}]}
     if req.operation == "ListCommandInvocations":
         invocations = [
+            fleet_invocation(world, c, iid, listed=True) or
             {"CommandId": c.command_id, "InstanceId": iid, "DocumentName": c.document_name,
              "DocumentVersion": "$DEFAULT", "Comment": c.comment, "Status": c.status,
              "RequestedDateTime": calendar.timegm(c.requested_date_time.utctimetuple()), "StatusDetails": c.status,
@@ -199,7 +200,88 @@ def ssm_stub(world, req: "Request") -> dict | None:
             for c in world.backend("ssm")._commands for iid in c.instance_ids
             if req.params.get("CommandId") in (None, c.command_id) and req.params.get("InstanceId") in (None, iid)]
         return {"CommandInvocations": invocations}
+    if req.operation == "GetCommandInvocation":  # a [fleet] instance's; None: moto answers for its own
+        return next((fleet_invocation(world, c, req.params.get("InstanceId"), listed=False)
+                     for c in world.backend("ssm")._commands if c.command_id == req.params.get("CommandId")), None)
     return None
+
+
+# -- the fleet simulation: scenario [fleet] instances, seen only by Run Command ---------------------------------
+# moto resolves a SendCommand's Targets against its EC2 instances and reports Success at once with no output. The
+# scenario's [fleet] instances exist only here: SendCommand reaches those whose tags match its Targets, their
+# invocations reach the scenario's outcome after `seconds`, and with ship=true the doctor's report (a JSON report
+# file made by a real doctor run) is in the log group from the moment the command is sent.
+FLEET_OUTCOMES = {"Success": ("Success", "Success"), "Failed": ("Failed", "Failed"),  # outcome: (Status, details)
+                  "Undeliverable": ("Failed", "Undeliverable"),
+                  "Delivery Timed Out": ("TimedOut", "Delivery Timed Out"),
+                  "Execution Timed Out": ("TimedOut", "Execution Timed Out")}
+FLEET_KEYS = {"id", "tags", "outcome", "exit_code", "report", "output", "seconds"}
+
+
+def fleet_validate(instances: list) -> None:
+    for spec in instances:
+        if not isinstance(spec, dict) or not re.fullmatch(r"i-[0-9a-f]{8,17}", str(spec.get("id"))) or \
+                spec.get("outcome") not in FLEET_OUTCOMES or set(spec) - FLEET_KEYS:
+            raise ValueError(f"[fleet] instance {spec!r}: needs id = 'i-<hex>' and outcome in "
+                             f"{', '.join(FLEET_OUTCOMES)}; keys {', '.join(sorted(FLEET_KEYS))}")
+
+
+def _fleet_targeted(spec: dict, params: dict) -> bool:
+    if spec["id"] in (params.get("InstanceIds") or []):
+        return True
+    targets = params.get("Targets") or []
+    tags = spec.get("tags") or {}
+    return bool(targets) and all(
+        (t["Key"].startswith("tag:") and tags.get(t["Key"][4:]) in t.get("Values", [])) or
+        (t["Key"].lower() == "instanceids" and spec["id"] in t.get("Values", [])) for t in targets)
+
+
+def fleet_sent(world, command_id: str, params: dict) -> None:
+    """After moto's SendCommand: add the [fleet] instances it targets; ship their reports when ship=true."""
+    specs = [s for s in world.scenario.get("fleet", {}).get("instances", []) if _fleet_targeted(s, params)]
+    if not specs:
+        return
+    command = next(c for c in world.backend("ssm")._commands if c.command_id == command_id)
+    command.instance_ids += [s["id"] for s in specs if s["id"] not in command.instance_ids]
+    command.target_count = len(command.instance_ids)
+    world.fleet_runs[command_id] = {"sent": time.time(), "instances": {s["id"]: s for s in specs}}
+    parameters = params.get("Parameters") or {}
+    if parameters.get("ship") != ["true"]:
+        return
+    group, logs = (parameters.get("logGroup") or ["/vpce-doctor/reports"])[0], world.client("logs")
+    for spec in specs:
+        if spec.get("report") and spec["outcome"] in ("Success", "Failed"):
+            with open(spec["report"]) as handle:
+                report = json.load(handle)
+            report["instance"]["instance_id"] = spec["id"]
+            try:
+                logs.create_log_stream(logGroupName=group, logStreamName=spec["id"])
+            except logs.exceptions.ResourceAlreadyExistsException:
+                pass
+            logs.put_log_events(logGroupName=group, logStreamName=spec["id"], logEvents=[
+                {"timestamp": int(time.time() * 1000), "message": json.dumps(report)}])
+
+
+def fleet_invocation(world, command, instance_id, listed: bool) -> dict | None:
+    """A [fleet] instance's invocation (ListCommandInvocations' shape, or GetCommandInvocation's)."""
+    run = world.fleet_runs.get(command.command_id) or {"instances": {}}
+    spec = run["instances"].get(instance_id)
+    if spec is None:
+        return None
+    status, details = FLEET_OUTCOMES[spec["outcome"]]
+    ran = spec["outcome"] in ("Success", "Failed")
+    if time.time() < run["sent"] + float(spec.get("seconds", 0)):
+        status = details = "InProgress" if ran or spec["outcome"] == "Execution Timed Out" else "Pending"
+    done = status in ("Success", "Failed", "TimedOut")
+    answer = {"CommandId": command.command_id, "InstanceId": instance_id, "DocumentName": command.document_name,
+              "DocumentVersion": "$DEFAULT", "Comment": command.comment, "Status": status, "StatusDetails": details,
+              "StandardOutputUrl": "", "StandardErrorUrl": ""}
+    if listed:
+        return {**answer, "RequestedDateTime": calendar.timegm(command.requested_date_time.utctimetuple()),
+                "CommandPlugins": []}
+    code = int(spec.get("exit_code", 0 if spec["outcome"] == "Success" else 1))
+    return {**answer, "PluginName": "runVpceDoctor", "ResponseCode": code if done and ran else -1,
+            "StandardOutputContent": spec.get("output", "") if done and ran else "", "StandardErrorContent": ""}
 
 
 class Front:
@@ -260,6 +342,8 @@ class Front:
         if bucket_region and bucket_region != world.region:
             return self._s3_redirect(req, bucket_region)
         status, headers, body = self._backend(req)
+        if req.protocol == "json" and req.action == "ssm:SendCommand" and status == 200:
+            fleet_sent(world, json.loads(body)["Command"]["CommandId"], req.params)
         if status == 403 and arn and b"AccessDenied" in body:
             kind = world.identity_decision(arn, req.action, resource)
             message = denial_message(arn, req.action, resource, "explicit" if kind == "explicit" else "implicit",

@@ -54,6 +54,8 @@ BASELINE: dict = {
     "clock": {"offset_seconds": 0},
     "agent": {"state": "running", "version": "3.3.2958.0", "env": {}, "log_lines": [], "config": {},
               "credential_source": "EC2"},
+    # Extra instances only Run Command sees (vpce-doctor fleet): see README.md, "[fleet]".
+    "fleet": {"instances": []},
 }
 
 

@@ -1,0 +1,193 @@
+"""vpce-doctor fleet without AWS: targets, the summary parser, verdicts, the exit policy, the matrix, polling."""
+import io
+
+import pytest
+
+from vpce_doctor import cli, fleet
+from vpce_doctor.model import Check, Finding, Remedy, Report, Result, Severity, Status
+from vpce_doctor.render import text
+from vpce_doctor.settings import UsageError
+
+
+def inv(iid, status, details=None):
+    return {"InstanceId": iid, "Status": status, "StatusDetails": details or status}
+
+
+FLEET = [inv("i-0000000000000000a", "Success"), inv("i-0000000000000000b", "Failed"),
+         inv("i-0000000000000000c", "Failed", "Undeliverable"),
+         inv("i-0000000000000000d", "TimedOut", "Delivery Timed Out"),
+         inv("i-0000000000000000e", "Failed")]
+FOUND = {"i-0000000000000000a": {"source": "logs", "exit_code": 0, "root_causes": []},
+         "i-0000000000000000b": {"source": "output", "exit_code": 1,
+                                 "root_causes": [{"id": "tcp:ssm", "code": "timeout"}]},
+         "i-0000000000000000e": {"source": "logs", "exit_code": 1,
+                                 "root_causes": [{"id": "tcp:ssm", "code": "timeout"},
+                                                 {"id": "dns:resolver", "code": "down"}]}}
+
+
+def test_targets_merge_values_of_one_key_and_and_different_keys():
+    assert fleet.targets(["tag:Fleet=web", "tag:Fleet=api,web", "Key=tag:Env,Values=prod"]) == [
+        {"Key": "tag:Fleet", "Values": ["web", "api"]}, {"Key": "tag:Env", "Values": ["prod"]}]
+    assert fleet.targets(["instanceids=i-1,i-2"]) == [{"Key": "instanceids", "Values": ["i-1", "i-2"]}]
+    for bad in ("Fleet=web", "tag:Fleet=", "tag:Fleet=a,,b", "name=x"):
+        with pytest.raises(UsageError):
+            fleet.targets([bad])
+
+
+def test_the_real_summary_is_parsed_back():
+    tcp = Check("tcp:ssm", "t", Severity.CRITICAL, lambda c, p: None)
+    dns = Check("dns:ssm", "d", Severity.CRITICAL, lambda c, p: None)
+    report = Report("0.1.0", "2026-11-28T00:00:00Z", 0.2, {"instance_id": "i-0abc", "region": "ap-northeast-1"}, (
+        Finding(dns, Result(Status.PASS, "ok")),
+        Finding(tcp, Result(Status.FAIL, "443 not reachable", code="timeout",
+                            remedy=Remedy("open 443", ("aws ec2 authorize-security-group-ingress ...",)))),
+        Finding(Check("tls:ssm", "s", Severity.CRITICAL, lambda c, p: None, ("tcp:ssm",)),
+                Result(Status.SKIP, "blocked")),
+        Finding(Check("clock:skew", "c", Severity.LOW, lambda c, p: None), Result(Status.WARN, "drift", code="x"))))
+    assert fleet.parse_summary(text.summary(report)) == {
+        "exit_code": 1, "root_causes": [{"id": "tcp:ssm", "code": "timeout"}]}
+    healthy = Report("0.1.0", "t", 0.1, {}, (Finding(dns, Result(Status.PASS, "ok")),))
+    assert fleet.parse_summary("agent noise\n" + text.summary(healthy)) == {"exit_code": 0, "root_causes": []}
+    assert fleet.parse_summary("vpce-doctor-run: vpce-doctor is not installed\n") is None
+    assert fleet.parse_summary("") is None
+
+
+@pytest.mark.parametrize("status,details,code,verdict", [
+    ("Success", "Success", 0, "healthy"), ("Success", "Success", None, "healthy"),
+    ("Failed", "Failed", 1, "broken"), ("Failed", "Failed", 2, "incomplete"),
+    ("Failed", "Failed", 127, "failed"), ("Failed", "Failed", None, "failed"),
+    ("Failed", "Undeliverable", None, "not delivered"), ("TimedOut", "Delivery Timed Out", None, "not delivered"),
+    ("TimedOut", "Execution Timed Out", 2, "timed out"), ("Failed", "Terminated", None, "not run"),
+    ("Cancelled", "Cancelled", None, "not run"), ("Failed", "Access Denied", None, "not run"),
+    ("InProgress", "InProgress", None, "pending"), ("Pending", "Pending", None, "pending")])
+def test_verdicts(status, details, code, verdict):
+    assert fleet.judge(status, details, code) == verdict
+
+
+def test_exit_policy():
+    def code(*rows):
+        return fleet.summarize("c", [inv(f"i-{n}", s, d) for n, (s, d, _) in enumerate(rows)],
+                               {f"i-{n}": {"exit_code": e} for n, (_, _, e) in enumerate(rows)})["exit_code"]
+    ok, broken, incomplete = ("Success", None, 0), ("Failed", None, 1), ("Failed", None, 2)
+    assert code(ok, ok) == 0
+    assert code(ok, broken) == 1 and code(incomplete, broken) == 1
+    assert code(ok, incomplete) == 2 and code(ok, ("InProgress", None, None)) == 2
+    assert code(ok, ("Cancelled", None, None)) == 2
+    assert code() == 2  # nothing matched the targets: nothing was assessed
+    for failed in (("Failed", "Undeliverable", None), ("TimedOut", "Delivery Timed Out", None),
+                   ("TimedOut", "Execution Timed Out", None), ("Failed", None, 127)):
+        assert code(ok, incomplete, failed) == 1
+
+
+def test_summary_document():
+    doc = fleet.summarize("cmd-1", FLEET, FOUND)
+    assert doc["schema"] == "vpce-doctor/fleet/1" and doc["command_id"] == "cmd-1" and doc["exit_code"] == 1
+    rows = {r["instance_id"]: r for r in doc["instances"]}
+    assert rows["i-0000000000000000a"] == {
+        "instance_id": "i-0000000000000000a", "invocation_status": "Success", "status": "Success", "exit_code": 0,
+        "verdict": "healthy", "root_causes": [], "source": "logs"}
+    assert rows["i-0000000000000000c"]["source"] == "none" and rows["i-0000000000000000c"]["exit_code"] is None
+    assert rows["i-0000000000000000d"]["invocation_status"] == "Delivery Timed Out"
+    totals = doc["totals"]
+    assert (totals["instances"], totals["healthy"], totals["broken"], totals["not_delivered"]) == (5, 1, 2, 2)
+    assert totals["root_causes"] == {"tcp:ssm": 2, "dns:resolver": 1}
+    assert totals["invocations"] == {"Success": 1, "Failed": 2, "Undeliverable": 1, "Delivery Timed Out": 1}
+    # problems first, healthy last
+    assert [r["verdict"] for r in doc["instances"]] == ["broken", "broken", "not delivered", "not delivered",
+                                                        "healthy"]
+
+
+def test_matrix():
+    out = fleet.matrix(fleet.summarize("cmd-1", FLEET, FOUND))
+    lines = out.splitlines()
+    assert lines[0].split() == ["instance", "invocation", "exit", "verdict", "tcp:ssm", "dns:resolver"]
+    cells = {line.split()[0]: line.split()[1:] for line in lines[1:6]}
+    assert cells["i-0000000000000000e"] == ["Failed", "1", "broken", "timeout", "down"]
+    assert cells["i-0000000000000000b"] == ["Failed", "1", "broken", "timeout", "·"]
+    assert cells["i-0000000000000000a"] == ["Success", "0", "healthy", "·", "·"]
+    assert cells["i-0000000000000000c"] == ["Undeliverable", "-", "not", "delivered"]  # no cells: never ran
+    assert "Delivery Timed Out" in next(line for line in lines if line.startswith("i-0000000000000000d"))
+    assert lines[-1] == "5 instance(s): 2 broken, 2 not delivered, 1 healthy (command cmd-1, exit 1)"
+    assert "none matched the targets" in fleet.matrix(fleet.summarize("cmd-2", [], {}))
+
+
+class FakeSsm:
+    """list_command_invocations in pages (through botocore's paginator interface), each poll one step further."""
+
+    def __init__(self, steps):
+        self.steps, self.polls = steps, 0
+
+    def get_paginator(self, name):
+        client = self
+
+        class Pages:
+            def __init__(self, **params):
+                self.params = params
+
+            def build_full_result(self):
+                first = client.list_command_invocations(**self.params)
+                rest = client.list_command_invocations(**self.params, NextToken=first["NextToken"]) \
+                    if "NextToken" in first else {"CommandInvocations": []}
+                return {"CommandInvocations": first["CommandInvocations"] + rest["CommandInvocations"]}
+        return type("Paginator", (), {"paginate": lambda self, **params: Pages(**params)})()
+
+    def list_command_invocations(self, CommandId, Details, NextToken=None):
+        step = self.steps[min(self.polls, len(self.steps) - 1)]
+        if NextToken is None:
+            return {"CommandInvocations": step[:2], **({"NextToken": "2"} if len(step) > 2 else {})}
+        self.polls += 1
+        return {"CommandInvocations": step[2:]}
+
+    def list_commands(self, CommandId):
+        return {"Commands": [{"Status": "InProgress", "TargetCount": len(self.steps[-1])}]}
+
+
+def test_poll_pages_until_every_invocation_is_terminal_and_says_each_change_once():
+    steps = [[inv("i-1", "InProgress"), inv("i-2", "Pending"), inv("i-3", "Pending")]] * 2 + [
+        [inv("i-1", "Success"), inv("i-2", "InProgress"), inv("i-3", "Pending")],
+        [inv("i-1", "Success"), inv("i-2", "Failed"), inv("i-3", "TimedOut", "Delivery Timed Out")]]
+    ssm, err = FakeSsm(steps), io.StringIO()
+    got = fleet.poll(ssm, "c", deadline=float("inf"), interval=0.001, stderr=err)
+    assert [i["Status"] for i in got] == ["Success", "Failed", "TimedOut"] and ssm.polls == 4
+    assert err.getvalue().splitlines() == [
+        "0/3 done", "1/3 done: 1 Success", "3/3 done: 1 Success, 1 Failed, 1 Delivery Timed Out"]
+
+
+def test_poll_stops_at_the_deadline():
+    ssm = FakeSsm([[inv("i-1", "InProgress")]])
+    got = fleet.poll(ssm, "c", deadline=0.0, interval=0.5, stderr=io.StringIO())
+    assert got == [inv("i-1", "InProgress")] and ssm.polls == 0  # one page, one poll: no NextToken
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "required: --targets"), (["--targets", "web"], "expected tag:KEY=VALUE"),
+    (["--targets", "tag:a=b", "--max-concurrency", "0"], "--max-concurrency"),
+    (["--targets", "tag:a=b", "--max-errors", "150%"], "--max-errors"),
+    (["--targets", "tag:a=b", "--timeout", "0"], "--timeout"),
+    (["--targets", "tag:a=b", "--region", "Tokyo"], "not a Region")])
+def test_usage_errors_are_one_line_and_exit_64(argv, message):
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["fleet"] + argv, {}, out, err) == 64
+    assert message in err.getvalue() and err.getvalue().count("\n") == 1 and not out.getvalue()
+
+
+def test_poll_on_a_terminal_rewrites_one_line_and_says_a_failing_poll_once():
+    from botocore.exceptions import ClientError
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Throttled(FakeSsm):
+        def list_command_invocations(self, **params):
+            if self.polls < 2:
+                self.polls += 1
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                                  "ListCommandInvocations")
+            return super().list_command_invocations(**params)
+
+    err = Tty()
+    got = fleet.poll(Throttled([[inv("i-1", "Success")]]), "c", deadline=float("inf"), interval=0.001, stderr=err)
+    assert got == [inv("i-1", "Success")]
+    assert err.getvalue() == ("vpce-doctor fleet: ListCommandInvocations: ThrottlingException: Rate exceeded\n"
+                              "\r0/0 done\033[K\r1/1 done: 1 Success\033[K\n")

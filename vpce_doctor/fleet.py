@@ -1,0 +1,233 @@
+"""vpce-doctor fleet: run the doctor on many instances through SSM Run Command, and show one matrix.
+
+Run Command is the fleet engine (targets, rate control, delivery, timeouts): this sends one command, polls
+ListCommandInvocations, then reads each instance's verdict from the report the doctor shipped to CloudWatch Logs,
+else from the compact summary in the invocation's output, else from the invocation's status alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Mapping, Optional, Sequence, TextIO
+
+from . import __version__
+from .cli import _Parser
+from .settings import REGION_RE, UsageError
+
+SCHEMA, REPORT_SCHEMA = "vpce-doctor/fleet/1", "vpce-doctor/report/1"
+TERMINAL = ("Success", "Failed", "TimedOut", "Cancelled")  # an invocation's Status (StatusDetails is finer)
+NOT_RUN = ("Undeliverable", "Delivery Timed Out", "Invalid Platform", "Access Denied")  # the doctor never started
+VERDICTS = {0: "healthy", 1: "broken", 2: "incomplete"}
+ORDER = ("broken", "failed", "timed out", "not delivered", "incomplete", "not run", "pending", "healthy")
+FAILING = ("broken", "failed", "timed out", "not delivered")  # any of these: the fleet exits 1
+TARGET_RE = re.compile(r"^(?:Key=)?(tag:[^=,]+|instanceids|resource-groups:Name)(?:=|,Values=)(.+)$")
+FIRST_RE = re.compile(r"^vpce-doctor \S+ \S+ \S+: (?:healthy|broken|incomplete) \(exit (\d+);")
+CAUSE_RE = re.compile(r"^([a-z0-9_-]+:[\w.:-]+) \[([^\]]*)\] ")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vpce-doctor fleet", description="Run vpce-doctor with SSM Run Command on the instances that "
+                "match --targets and show one matrix: instances by root causes.",
+                epilog="Exit codes: 0 every instance healthy, 1 an instance has a failure or its invocation failed, "
+                       "timed out or was not delivered, 2 some instances could not be assessed, 64 usage error.")
+    p.add_argument("--targets", action="append", required=True, metavar="tag:KEY=VALUE[,VALUE]",
+                   help="instances to run on (repeat to AND; also instanceids=ID,... and resource-groups:Name=G)")
+    p.add_argument("--document", default="VpceDoctor-Run", help="the Command document (default: VpceDoctor-Run)")
+    p.add_argument("--max-concurrency", default="50", help="N or N%% of the targets at once (default: 50)")
+    p.add_argument("--max-errors", default="100%", help="stop sending after N or N%% errors (default: 100%%: "
+                   "broken instances are what a doctor run is for)")
+    p.add_argument("--region", help="Region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the fleet (default: 600)")
+    p.add_argument("--output", "-o", choices=("text", "json"), default="text", help="a matrix (text) or JSON")
+    p.add_argument("--ship", action="store_true", help="the doctor ships its report; read it from --log-group")
+    p.add_argument("--log-group", default="/vpce-doctor/reports", help="the reports' log group (with --ship)")
+    for name, what in (("bucket", "bucket"), ("services", "services"), ("doctor-timeout", "timeoutSeconds")):
+        p.add_argument(f"--{name}", help=f"the document's {what} parameter")
+    p.add_argument("--poll-interval", type=float, default=0.5, help=argparse.SUPPRESS)
+    return p
+
+
+def targets(values: Sequence[str]) -> List[Dict[str, object]]:
+    """Run Command Targets: one Key per name (keys AND-ed), values of a repeated key merged (OR-ed)."""
+    merged: Dict[str, List[str]] = {}
+    for value in values:
+        match = TARGET_RE.match(value)
+        if not match or not all(match.group(2).split(",")):
+            raise UsageError(f"--targets {value!r}: expected tag:KEY=VALUE[,VALUE...] or instanceids=ID[,ID...]")
+        key = merged.setdefault(match.group(1), [])
+        key += [v for v in match.group(2).split(",") if v not in key]
+    if len(merged) > 5:
+        raise UsageError("--targets: Run Command takes at most 5 target keys")
+    return [{"Key": key, "Values": vals} for key, vals in merged.items()]
+
+
+def parse_summary(text: str) -> Optional[Dict[str, object]]:
+    """The doctor's --output summary: the verdict line, then one 'check [code] ...' line per root cause."""
+    lines = (text or "").splitlines()
+    for n, line in enumerate(lines):
+        first = FIRST_RE.match(line)
+        if first:
+            causes = [m for m in map(CAUSE_RE.match, lines[n + 1:]) if m]
+            return {"exit_code": int(first.group(1)), "root_causes": [{"id": m[1], "code": m[2]} for m in causes]}
+    return None
+
+
+def judge(status: str, details: str, exit_code: Optional[int]) -> str:
+    """One instance's verdict from its invocation's Status, StatusDetails and the doctor's exit code."""
+    if status not in TERMINAL:
+        return "pending"
+    if details in ("Undeliverable", "Delivery Timed Out") or status == "TimedOut":
+        return "not delivered" if details != "Execution Timed Out" else "timed out"
+    if exit_code in VERDICTS:
+        return VERDICTS[exit_code]  # type: ignore[index]
+    return "healthy" if status == "Success" else "failed" if details == "Failed" else "not run"
+
+
+def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[str, Mapping]) -> Dict[str, object]:
+    """The fleet document (schema vpce-doctor/fleet/1) from the invocations and what was read for each."""
+    rows = []
+    for inv in invocations:
+        got, status = found.get(inv["InstanceId"]) or {}, inv.get("Status", "")
+        details, code = inv.get("StatusDetails") or status, got.get("exit_code")
+        rows.append({"instance_id": inv["InstanceId"], "invocation_status": details, "status": status,
+                     "exit_code": code, "verdict": judge(status, details, code),
+                     "root_causes": list(got.get("root_causes") or []), "source": got.get("source", "none")})
+    rows.sort(key=lambda r: (ORDER.index(r["verdict"]), r["instance_id"]))
+    verdicts = {r["verdict"] for r in rows}
+    totals = {"instances": len(rows), **{v.replace(" ", "_"): sum(r["verdict"] == v for r in rows) for v in ORDER},
+              "invocations": dict(Counter(r["invocation_status"] for r in rows)),
+              "root_causes": dict(Counter(c["id"] for r in rows for c in r["root_causes"]))}
+    return {"schema": SCHEMA, "tool_version": __version__, "command_id": command_id, "instances": rows,
+            "totals": totals, "exit_code": 1 if verdicts & set(FAILING) else 2 if verdicts != {"healthy"} else 0}
+
+
+def matrix(doc: Mapping) -> str:
+    """Rows: instances; columns: root-cause checks seen across the fleet (cell: the cause's code, or ·)."""
+    t = doc["totals"]
+    columns = [c for c, _ in sorted(t["root_causes"].items(), key=lambda kv: (-kv[1], kv[0]))]
+    table = [["instance", "invocation", "exit", "verdict"] + columns]
+    for r in doc["instances"]:
+        codes, ran = {c["id"]: c["code"] or "fail" for c in r["root_causes"]}, r["verdict"] in VERDICTS.values()
+        table.append([r["instance_id"], r["invocation_status"], "-" if r["exit_code"] is None else str(r["exit_code"]),
+                      r["verdict"]] + [codes.get(c, "·" if ran else "") for c in columns])
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
+    counts = ", ".join(f"{t[v.replace(' ', '_')]} {v}" for v in ORDER if t[v.replace(" ", "_")])
+    out.append(f"\n{t['instances']} instance(s): {counts or 'none matched the targets'} "
+               f"(command {doc['command_id']}, exit {doc['exit_code']})")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    try:
+        args = parser().parse_args(list(argv))
+        for name, pattern in (("max_concurrency", r"[1-9][0-9]*|[1-9][0-9]?%|100%"),
+                              ("max_errors", r"[0-9]+|[0-9][0-9]?%|100%")):
+            if not re.fullmatch(pattern, getattr(args, name)):
+                raise UsageError(f"--{name.replace('_', '-')} must be N or N% (up to 100%)")
+        if not 0 < args.timeout <= 172800:
+            raise UsageError("--timeout must be between 0 and 172800 seconds")
+        wanted = targets(args.targets)
+        region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        if region is not None and not REGION_RE.match(region):
+            raise UsageError(f"--region {region!r} is not a Region name")
+    except UsageError as error:
+        stderr.write(f"vpce-doctor fleet: {error}\n")
+        return 64
+    return run(args, wanted, region, stdout, stderr)
+
+
+def run(args, wanted, region: Optional[str], stdout: TextIO, stderr: TextIO) -> int:
+    import botocore.session
+    from botocore.config import Config
+
+    from .aws import call
+    session = botocore.session.Session()
+    region = region or session.get_config_variable("region")
+    if not region:
+        stderr.write("vpce-doctor fleet: no Region: use --region or AWS_REGION\n")
+        return 64
+    config = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=20,
+                    user_agent_extra=f"vpce-doctor/{__version__}")
+    ssm, logs = (session.create_client(s, region_name=region, config=config) for s in ("ssm", "logs"))
+    parameters = {k: [v] for k, v in (("bucket", args.bucket), ("services", args.services),
+                                      ("timeoutSeconds", args.doctor_timeout)) if v}
+    parameters.update({"ship": ["true"], "logGroup": [args.log_group]} if args.ship else {})
+    sent = call(ssm, "send_command", DocumentName=args.document, Targets=wanted, Parameters=parameters,
+                MaxConcurrency=args.max_concurrency, MaxErrors=args.max_errors,
+                TimeoutSeconds=max(30, int(args.timeout)), Comment="vpce-doctor fleet")
+    if not sent["ok"]:
+        stderr.write(f"vpce-doctor fleet: SendCommand failed: {sent.get('code')}: {sent.get('message')}\n")
+        return 2
+    command_id, requested = (sent["response"]["Command"].get(k) for k in ("CommandId", "RequestedDateTime"))
+    since_ms = int(requested.timestamp() * 1000) if hasattr(requested, "timestamp") else int(time.time() * 1000)
+    stderr.write(f"vpce-doctor fleet: command {command_id} ({args.document}) sent to "
+                 + " and ".join(f"{t['Key']}={','.join(t['Values'])}" for t in wanted) + "\n")
+    invocations = poll(ssm, command_id, time.monotonic() + args.timeout, args.poll_interval, stderr)
+    ran = [i["InstanceId"] for i in invocations if i.get("Status") in TERMINAL and i.get("StatusDetails") not in
+           NOT_RUN]
+    group = args.log_group if args.ship else None
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one or two reads per instance: overlap them
+        found = dict(zip(ran, pool.map(lambda iid: collect(ssm, logs, command_id, iid, group, since_ms), ran)))
+    doc = summarize(command_id, invocations, found)
+    stdout.write(json.dumps(doc, indent=2) + "\n" if args.output == "json" else matrix(doc))
+    stdout.flush()
+    return int(doc["exit_code"])
+
+
+def collect(ssm, logs, command_id: str, iid: str, group: Optional[str], since_ms: int) -> Dict[str, object]:
+    """The newest report the doctor shipped since the command was sent, else its stdout's summary, else its exit."""
+    from .aws import call
+    got = call(logs, "get_log_events", logGroupName=group, logStreamName=iid, startTime=since_ms,
+               startFromHead=False, limit=100) if group else {"ok": False}
+    for event in reversed(got["response"].get("events", []) if got["ok"] else []):  # oldest first: newest wins
+        try:
+            report = json.loads(event["message"])
+        except ValueError:
+            continue
+        if isinstance(report, dict) and report.get("schema") == REPORT_SCHEMA:
+            return {"source": "logs", "exit_code": report.get("exit_code"), "root_causes": [
+                {"id": c["id"], "code": c.get("code") or ""} for c in report["summary"]["root_causes"]]}
+    got = call(ssm, "get_command_invocation", CommandId=command_id, InstanceId=iid)
+    parsed = parse_summary(got["response"].get("StandardOutputContent", "")) if got["ok"] else None
+    code = got["response"].get("ResponseCode") if got["ok"] else None
+    return {"source": "output", **parsed} if parsed else {"exit_code": code} if isinstance(code, int) and code >= 0 \
+        else {}
+
+
+def poll(ssm, command_id: str, deadline: float, interval: float, stderr: TextIO) -> List[Dict]:
+    """ListCommandInvocations (every page) until every invocation and the command are done, or the deadline.
+    Progress on stderr: one line rewritten on a terminal, else one line per change."""
+    from .aws import call
+    tty, shown, said, invocations = stderr.isatty(), "", None, []  # type: ignore[var-annotated]
+    try:
+        while True:
+            pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id, Details=False)
+            listed = call(pages, "build_full_result")  # every page, as data (never raises)
+            error = None if listed["ok"] else f"ListCommandInvocations: {listed.get('code')}: {listed.get('message')}"
+            invocations = listed["response"].get("CommandInvocations", []) if listed["ok"] else invocations
+            if error and error != said:  # tried again at the next interval; said once
+                stderr.write(("\n" if tty and shown else "") + f"vpce-doctor fleet: {error}\n")
+            said, command = error, call(ssm, "list_commands", CommandId=command_id)
+            info = (command["response"].get("Commands") or [{}])[0] if command["ok"] else {}
+            done = Counter(i.get("StatusDetails") or i["Status"] for i in invocations if i.get("Status") in TERMINAL)
+            line = f"{sum(done.values())}/{len(invocations)} done" + (": " if done else "") + ", ".join(
+                f"{n} {s}" for s, n in done.most_common())
+            if line != shown:
+                stderr.write(f"\r{line}\033[K" if tty else line + "\n")
+                stderr.flush()
+                shown = line
+            complete = not error and sum(done.values()) == len(invocations) and (info.get("Status") in TERMINAL or (
+                len(invocations) >= int(info.get("TargetCount") or 0) > 0))
+            if complete or time.monotonic() + interval > deadline:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:  # stop waiting and show what is known; the command goes on in SSM
+        stderr.write("\nvpce-doctor fleet: interrupted, showing what is known so far\n")
+    if tty and shown:
+        stderr.write("\n")
+    return invocations
