@@ -61,6 +61,7 @@ class Clients:
         with self._session_lock:
             if self._session is None:
                 import botocore.session
+                _load_cas_once()
                 session = botocore.session.Session()
                 session.set_config_variable("region", self.region)
                 # IMDSv2 only: botocore would otherwise fall back to IMDSv1 when the token PUT fails.
@@ -108,6 +109,37 @@ class Clients:
                 self.dates.append((time.time(), parsedate_to_datetime(date).timestamp()))
             except (TypeError, ValueError):
                 pass
+
+
+def _load_cas_once() -> None:
+    """Load the CA bundle once per HTTP session instead of once per connection.
+
+    botocore hands urllib3 the bundle's path for every new connection, and urllib3 then parses the whole bundle
+    again: 18 times a run, most of a second of CPU. Loading it into the session's SSL context, which every
+    connection shares, keeps verification exactly as strict and does the work once. Skipped on a botocore whose
+    internals differ: then it is only slower.
+    """
+    from botocore import httpsession
+    session_cls = httpsession.URLLib3Session
+    needed = (hasattr(session_cls, "_get_ssl_context") and hasattr(session_cls, "_setup_ssl_cert")
+              and hasattr(httpsession, "get_cert_path"))
+    if getattr(session_cls, "_vpce_doctor_cas_once", False) or not needed:
+        return
+    original_context, original_setup = session_cls._get_ssl_context, session_cls._setup_ssl_cert
+
+    def get_ssl_context(self):
+        context = original_context(self)
+        if getattr(self, "_verify", None):
+            context.load_verify_locations(httpsession.get_cert_path(self._verify))
+        return context
+
+    def setup_ssl_cert(self, conn, url, verify):
+        original_setup(self, conn, url, verify)
+        if verify and getattr(conn, "cert_reqs", None) == "CERT_REQUIRED":
+            conn.ca_certs = None  # already in the shared context; verification stays required
+
+    session_cls._get_ssl_context, session_cls._setup_ssl_cert = get_ssl_context, setup_ssl_cert
+    session_cls._vpce_doctor_cas_once = True
 
 
 def call(client, operation: str, **params) -> Dict[str, object]:

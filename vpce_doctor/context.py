@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 from .facts import Facts
 from .plan import AgentConfig, Target
 from .settings import Settings
+
+
+_SSL_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,12 @@ class Context:
         return self.settings.region or self.facts.region or ""
 
     def ssl_context(self) -> ssl.SSLContext:
-        """Full verification, always; the trust store is AWS_CA_BUNDLE's when set, as botocore does."""
-        if "ssl" not in self._cache:
-            cafile = self.settings.ca_bundle or self.environ.get("AWS_CA_BUNDLE") or None
-            self._cache["ssl"] = ssl.create_default_context(cafile=cafile)
+        """Full verification, always; the trust store is AWS_CA_BUNDLE's when set, as botocore does. Built once:
+        loading a CA bundle costs tens of milliseconds, and every TLS probe asks at the same moment."""
+        with _SSL_LOCK:
+            if "ssl" not in self._cache:
+                cafile = self.settings.ca_bundle or self.environ.get("AWS_CA_BUNDLE") or None
+                self._cache["ssl"] = ssl.create_default_context(cafile=cafile)
         return self._cache["ssl"]  # type: ignore[return-value]
 
     def resolver(self):
