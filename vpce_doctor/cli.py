@@ -83,30 +83,38 @@ def _main(argv, environ, stdout, stderr) -> int:
     from . import doctor
     from .render import document, text
     started, started_at = time.monotonic(), doctor.now_utc()
-    ctx = doctor.prepare(settings, environ, started=started)
     live = settings.output == "text"
     color = settings.color if settings.color is not None else (
         stdout.isatty() and "NO_COLOR" not in environ and environ.get("TERM") != "dumb")
-    if live:
-        stdout.write(text.header(__version__, doctor.instance_facts(ctx)))
-        stdout.flush()
+    ctx, shown = None, []
 
     def show(finding) -> None:
+        shown.append(finding)
         if live:
             stdout.write(text.finding(finding, color))
             stdout.flush()
 
     try:
+        ctx = doctor.prepare(settings, environ, started=started)
+        if live:
+            stdout.write(text.header(__version__, doctor.instance_facts(ctx)))
+            stdout.flush()
         report = doctor.diagnose(ctx, started_at, started, on_finding=show)
         code = int(report.exit_code)
     except doctor.ReportInterrupted as stop:
         report, code = stop.report, 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the runner took over (IMDS was being asked, or the header
+        # was just out): still a report, every check ERROR
+        report, code = doctor.interrupted_report(settings, environ, started_at, started, ctx), 2
+        if live and not shown:
+            stdout.write(("" if ctx else text.header(__version__, report.instance))
+                         + "".join(text.finding(f, color) for f in report.findings))
     if live:
         stdout.write(text.footer(report, color))
     else:
         stdout.write(text.summary(report) if settings.output == "summary" else document.render(report))
     stdout.flush()
-    if settings.ship:  # local output first: a broken logs path never hides the report
+    if settings.ship and ctx is not None:  # local output first: a broken logs path never hides the report
         from .delivery import deliver
         stderr.write(deliver(ctx, document.to_dict(report)) + "\n")
     return code
@@ -127,9 +135,21 @@ def _list_checks(settings, stdout) -> int:
     return 0
 
 
+def _interrupt_once(signum, frame) -> None:
+    """The first SIGINT or SIGTERM stops the run; later ones are ignored, so they cannot break the report that the
+    first one makes the doctor write (a KeyboardInterrupt inside the runner's cleanup turned into exit 70)."""
+    if not _interrupt_once.fired:  # type: ignore[attr-defined]
+        _interrupt_once.fired = True  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+
+_interrupt_once.fired = False  # type: ignore[attr-defined]
+
+
 def console_main() -> None:
     # SIGTERM (a Run Command timeout, systemd stop) ends the run like Ctrl-C: a full report, exit 2.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt_once)
+    signal.signal(signal.SIGINT, _interrupt_once)
     code = main()
     try:
         sys.stdout.flush()

@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Optional
 from . import __version__, facts as facts_mod, plan
 from .checks import api_services, catalogue, select
 from .context import Context
-from .model import Finding, Report
+from .model import Finding, Report, Result, Status
 from .runner import Interrupted, run_checks
 from .settings import Settings, UsageError
 
@@ -65,6 +65,21 @@ def diagnose(ctx: Context, started_at: datetime, started: float,
     if interrupted:
         raise ReportInterrupted(report)
     return report
+
+
+def interrupted_report(settings: Settings, environ: Mapping[str, str], started_at: datetime, started: float,
+                       ctx: Optional[Context] = None, clock: Callable[[], float] = time.monotonic) -> Report:
+    """Ctrl-C or SIGTERM before any check started (while IMDS was being asked, ctx None): every check is ERROR."""
+    if ctx is None:
+        region = settings.region or "<region>"
+        agent_config = plan.read_agent_config(settings.root)
+        targets = plan.targets(settings.services, region, plan.domain_for(region), agent_config)
+        endpoint = environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or facts_mod.DEFAULT_ENDPOINT
+        ctx = Context(settings, facts_mod.Facts(facts_mod.Imds(endpoint)), targets, agent_config, environ,
+                      started + settings.timeout, clock)
+    stopped = Result(Status.ERROR, "interrupted: the run was stopped before this check started", code="interrupted")
+    return Report(__version__, started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                  round(clock() - started, 3), instance_facts(ctx), tuple(Finding(c, stopped) for c in checks_for(ctx)))
 
 
 class ReportInterrupted(Exception):

@@ -10,6 +10,9 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 from .model import MET, Check, Finding, Result, Status
 
 Clock = Callable[[], float]
+# The main thread never blocks longer than this: a SIGINT/SIGTERM the kernel handed to a probe thread only marks
+# the signal pending, and Python runs the handler (KeyboardInterrupt) when the main thread next wakes up.
+POLL_S = 0.1
 
 
 class CatalogueError(ValueError):
@@ -72,9 +75,12 @@ def run_checks(checks: Sequence[Check], ctx, *, deadline: float, clock: Clock = 
     try:
         start_ready()
         while len(findings) < len(checks):
+            remaining = deadline - clock()
             try:
-                check, result, duration = done.get(timeout=max(0.0, deadline - clock()))
+                check, result, duration = done.get(timeout=max(0.0, min(remaining, POLL_S)))
             except queue.Empty:
+                if remaining > POLL_S:
+                    continue
                 break
             settle(check, result, duration)
             start_ready()

@@ -52,7 +52,7 @@ def assess_preferences(document: str, result: Mapping[str, object]) -> Result:
         inputs = content.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise ValueError("inputs is not an object")
-    except (ValueError, AttributeError) as error:
+    except (ValueError, AttributeError, RecursionError) as error:  # RecursionError: JSON nested too deep
         return Result(Status.WARN, f"{document} is not a valid session document: {error}", code="malformed",
                       evidence={"document": document},
                       remedy=Remedy("Save the preferences again in the Session Manager console.", (), (PREFS_DOC,)))
