@@ -112,7 +112,7 @@ def _coerce(name: str, value: object) -> object:
 
 def validate(values: Dict[str, object]) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
-    if settings.region is not None and not REGION_RE.match(str(settings.region)):
+    if settings.region is not None and not REGION_RE.fullmatch(str(settings.region)):
         raise UsageError(f"region {settings.region!r} is not a region name like eu-west-1")
     unknown = [s for s in settings.services if s not in KNOWN_SERVICES]
     if unknown:
@@ -121,7 +121,7 @@ def validate(values: Dict[str, object]) -> Settings:
         raise UsageError("services is empty: name at least one, e.g. ssm,ssmmessages,ec2messages,s3")
     if settings.output not in ("text", "json", "summary"):
         raise UsageError(f"output must be text, json or summary, not {settings.output!r}")
-    if not re.match(r"^[\w./#-]{1,512}$", settings.log_group):
+    if not re.fullmatch(r"[\w./#-]{1,512}", settings.log_group):
         raise UsageError(f"log-group {settings.log_group!r} is not a CloudWatch Logs group name")
     if not 0 < settings.timeout <= 3600:
         raise UsageError(f"timeout must be between 0 and 3600 seconds, not {settings.timeout}")
@@ -129,9 +129,9 @@ def validate(values: Dict[str, object]) -> Settings:
         raise UsageError(f"connect-timeout must be positive and at most the timeout ({settings.timeout} s)")
     if not 0 < settings.port < 65536:
         raise UsageError(f"port must be 1-65535, not {settings.port}")
-    if settings.resolver is not None and not re.match(r"^[0-9a-fA-F.:\[\]]+$", str(settings.resolver)):
+    if settings.resolver is not None and not re.fullmatch(r"[0-9a-fA-F.:\[\]]+", str(settings.resolver)):
         raise UsageError(f"resolver must be an IP address or IP:PORT, not {settings.resolver!r}")
-    if settings.bucket is not None and not BUCKET_RE.match(str(settings.bucket)):
+    if settings.bucket is not None and not BUCKET_RE.fullmatch(str(settings.bucket)):
         raise UsageError(f"bucket {settings.bucket!r} is not a valid S3 bucket name")
     if len(settings.key_prefix) > 512 or any(ord(c) < 32 for c in settings.key_prefix):
         raise UsageError("key-prefix must be at most 512 printable characters")

@@ -152,3 +152,18 @@ def test_proxy_with_covering_no_proxy_passes():
     assert local.assess_proxy(environ, ["ssm.eu-west-1.amazonaws.com"]).status is Status.PASS
     assert local.bypassed("x.amazonaws.com", "*")
     assert not local.bypassed("ssm.eu-west-1.amazonaws.com", "amazonaws.co")
+
+
+def test_proxy_passwords_with_a_raw_at_sign_are_hidden_whole():
+    from vpce_doctor.checks import agent_logs
+    result = local.assess_proxy({"HTTPS_PROXY": "http://user:p@ss@proxy.corp:3128/x"}, ["ssm.x.amazonaws.com"])
+    assert "ss@" not in repr(result.evidence) and "http://***@proxy.corp:3128/x" in repr(result.evidence)
+    assert agent_logs.SECRET_RE.sub(r"\1***@", "proxy http://u:p@ss@host:3128 set") == "proxy http://***@host:3128 set"
+
+
+def test_values_with_a_trailing_newline_are_refused():
+    import pytest
+    from vpce_doctor.settings import UsageError, load
+    for flags in ({"region": "eu-west-1\n"}, {"bucket": "my-bucket\n"}, {"resolver": "10.0.0.2\n"}):
+        with pytest.raises(UsageError):
+            load(flags, {})

@@ -18,7 +18,7 @@ TAIL_LIMIT = 256 * 1024          # bytes read from the end of each log, never mo
 RECENT = timedelta(hours=24)
 EXAMPLE_CHARS = 300
 STAMP_RE = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)")
-SECRET_RE = re.compile(r"(://)[^/@\s]+@")  # user:password in URLs (proxy settings)
+SECRET_RE = re.compile(r"(://)[^/\s]+@")  # user:password in URLs (proxy settings); greedy: a password may hold @
 SSM_CLIS = ("/usr/bin/ssm-cli", "/snap/amazon-ssm-agent/current/ssm-cli")
 DIAGNOSTICS_LIMIT_S = 15.0
 DOCS = "https://docs.aws.amazon.com/systems-manager/latest/userguide/"

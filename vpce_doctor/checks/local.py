@@ -85,10 +85,11 @@ def bypassed(host: str, no_proxy: str) -> bool:
 
 
 def _redact(url: str) -> str:
-    """Proxy URLs may carry user:password."""
+    """Proxy URLs may carry user:password, and a password may hold a raw @: keep only what follows the last one."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{netloc}{slash}{path}"
