@@ -13,7 +13,8 @@ command and reads os.wait4's rusage, timing with perf_counter. Each case runs `-
 measured command did not behave as its case expects, e.g. the healthy run did not exit 0).
 
 Cases:
-  healthy   the lab's healthy scenario, the doctor with the lab's config (8 services, bucket vpclab-probe)
+  healthy   the lab's healthy scenario: default services, the S3 probe (bucket vpclab-probe), session readiness, --ship
+  healthy-all  the same scenario with the lab's config (8 services: also sts, logs, kms, ec2), by_hand.sh's names
   dropped   every ENI (10.0.1.10-.17) silently dropped and no S3 gateway route; --connect-timeout 1
   scaling   --services of 3, 10 and 40 known services with --only dns tcp (names the lab has no endpoint for get
             DNS answers pointing at healthy ENIs, so it measures the doctor, not timeouts); linear fit ms/service
@@ -59,7 +60,9 @@ SERVICES = [
     "states", "application-autoscaling", "servicecatalog", "backup", "ssm-quicksetup", "dynamodb",
 ]
 SCALING_SIZES = (3, 10, 40)
-CASES = ("healthy", "dropped", "scaling", "version", "baseline")
+CASES = ("healthy", "healthy-all", "dropped", "scaling", "version", "baseline")
+# The issue's healthy full run: default services, the S3 probe (the lab config's bucket), session readiness, shipping.
+HEALTHY = ["--services", "ssm,ssmmessages,ec2messages,s3", "--ship"]
 
 # Runs inside the lab when GNU time is missing: spawn argv, wait4 it, report wall (perf_counter) and ru_maxrss (KiB).
 WRAPPER = r"""
@@ -241,12 +244,16 @@ def run_cases(lab: Lab, meter: Meter, args) -> dict:
     results: dict = {}
     want = set(args.cases)
 
-    if want & {"healthy", "version", "baseline"}:
+    if want & {"healthy", "healthy-all", "version", "baseline"}:
         lab.switch("healthy")
     if "healthy" in want:
         print("bench: healthy full run ...", flush=True)
-        results["healthy"] = dict(repeat(meter, [DOCTOR], args.runs, args.warmup), scenario="healthy",
+        results["healthy"] = dict(repeat(meter, [DOCTOR, *HEALTHY], args.runs, args.warmup), scenario="healthy",
                                   expect_exit=0, targets={"wall_s": 0.8, "rss_mib": 70})
+    if "healthy-all" in want:
+        print("bench: healthy run, the lab's 8 services ...", flush=True)
+        results["healthy-all"] = dict(repeat(meter, [DOCTOR], args.runs, args.warmup), scenario="healthy",
+                                      expect_exit=0)
     if "version" in want:
         print("bench: --version ...", flush=True)
         results["version"] = dict(repeat(meter, [DOCTOR, "--version"], args.runs, args.warmup), scenario="healthy",
@@ -260,9 +267,11 @@ def run_cases(lab: Lab, meter: Meter, args) -> dict:
                                    scenario="healthy", expect_exit=0, awscli=args.awscli_version,
                                    targets={"ratio": 10})
         results["baseline"]["steps"] = by_hand_steps(results["baseline"].pop("outputs"))
-        if "healthy" in results:
+        same = "healthy-all" if "healthy-all" in results else "healthy"  # the same 8 names as by_hand.sh
+        if same in results:
             results["baseline"]["ratio"] = (results["baseline"]["wall_s"]["median"]
-                                            / results["healthy"]["wall_s"]["median"])
+                                            / results[same]["wall_s"]["median"])
+            results["baseline"]["ratio_against"] = same
     if "dropped" in want:
         print("bench: everything silently dropped ...", flush=True)
         lab.switch(dropped_overrides())
@@ -347,8 +356,12 @@ def table(results: dict) -> list:
 
     if "healthy" in results:
         r = results["healthy"]
-        rows.append(row("1. healthy full run (8 services + bucket, lab config)", r, "≤ 0.8 s, ≤ 70 MiB",
+        rows.append(row("1. healthy full run (default services, S3 probe, session readiness, `--ship`)", r,
+                        "≤ 0.8 s, ≤ 70 MiB",
                         f"wall {verdict(r['wall_s']['median'], 0.8)}, RSS {verdict(r['rss_mib']['median'], 70)}"))
+    if "healthy-all" in results:
+        rows.append(row("1b. healthy run, the lab's config (8 services incl. sts, logs, kms, ec2 cross-check)",
+                        results["healthy-all"], "", ""))
     if "dropped" in results:
         r = results["dropped"]
         rows.append(row("2. everything silently dropped, `--connect-timeout 1`", r,
@@ -370,7 +383,7 @@ def table(results: dict) -> list:
         r = results["baseline"]
         ratio = r.get("ratio")
         rows.append(row("5. by hand (`bench/by_hand.sh`: dig, /dev/tcp, openssl s_client ×8, aws CLI ×5)", r,
-                        "by hand / healthy doctor ≥ 10×",
+                        f"by hand / {r.get('ratio_against', 'healthy')} doctor ≥ 10×",
                         f"**{ratio:.1f}×** {verdict(ratio, 10, True)}" if ratio else "(no healthy case)",
                         " (largest process)"))
     return rows
