@@ -112,11 +112,11 @@ class Clients:
 
 
 def _load_cas_once() -> None:
-    """Load the CA bundle once per HTTP session instead of once per connection.
+    """Load the CA bundle once per run instead of once per connection.
 
     botocore hands urllib3 the bundle's path for every new connection, and urllib3 then parses the whole bundle
-    again: 18 times a run, most of a second of CPU. Loading it into the session's SSL context, which every
-    connection shares, keeps verification exactly as strict and does the work once. Skipped on a botocore whose
+    again: 18 times a run, most of a second of CPU. Loading it once into one SSL context that every client's
+    connections share keeps verification exactly as strict and does the work once. Skipped on a botocore whose
     internals differ: then it is only slower.
     """
     from botocore import httpsession
@@ -126,12 +126,19 @@ def _load_cas_once() -> None:
     if getattr(session_cls, "_vpce_doctor_cas_once", False) or not needed:
         return
     original_context, original_setup = session_cls._get_ssl_context, session_cls._setup_ssl_cert
+    loaded: Dict[str, object] = {}  # CA bundle path → one context for every client (SSLContexts are shareable)
+    lock = threading.Lock()
 
     def get_ssl_context(self):
-        context = original_context(self)
-        if getattr(self, "_verify", None):
-            context.load_verify_locations(httpsession.get_cert_path(self._verify))
-        return context
+        if not getattr(self, "_verify", None):
+            return original_context(self)
+        path = httpsession.get_cert_path(self._verify)
+        with lock:
+            if path not in loaded:
+                context = original_context(self)
+                context.load_verify_locations(path)
+                loaded[path] = context
+            return loaded[path]
 
     def setup_ssl_cert(self, conn, url, verify):
         original_setup(self, conn, url, verify)

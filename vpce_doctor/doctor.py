@@ -1,6 +1,7 @@
 """One run: facts, plan, checks, report. The CLI wraps it; tests call it directly."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -20,6 +21,8 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
     started = clock() if started is None else started
     # Shipping happens after the checks and must fit in the same deadline: keep it a slice of the run.
     deadline = started + settings.timeout - (ship_reserve(settings) if settings.ship else 0.0)
+    # Imports are the slowest part of a healthy run: start them now, while IMDS answers.
+    threading.Thread(target=_import_early, args=(_plans_aws(settings),), name="imports", daemon=True).start()
     facts = facts_mod.gather(environ, lambda: deadline - clock())
     region = settings.region or facts.region
     if not region:
@@ -36,6 +39,23 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
         clients.prewarm(api_services(checks))
         ctx = replace(ctx, clients=clients)
     return ctx
+
+
+def _plans_aws(settings: Settings) -> bool:
+    """Will this run make AWS calls? The plan's shape does not depend on the region, so any region will do."""
+    targets = plan.targets(settings.services, "us-east-1", "amazonaws.com", plan.AgentConfig(""))
+    try:
+        return settings.ship or any(c.id == "creds:source" for c in select(catalogue(targets, settings),
+                                                                             settings.only))
+    except LookupError:
+        return False  # a bad --only: checks_for() says so in a moment
+
+
+def _import_early(aws: bool) -> None:
+    import dns.resolver  # noqa: F401
+    if aws:
+        import botocore.client  # noqa: F401
+        import botocore.session  # noqa: F401
 
 
 def ship_reserve(settings: Settings) -> float:
