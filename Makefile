@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO ?= tests/lab/scenarios/session-logs-bucket-unreachable.toml
 
-.PHONY: venv system-packages test demo lint clean
+OLDEST := .venv-oldest
+
+.PHONY: venv oldest system-packages test demo lint clean
 
 $(BIN)/.installed: pyproject.toml requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +17,16 @@ $(BIN)/.installed: pyproject.toml requirements-test.txt
 	touch $@
 
 venv: $(BIN)/.installed
+
+# The oldest dependencies pyproject.toml claims, so the code is proven on them too (tests/lab/test_scenarios.py).
+$(OLDEST)/bin/.installed: pyproject.toml requirements-oldest.txt
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install --quiet --upgrade pip
+	$(OLDEST)/bin/pip install --quiet -r requirements-oldest.txt
+	$(OLDEST)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+oldest: $(OLDEST)/bin/.installed
 
 # The lab needs nft (security-group drops) and unshare/nsenter/ip (util-linux, iproute2).
 system-packages:
@@ -26,11 +38,11 @@ system-packages:
 lint: venv
 	$(BIN)/vermin --target=3.9- --no-tips --violations --eval-annotations vpce_doctor
 
-test: venv system-packages lint
+test: venv oldest system-packages lint
 	$(BIN)/python -m pytest
 
 demo: venv system-packages
 	@tests/lab/run $(DEMO) -- $(BIN)/vpce-doctor || echo "(vpce-doctor exited $$?: the diagnosis above, not a make error)"
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(OLDEST) build *.egg-info .pytest_cache

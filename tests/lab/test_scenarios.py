@@ -14,22 +14,34 @@ from tests.conftest import validate_report
 from tests.lab.scenario import load
 
 SCENARIOS = sorted(Path(__file__).parent.joinpath("scenarios").glob("*.toml"))
-DOCTOR = str(Path(__file__).parents[2] / ".venv" / "bin" / "vpce-doctor")
+REPO = Path(__file__).parents[2]
+DOCTOR = str(REPO / ".venv" / "bin" / "vpce-doctor")
+# The same verdicts with the oldest dependencies pyproject.toml admits (boto3 1.33, Amazon Linux 2023's own), from
+# .venv-oldest (`make oldest`, part of `make test`): a layer of each kind, healthy and broken.
+OLDEST = str(REPO / ".venv-oldest" / "bin" / "vpce-doctor")
+ON_OLDEST = ("healthy", "endpoint-sg-missing-443", "tls-intercepted", "clock-skew", "role-lacks-s3-put",
+             "gateway-policy-get-put-only", "session-logs-bucket-unreachable", "agent-stopped")
 
 
-def run_doctor(lab, scenario: dict, *extra: str):
-    done = lab.run([DOCTOR, "--output", "json", *scenario["doctor"]["args"], *extra],
-                   env=dict(scenario["doctor"]["env"]), timeout=60)
+def run_doctor(lab, scenario: dict, *extra: str, doctor: str = DOCTOR):
+    env = dict(scenario["doctor"]["env"])
+    if doctor == OLDEST:  # as distro botocore does: the system trust store (the lab puts its CA there)
+        env.setdefault("AWS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    done = lab.run([doctor, "--output", "json", *scenario["doctor"]["args"], *extra], env=env, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
     assert done.stdout, f"no report; stderr: {done.stderr}"
     return done.returncode, validate_report(json.loads(done.stdout))
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_scenario_verdict(lab, path):
+CASES = [(p, DOCTOR) for p in SCENARIOS] + [(p, OLDEST) for p in SCENARIOS if p.stem in ON_OLDEST]
+
+
+@pytest.mark.parametrize("path, doctor", CASES,
+                         ids=[p.stem + ("" if d == DOCTOR else "-oldest-deps") for p, d in CASES])
+def test_scenario_verdict(lab, path, doctor):
     scenario = load(path)
     lab.switch(path)
-    code, report = run_doctor(lab, scenario)
+    code, report = run_doctor(lab, scenario, doctor=doctor)
     expect = scenario["expect"]
     found = {f["id"]: f for f in report["findings"]}
     causes = [(c["id"], c["code"]) for c in report["summary"]["root_causes"]]
