@@ -60,9 +60,9 @@ INTERPRETERS = [SYSTEM_PYTHON] + ([python39()] if python39() else [])
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     if ARCH not in ("x86_64", "aarch64"):
-        pytest.skip(f"no bundle for {ARCH}")
+        pytest.fail(f"no bundle is built for {ARCH}: only x86_64 and aarch64")
     if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.skip("no /usr/bin/python3 on this machine")
+        pytest.fail("no /usr/bin/python3: the bundle runs on the system python3 (Debian package python3)")
     out = tmp_path_factory.mktemp("dist")
     result = subprocess.run([sys.executable, str(BUILD), "--arch", "native", "--out", str(out), "--cache",
                              str(CACHE)], capture_output=True, text=True, timeout=600)
@@ -177,10 +177,10 @@ def install_script() -> str:
 def in_private_opt(tmp_path: Path, commands: str):
     """Run shell commands with a tmpfs on /opt in a private mount namespace (root only): the real /opt is untouched."""
     if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare for a private /opt")
+        pytest.fail("needs root and unshare (util-linux) for a private /opt, as CI has")
     probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True)
     if probe.returncode != 0:
-        pytest.skip(f"cannot make a mount namespace: {probe.stderr.decode().strip()}")
+        pytest.fail(f"cannot make a mount namespace: {probe.stderr.decode().strip()}")
     wrapper = tmp_path / "wrapper.sh"
     wrapper.write_text("set -u\nmount -t tmpfs -o mode=0755 vpce-doctor-test /opt || exit 125\n" + commands)
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", str(wrapper)], capture_output=True,
