@@ -5,7 +5,7 @@ import time
 from typing import Dict
 
 from . import ship
-from .doctor import ship_reserve
+from .doctor import clients_for, ship_reserve
 
 
 def deliver(ctx, report: Dict) -> str:
@@ -34,13 +34,7 @@ def deliver(ctx, report: Dict) -> str:
 
 
 def _client(ctx, deadline: float):
-    clients = ctx.clients
-    if clients is None:  # --only left no authenticated check: make the one client shipping needs
-        from .aws import Clients
-        from .plan import domain_for
-        clients = Clients(ctx.region, {t.service: f"https://{t.name}" for t in ctx.targets},
-                          ctx.settings.connect_timeout, ctx.remaining, ctx.settings.ca_bundle,
-                          domain_for(ctx.region, ctx.facts.domain), ctx.settings.port)
+    clients = ctx.clients or clients_for(ctx)  # --only may have left no authenticated check, and so no clients
     clients.remaining = lambda: deadline - time.monotonic()  # shipping has its own slice of the deadline
     return clients.client("logs")
 

@@ -32,13 +32,19 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
     ctx = Context(settings, facts, targets, agent_config, environ, deadline, clock)
     checks = checks_for(ctx)
     if any(c.id == "creds:source" for c in checks):
-        from .aws import Clients
-        port = "" if settings.port == 443 else f":{settings.port}"
-        clients = Clients(region, {t.service: f"https://{t.name}{port}" for t in targets}, settings.connect_timeout,
-                          ctx.remaining, settings.ca_bundle, plan.domain_for(region, facts.domain), settings.port)
+        clients = clients_for(ctx)
         clients.prewarm(api_services(checks))
         ctx = replace(ctx, clients=clients)
     return ctx
+
+
+def clients_for(ctx: Context):
+    """The AWS clients of a run: each goes to the name the network checks tested, on the configured port."""
+    from .aws import Clients
+    settings = ctx.settings
+    port = "" if settings.port == 443 else f":{settings.port}"
+    return Clients(ctx.region, {t.service: f"https://{t.name}{port}" for t in ctx.targets}, settings.connect_timeout,
+                   ctx.remaining, settings.ca_bundle, plan.domain_for(ctx.region, ctx.facts.domain), settings.port)
 
 
 def _plans_aws(settings: Settings) -> bool:

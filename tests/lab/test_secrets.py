@@ -16,6 +16,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from tests.conftest import validate_report
+from tests.lab.aws import baseline_role_policy
 
 DOCTOR = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "vpce-doctor")
 SPOOL = "/var/lib/vpce-doctor/spool"
@@ -27,21 +28,16 @@ PROXY = {"HTTPS_PROXY": PROXY_URL, "HTTP_PROXY": PROXY_URL,
          "NO_PROXY": "169.254.169.254,.amazonaws.com,amazonaws.com,localhost,127.0.0.1"}  # covers every name used
 MARKERS = ("hunter2", "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "AWS4-HMAC-SHA256")
 # The baseline role without s3:DeleteObject: the probe objects stay behind, so their content can be read.
-NO_DELETE = {"iam": {"role_policies": {"vpclab-no-delete": json.dumps({"Version": "2012-10-17", "Statement": [
-    {"Sid": "SsmCore", "Effect": "Allow", "Resource": "*", "Action": [
-        "ssm:UpdateInstanceInformation", "ssm:GetDocument", "ssm:DescribeDocument", "ssm:ListInstanceAssociations",
-        "ssm:DescribeInstanceInformation", "ssm:GetParameter*", "ssmmessages:*", "ec2messages:*"]},
-    {"Sid": "LabBucketsNoDelete", "Effect": "Allow", "Action": [
-        "s3:GetObject", "s3:PutObject", "s3:PutObjectAcl", "s3:GetEncryptionConfiguration", "s3:ListBucket"],
-     "Resource": ["arn:aws:s3:::vpclab-probe", "arn:aws:s3:::vpclab-probe/*", "arn:aws:s3:::vpclab-session-logs",
-                  "arn:aws:s3:::vpclab-session-logs/*"]},
-    {"Sid": "BucketLocation", "Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": "*"},
-    {"Sid": "SessionLogs", "Effect": "Allow", "Resource": "*", "Action": [
-        "logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:CreateLogStream", "logs:PutLogEvents"]},
-    {"Sid": "SessionKms", "Effect": "Allow", "Resource": "*",
-     "Action": ["kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"]},
-    {"Sid": "ControlPlaneRead", "Effect": "Allow", "Action": ["ec2:Describe*", "sts:GetCallerIdentity"],
-     "Resource": "*"}]})}}}
+def _without_delete() -> str:
+    """The lab's baseline role minus s3:DeleteObject."""
+    policy = json.loads(baseline_role_policy())
+    for statement in policy["Statement"]:
+        if isinstance(statement["Action"], list):
+            statement["Action"] = [a for a in statement["Action"] if a != "s3:DeleteObject"]
+    return json.dumps(policy)
+
+
+NO_DELETE = {"iam": {"role_policies": {"vpclab-no-delete": _without_delete()}}}
 
 # Loaded by the doctor's interpreter through PYTHONPATH: every open() for writing, rename, mkdir and subprocess of
 # the process (and of any Python child) is appended to $VPCE_TEST_AUDIT, one JSON line each.

@@ -48,16 +48,10 @@ def run_token(ctx, prior) -> Result:
     return assess_token(ctx.facts, ctx.settings.region)
 
 
-IDENTITY_CONFIG = "/var/lib/amazon/ssm/runtimeconfig/identity_config.json"
-
-
 def run_profile(ctx, prior) -> Result:
-    try:
-        dhmc = '"CredentialSource": "SSM"' in ctx.path(IDENTITY_CONFIG).read_text(errors="replace").replace(
-            '":"', '": "')
-    except OSError:
-        dhmc = False
-    return assess_profile(ctx.facts, dhmc)
+    from .agent import IDENTITY, read_identity
+    identity, _ = read_identity(ctx.path(IDENTITY))
+    return assess_profile(ctx.facts, identity.get("CredentialSource") == "SSM")
 
 
 def assess_token(facts: Facts, region_flag=None) -> Result:
