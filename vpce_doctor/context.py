@@ -47,6 +47,19 @@ class Context:
     def region(self) -> str:
         return self.settings.region or self.facts.region or ""
 
+    @property
+    def domain(self) -> str:
+        from .plan import domain_for
+        return domain_for(self.region, self.facts.domain)
+
+    def service_name(self, service: str) -> str:
+        from .plan import service_name
+        return service_name(service, self.region, self.domain)
+
+    def endpoint_service_name(self, service: str) -> str:
+        from .plan import endpoint_service_name
+        return endpoint_service_name(service, self.region, self.domain)
+
     def ssl_context(self) -> ssl.SSLContext:
         """Full verification, always; the trust store is AWS_CA_BUNDLE's when set, as botocore does. Built once:
         loading a CA bundle costs tens of milliseconds, and every TLS probe asks at the same moment."""

@@ -22,8 +22,12 @@ TOP_PATHS = ("instance-id", "placement/region", "placement/availability-zone", "
 MAC_PATHS = ("vpc-id", "vpc-ipv4-cidr-blocks", "subnet-id", "subnet-ipv4-cidr-block", "security-group-ids")
 VALID = {
     "instance-id": re.compile(r"^i-[0-9a-f]{8,17}$"),
-    "placement/region": re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$"),
-    "placement/availability-zone": re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}[a-z]$"),
+    # Region names of every partition (botocore/data/partitions.json: eusc-de-east-1, us-isob-east-1, us-gov-west-1).
+    "placement/region": re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$"),
+    # An AZ is its Region plus a letter, or a Local Zone (us-west-2-lax-1a,
+    # https://docs.aws.amazon.com/local-zones/latest/ug/available-local-zones.html) or a Wavelength Zone
+    # (us-east-1-wl1-bos-wlz-1, https://docs.aws.amazon.com/wavelength/latest/developerguide/available-wavelength-zones.html).
+    "placement/availability-zone": re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}([a-z]|(-[a-z0-9]{1,8}){1,4})$"),
     "services/domain": re.compile(r"^[a-z0-9.-]{3,64}$"),
     "services/partition": re.compile(r"^aws[a-z-]{0,16}$"),
     "mac": re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"),

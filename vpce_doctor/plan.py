@@ -33,14 +33,36 @@ class AgentConfig:
     service_domain: Optional[str] = None
 
 
+# Each partition's Region names and DNS suffix, from botocore/data/partitions.json (regionRegex, outputs.dnsSuffix;
+# botocore 1.44). The aws partition's own regex ("^(us|eu|ap|sa|ca|me|af|il|mx)-\\w+-\\d+$") is the fallback.
+PARTITIONS = (
+    ("aws-cn", re.compile(r"^cn-\w+-\d+$"), "amazonaws.com.cn"),
+    ("aws-eusc", re.compile(r"^eusc-(de)-\w+-\d+$"), "amazonaws.eu"),
+    ("aws-iso", re.compile(r"^us-iso-\w+-\d+$"), "c2s.ic.gov"),
+    ("aws-iso-b", re.compile(r"^us-isob-\w+-\d+$"), "sc2s.sgov.gov"),
+    ("aws-iso-e", re.compile(r"^eu-isoe-\w+-\d+$"), "cloud.adc-e.uk"),
+    ("aws-iso-f", re.compile(r"^us-isof-\w+-\d+$"), "csp.hci.ic.gov"),
+    ("aws-us-gov", re.compile(r"^us-gov-\w+-\d+$"), "amazonaws.com"),
+)
+
+
 def domain_for(region: str, imds_domain: Optional[str] = None) -> str:
+    """The one place a Region's DNS domain is decided: IMDS services/domain when it said, else the partition's."""
     if imds_domain:
         return imds_domain
-    if region.startswith("cn-"):
-        return "amazonaws.com.cn"
-    if region.startswith("eusc-"):
-        return "amazonaws.eu"
-    return "amazonaws.com"
+    return next((suffix for _, pattern, suffix in PARTITIONS if pattern.match(region)), "amazonaws.com")
+
+
+def service_name(service: str, region: str, domain: str) -> str:
+    """The regional name every client dials for a service: ssm.eu-west-1.amazonaws.com, s3.cn-north-1.amazonaws.com.cn."""
+    return f"{service}.{region}.{domain}"
+
+
+def endpoint_service_name(service: str, region: str, domain: str) -> str:
+    """The VPC endpoint service name, prefixed with the domain reversed: com.amazonaws.eu-west-1.ssm. In China some
+    services use cn.com.amazonaws and others com.amazonaws (aws/aws-cdk#11140, #16139), so endpoints are matched by
+    their last label (checks/vpc.py) and this name is only what a remedy suggests."""
+    return ".".join(reversed(domain.split("."))) + f".{region}.{service}"
 
 
 def targets(services, region: str, domain: str, agent: AgentConfig) -> Tuple[Target, ...]:
@@ -49,7 +71,7 @@ def targets(services, region: str, domain: str, agent: AgentConfig) -> Tuple[Tar
     plan = []
     for service in services:
         override = overrides.get(service)
-        name = override or f"{service}.{region}.{domain}"
+        name = override or service_name(service, region, domain)
         source = f"{AGENT_CONFIG.split('/')[-1]} {AGENT_OVERRIDES[service]}.Endpoint" if override else "default"
         plan.append(Target(service, name, service in GATEWAY_SERVICES, source))
     return tuple(plan)

@@ -25,7 +25,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from tests.lab import aws_front
+from tests.lab import aws_front, netpolicy
 from tests.lab.aws_front import AwsRequestHandler  # noqa: F401  (re-exported: the listeners' handler)
 
 ACCOUNT = "123456789012"
@@ -172,11 +172,10 @@ class AwsWorld:
             ec2.modify_vpc_attribute(VpcId=vpc, **{attribute: {"Value": bool(value)}})
         subnets = {cidr: ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
                    for cidr, az in (("10.0.1.0/24", f"{region}a"), ("10.0.2.0/24", f"{region}c"))}
-        route_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-        for subnet in subnets.values():
-            ec2.associate_route_table(RouteTableId=route_table, SubnetId=subnet)
+        route_table = self._seed_routes(ec2, vpc, subnets, sc["vpc"].get("route_table", "explicit"))
         instance_sg = ec2.create_security_group(VpcId=vpc, GroupName="vpclab-instance-sg",
                                                 Description="vpclab instance: egress to anywhere")["GroupId"]
+        self._seed_network_policy(ec2, vpc, subnets, instance_sg, sc)
         endpoint_sg = self._endpoint_sg(ec2, vpc, "vpclab-endpoint-sg", ingress=True)
 
         iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
@@ -243,6 +242,38 @@ class AwsWorld:
             "s3_cidrs": [entry["Cidr"] for entries in prefix_list.entries.values() for entry in entries],
             "kms_key_arn": key_arn,
         }
+
+    @staticmethod
+    def _seed_routes(ec2, vpc: str, subnets: dict, mode: str) -> str:
+        """"explicit": a route table associated with both subnets; "main": no association, so the subnets use the
+        VPC's main route table (which a DescribeRouteTables association.subnet-id filter does not return)."""
+        if mode == "main":
+            tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                        {"Name": "association.main", "Values": ["true"]}])
+            return tables["RouteTables"][0]["RouteTableId"]
+        route_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        for subnet in subnets.values():
+            ec2.associate_route_table(RouteTableId=route_table, SubnetId=subnet)
+        return route_table
+
+    @staticmethod
+    def _seed_network_policy(ec2, vpc: str, subnets: dict, instance_sg: str, sc: dict) -> None:
+        """[instance] egress and [nacl] in moto; tests/lab/netpolicy.py makes nft agree."""
+        mode = sc.get("instance", {}).get("egress", "all")
+        if mode != "all":
+            ec2.revoke_security_group_egress(GroupId=instance_sg, IpPermissions=[
+                {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        if mode == "vpc-only":
+            ec2.authorize_security_group_egress(GroupId=instance_sg, IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}])
+        for cidr, spec in (sc.get("nacl") or {}).items():
+            acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+            for entry in netpolicy.acl_entries(spec):
+                ec2.create_network_acl_entry(NetworkAclId=acl, **entry)
+            current = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnets[cidr]]}])
+            association = next(a["NetworkAclAssociationId"] for a in current["NetworkAcls"][0]["Associations"]
+                               if a["SubnetId"] == subnets[cidr])
+            ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
 
     def _seed_admin(self, iam) -> None:
         iam.create_user(UserName="vpclab-admin")

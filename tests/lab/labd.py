@@ -38,6 +38,7 @@ if str(REPO) not in sys.path:
 
 from tests.lab import scenario as scenarios  # noqa: E402
 from tests.lab.agent import FakeAgent  # noqa: E402
+from tests.lab import netpolicy  # noqa: E402
 
 REGION, DOMAIN = scenarios.REGION, scenarios.DOMAIN
 PUBLIC_IP, S3_IP = scenarios.PUBLIC_IP, scenarios.S3_IP
@@ -130,6 +131,7 @@ def nft_ruleset(sc: dict, lo_addresses) -> str:
     s3 = sc["endpoints"].get("s3", {})
     if not s3.get("present", True) or not s3.get("route", True):
         rules.append(f"ip daddr {S3_IP} tcp dport {{ 80, 443 }} drop")
+    rules += netpolicy.nft_rules(sc, owners)
     for address in sorted(lo_addresses):
         if address in owners:
             continue

@@ -37,7 +37,9 @@ BASELINE: dict = {
                  "policy": ALLOW_ALL} for svc, ip in INTERFACE_ENIS.items()},
         "s3": {"present": True, "route": True, "policy": ALLOW_ALL},
     },
-    "vpc": {"dns_support": True, "dns_hostnames": True},
+    "vpc": {"dns_support": True, "dns_hostnames": True, "route_table": "explicit"},
+    "instance": {"egress": "all"},  # the instance's security group: all, vpc-only (no S3 prefix list), none
+    "nacl": {},  # {"<subnet cidr>": {"inbound": [entry, ...], "outbound": [...]}}: a custom ACL on that subnet
     "iam": {"instance_profile": True, "role_policies": None},  # None: the baseline policies
     "buckets": {
         "vpclab-probe": {"region": REGION, "encryption": "AES256", "policy": None},
@@ -81,6 +83,11 @@ def merge(base: dict, overrides: dict, where: str = "scenario") -> dict:
         raise ScenarioError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
     merged = copy.deepcopy(base)
     _merge_into(merged, overrides)
+    from tests.lab import netpolicy
+    try:
+        netpolicy.validate(merged)
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise ScenarioError(f"{where}: {error}") from None
     return merged
 
 

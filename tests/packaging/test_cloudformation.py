@@ -155,7 +155,7 @@ def test_policy_is_least_privilege():
     # Only actions without resource-level permissions get "*".
     assert {a for a, r in actions.items() if "*" in r} == {
         "sts:GetCallerIdentity", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcAttribute", "ec2:DescribeRouteTables",
-        "ec2:DescribeSecurityGroups"}
+        "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkAcls"}
     # Objects: only the probe keys (and the bundles, read-only).
     assert actions["s3:PutObject"] == ["arn:aws:s3:::probe-bucket/diag/vpce-doctor/*",
                                        "arn:aws:s3:::session-logs/sessions/vpce-doctor/*"]

@@ -293,8 +293,8 @@ def test_control_plane_names_s3_outside_the_prefix_list_and_a_missing_zone():
     }
     result = vpc.assess(seen, ["ssm"], "eu-west-1", "vpc-1", ["10.0.0.0/16"], ["sg-0def"], "10.0.1.5", "eu-west-1a",
                         ["52.218.1.1", "3.5.1.1"])
-    assert result.evidence["problems"] == [
-        "vpce-0ssm (ssm) has no network interface in eu-west-1a: traffic crosses Availability Zones and stops if "
-        "the other zone fails",
+    assert result.evidence["problems"] == [  # what breaks a path (tcp:s3) first, then advice
         "s3 resolves to 3.5.1.1, outside the S3 prefix list pl-6da54004: the gateway endpoint's route does not cover "
-        "it (another Region's S3, or a DNS override)"]
+        "it (another Region's S3, or a DNS override)",
+        "vpce-0ssm (ssm) has no network interface in eu-west-1a: traffic crosses Availability Zones and stops if "
+        "the other zone fails"]

@@ -25,7 +25,7 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *((run_command.check(),) if ssm else ()),
     )
     authenticated = (
-        *((vpc.check(),) if "ec2" in services else ()),
+        *((vpc.check(tuple(t.service for t in targets)),) if "ec2" in services else ()),
         *s3.checks(settings.bucket if "s3" in services else None, "ec2" in services,
                    ("sts:identity",) if "sts" in services else ()),
         *(_session(settings.session_document) if ssm else ()),

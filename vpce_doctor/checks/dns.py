@@ -55,8 +55,7 @@ def run(ctx, prior, *, target) -> Result:
         a, aaaa = pool.map(lambda kind: lookup(resolver, target.name, kind, timeout), ("A", "AAAA"))
     facts = ctx.facts
     context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>", "region": ctx.region,
-               "endpoint_service": ".".join(reversed((facts.domain or "amazonaws.com").split(".")))
-               + f".{ctx.region}.{target.service}"}
+               "endpoint_service": ctx.endpoint_service_name(target.service), "domain": ctx.domain}
     return assess(target.name, target.gateway, a, aaaa, list(facts.vpc_cidrs), context, target.source)
 
 
@@ -116,6 +115,19 @@ def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[st
                         "service, which a private subnet cannot reach: the endpoint is missing, its private DNS is "
                         "off, or enableDnsSupport/enableDnsHostnames is off for the VPC.",
                   code="public-answer", remedy=PUBLIC_ANSWER.filled(**context), evidence=evidence)
+
+
+def addresses(result) -> List[str]:
+    """What a dns:<service> finding resolved the name to (empty when it did not)."""
+    return [str(a) for a in (result.evidence.get("addresses") or ())]
+
+
+def is_private(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.is_private and not ip.is_loopback and not ip.is_link_local
 
 
 def _inside(address: str, vpc_cidrs: Sequence[str]) -> bool:

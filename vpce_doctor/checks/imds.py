@@ -8,7 +8,10 @@ IMDS_DOC = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-inst
 HOP_LIMIT = Remedy(
     "Raise the PUT response hop limit to 2 where the doctor runs in a container, or let 169.254.169.254 "
     "bypass any proxy or firewall on the instance (NO_PROXY=169.254.169.254).",
-    ("aws ec2 modify-instance-metadata-options --instance-id {instance} --http-put-response-hop-limit 2",),
+    # The EC2 user guide gives the hop limit with --http-endpoint enabled ("Configure the instance metadata options",
+    # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-IMDS-existing-instances.html).
+    ("aws ec2 modify-instance-metadata-options --instance-id {instance} --http-put-response-hop-limit 2 "
+     "--http-endpoint enabled",),
     (IMDS_DOC,))
 ENABLE = Remedy(
     "Turn the instance metadata service on, with tokens required (IMDSv2).",

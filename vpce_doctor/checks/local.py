@@ -27,7 +27,7 @@ def run_hosts(ctx, prior) -> Result:
     except OSError as error:
         return Result(Status.WARN, f"/etc/hosts cannot be read: {error.strerror or error}", code="unreadable",
                       cause="An override there would be invisible to this check.")
-    return assess_hosts(parse_hosts(text), [t.name for t in ctx.targets], ctx.facts.domain or "amazonaws.com")
+    return assess_hosts(parse_hosts(text), [t.name for t in ctx.targets], ctx.domain)
 
 
 def parse_hosts(text: str) -> List[Tuple[str, str]]:

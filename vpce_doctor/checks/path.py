@@ -32,7 +32,7 @@ def reach(ctx, prior: Mapping, service: str) -> Dict[str, object]:
 def probe(ctx, service: str) -> Dict[str, object]:
     from ..plan import Target
     gateway = service in ("s3", "dynamodb")
-    name = f"{service}.{ctx.region}.{ctx.facts.domain or 'amazonaws.com'}"
+    name = ctx.service_name(service)
     target = Target(service, name, gateway, "session preferences")
     timeout = ctx.io_timeout()
     resolver = ctx.resolver()

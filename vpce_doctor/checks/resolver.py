@@ -46,7 +46,7 @@ def run(ctx, prior) -> Result:
     if STUB in servers:
         upstream = read_resolv_conf(ctx.path("/run/systemd/resolve/resolv.conf"))[0]
     port = ctx.resolver().port
-    probe = f"{ctx.region}.{ctx.facts.domain or 'amazonaws.com'}" if ctx.region else "amazonaws.com"
+    probe = f"{ctx.region}.{ctx.domain}" if ctx.region else ctx.domain
     with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
         answers = dict(zip(servers, pool.map(lambda s: _ask(s, port, probe, ctx.io_timeout()), servers)))
     return assess(servers, source, problem, upstream, answers, list(ctx.facts.vpc_cidrs), ctx.facts.vpc_id)

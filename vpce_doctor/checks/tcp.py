@@ -58,7 +58,7 @@ def run(ctx, prior, *, target) -> Result:
     facts = ctx.facts
     context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>",
                "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0],
-               "endpoint_service": f"com.amazonaws.{ctx.region}.{target.service}"}
+               "endpoint_service": ctx.endpoint_service_name(target.service)}
     return assess(target.service, ctx.settings.port, target.gateway, probes, context)
 
 

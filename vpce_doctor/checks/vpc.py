@@ -1,157 +1,294 @@
-"""vpc:endpoints: the control plane's view (endpoints, DNS attributes, security groups, routes) in named resources."""
+"""vpc:endpoints: the control plane's view (endpoints, DNS attributes, security groups, network ACLs, routes) in
+named resources. Each problem is found by one small function and names the data-plane check it explains."""
 from __future__ import annotations
 
-import ipaddress
-from typing import Dict, List, Mapping, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..aws import call
 from ..model import Check, Remedy, Result, Severity, Status
+from ..plan import endpoint_service_name, service_name
+from . import dns
+from . import vpc_path as path
 
 FIX = "Fix the resources named in the summary; these commands, one per problem, do it."
+GATEWAY = ("s3", "dynamodb")
 
 
-def check() -> Check:
-    return Check("vpc:endpoints", "the VPC's endpoints, DNS attributes, security groups and routes agree",
-                 Severity.LOW, run, needs=("tls:ec2", "creds:source"), after=("dns:s3",))
+def check(services: Sequence[str] = ()) -> Check:
+    return Check("vpc:endpoints", "the VPC's endpoints, DNS attributes, security groups, ACLs and routes agree",
+                 Severity.LOW, run, needs=("tls:ec2", "creds:source"),
+                 after=tuple(f"dns:{s}" for s in services) or ("dns:s3",))
+
+
+@dataclass(frozen=True)
+class Problem:
+    text: str
+    command: str
+    code: str
+    explains: Tuple[str, ...] = ()  # the data-plane checks whose failure this explains
+
+
+@dataclass
+class View:
+    """What the Describe* answers say, parsed once for the problem finders."""
+    services: Sequence[str]
+    region: str
+    domain: str
+    vpc_id: Optional[str]
+    vpc_cidrs: List[str]
+    instance_groups: List[str]
+    private_ip: Optional[str]
+    az: Optional[str]
+    subnet: Optional[str]
+    subnet_cidr: Optional[str]
+    addresses: Mapping[str, Sequence[str]]      # service -> what its name resolved to
+    endpoints: Dict[str, dict] = field(default_factory=dict)
+    groups: Dict[str, dict] = field(default_factory=dict)        # group id -> the group
+    zone_of: Dict[str, str] = field(default_factory=dict)
+    table: Optional[Mapping] = None
+    implicit: bool = False
+    acls: List[Mapping] = field(default_factory=list)
+    prefix_list: Mapping = field(default_factory=dict)
+
+    @property
+    def table_id(self) -> str:
+        return (self.table or {}).get("RouteTableId") or "<rtb-id>"
 
 
 def run(ctx, prior) -> Result:
     ec2, facts = ctx.clients.client("ec2"), ctx.facts
-    vpc = [{"Name": "vpc-id", "Values": [facts.vpc_id or ""]}]
-    seen = {"endpoints": call(ec2, "describe_vpc_endpoints", Filters=vpc)}
+    addresses = {t.service: dns.addresses(prior[f"dns:{t.service}"]) for t in ctx.targets if f"dns:{t.service}" in prior}
+    seen = {"endpoints": call(ec2, "describe_vpc_endpoints", Filters=[{"Name": "vpc-id", "Values": [facts.vpc_id or ""]}])}
     for attribute in ("enableDnsSupport", "enableDnsHostnames"):
         seen[attribute] = call(ec2, "describe_vpc_attribute", VpcId=facts.vpc_id or "", Attribute=attribute)
-    seen["routes"] = call(ec2, "describe_route_tables",
-                          Filters=[{"Name": "association.subnet-id", "Values": [facts.subnet_id or ""]}])
+    # Every table of the VPC: the subnet's explicit one, or the main one (which a subnet-id filter never returns).
+    seen["routes"] = call(ec2, "describe_route_tables", Filters=[{"Name": "vpc-id", "Values": [facts.vpc_id or ""]}])
     endpoints = (seen["endpoints"].get("response") or {}).get("VpcEndpoints", [])  # type: ignore[union-attr]
-    groups = sorted({g["GroupId"] for e in endpoints for g in e.get("Groups", [])})
+    groups = sorted({g["GroupId"] for e in endpoints for g in e.get("Groups", [])} | set(facts.security_groups))
     seen["groups"] = call(ec2, "describe_security_groups", GroupIds=groups) if groups else {"ok": True, "response": {}}
     subnets = sorted({s for e in endpoints for s in e.get("SubnetIds", [])})
     seen["subnets"] = call(ec2, "describe_subnets", SubnetIds=subnets) if subnets else {"ok": True, "response": {}}
-    s3_addresses = list(prior["dns:s3"].evidence.get("addresses") or ()) if "dns:s3" in prior else []
-    if s3_addresses:
-        lists = call(ec2, "describe_managed_prefix_lists",
-                     Filters=[{"Name": "prefix-list-name", "Values": [f"com.amazonaws.{ctx.region}.s3"]}])
-        found = (lists.get("response") or {}).get("PrefixLists") or [{}]  # type: ignore[union-attr]
-        if found[0].get("PrefixListId"):
-            seen["s3_prefix_list"] = call(ec2, "get_managed_prefix_list_entries", PrefixListId=found[0]["PrefixListId"])
-            seen["s3_prefix_list"]["id"] = found[0]["PrefixListId"]
+    acl_subnets = sorted(set(subnets) | ({facts.subnet_id} if facts.subnet_id else set()))
+    seen["acls"] = call(ec2, "describe_network_acls", Filters=[
+        {"Name": "association.subnet-id", "Values": acl_subnets}]) if acl_subnets else {"ok": True, "response": {}}
+    if addresses.get("s3"):
+        seen["s3_prefix_list"] = _prefix_list(ec2, ctx.endpoint_service_name("s3"))
     return assess(seen, [t.service for t in ctx.targets], ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
-                  list(facts.security_groups), facts.private_ip, facts.az, s3_addresses, facts.subnet_id)
+                  list(facts.security_groups), facts.private_ip, facts.az, addresses.get("s3", []), facts.subnet_id,
+                  domain=ctx.domain, addresses=addresses, subnet_cidr=facts.subnet_cidr)
+
+
+def _prefix_list(ec2, name: str) -> dict:
+    lists = call(ec2, "describe_managed_prefix_lists", Filters=[{"Name": "prefix-list-name", "Values": [name]}])
+    found = (lists.get("response") or {}).get("PrefixLists") or [{}]  # type: ignore[union-attr]
+    if not found[0].get("PrefixListId"):
+        return {}
+    entries = call(ec2, "get_managed_prefix_list_entries", PrefixListId=found[0]["PrefixListId"])
+    return {**entries, "id": found[0]["PrefixListId"]}
 
 
 def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vpc_id: Optional[str],
            vpc_cidrs: List[str], instance_groups: List[str], private_ip: Optional[str], az: Optional[str] = None,
-           s3_addresses: Sequence[str] = (), subnet: Optional[str] = None) -> Result:
-    failed = {name: r for name, r in seen.items() if not r.get("ok")}
-    if "endpoints" in failed:
-        error = failed["endpoints"]
-        return Result(Status.WARN, f"the control plane cannot be read: {error.get('code')}", code="unavailable",
-                      cause="DescribeVpcEndpoints failed, so the findings above stay explanations by symptom, "
-                            "without resource ids. Grant ec2:Describe* to the role to get them.",
-                      evidence={"error": {k: error.get(k) for k in ("code", "message", "kind")}})
-    by_service: Dict[str, dict] = {}
-    for endpoint in seen["endpoints"]["response"].get("VpcEndpoints", []):
-        service = str(endpoint.get("ServiceName", "")).rsplit(".", 1)[-1]
-        by_service[service] = {"id": endpoint.get("VpcEndpointId"), "type": endpoint.get("VpcEndpointType"),
-                               "state": endpoint.get("State"), "private_dns": endpoint.get("PrivateDnsEnabled"),
-                               "groups": [g["GroupId"] for g in endpoint.get("Groups", [])],
-                               "route_tables": endpoint.get("RouteTableIds", []),
-                               "subnets": endpoint.get("SubnetIds", []),
-                               "policy": endpoint.get("PolicyDocument")}
-    problems: List[str] = []
-    commands: List[str] = []
-
-    def problem(text: str, command: str) -> None:
-        problems.append(text)
-        commands.append(command)
-
-    vpc = vpc_id or "<vpc-id>"
-    for attribute in ("enableDnsSupport", "enableDnsHostnames"):
-        value = ((seen.get(attribute) or {}).get("response") or {}).get(attribute[0].upper() + attribute[1:], {})
-        if value.get("Value") is False:
-            flag = "--enable-dns-" + attribute[len("enableDns"):].lower()
-            problem(f"{vpc_id} has {attribute} off: private DNS names of interface endpoints do not resolve",
-                    f"aws ec2 modify-vpc-attribute --vpc-id {vpc} {flag} '{{\"Value\":true}}'")
-    rules = _ingress(seen.get("groups", {}))
-    zone_of = {sn["SubnetId"]: sn.get("AvailabilityZone") for sn in
-               ((seen.get("subnets") or {}).get("response") or {}).get("Subnets", [])}
-    tables = (seen.get("routes", {}).get("response") or {}).get("RouteTables", [])
-    routes = [r for table in tables for r in table.get("Routes", [])]
-    table = (tables[0].get("RouteTableId") if tables else None) or "<rtb-id>"
-    source = f"--source-group {instance_groups[0]}" if instance_groups else f"--cidr {(vpc_cidrs or ['<cidr>'])[0]}"
-    for service in services:
-        found = by_service.get(service)
-        gateway = service in ("s3", "dynamodb")
-        if found is None:
-            where = f"--route-table-ids {table}" if gateway else f"--subnet-ids {subnet or '<subnet-id>'} " \
-                "--security-group-ids <sg-id> --private-dns-enabled"
-            problem(f"no endpoint for {service} in {vpc_id} (com.amazonaws.{region}.{service})",
-                    f"aws ec2 create-vpc-endpoint --vpc-id {vpc} --vpc-endpoint-type "
-                    f"{'Gateway' if gateway else 'Interface'} --service-name com.amazonaws.{region}.{service} {where}")
-        elif found["state"] not in (None, "available", "Available"):
-            problem(f"{found['id']} ({service}) is {found['state']}",
-                    f"aws ec2 describe-vpc-endpoints --vpc-endpoint-ids {found['id']}")
-        elif str(found["type"]).lower() == "interface":
-            if not found["private_dns"]:
-                problem(f"{found['id']} ({service}) has private DNS off",
-                        f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --private-dns-enabled")
-            if not any(_admits(rules.get(g, []), instance_groups, vpc_cidrs, private_ip) for g in found["groups"]):
-                group = (found["groups"] or ["<sg-id>"])[0]
-                problem(f"{', '.join(found['groups']) or 'no security group'} on {found['id']} ({service}) has no "
-                        f"inbound 443 from {', '.join(instance_groups) or private_ip or 'this instance'}",
-                        f"aws ec2 authorize-security-group-ingress --group-id {group} --protocol tcp --port 443 "
-                        f"{source}")
-            zones = {zone_of.get(s) for s in found["subnets"]}
-            if az and zone_of and az not in zones:
-                problem(f"{found['id']} ({service}) has no network interface in {az}: traffic crosses "
-                        "Availability Zones and stops if the other zone fails",
-                        f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --add-subnet-ids "
-                        f"<a subnet in {az}>")
-        elif not any(r.get("GatewayId") == found["id"] for r in routes):
-            problem(f"this subnet's route table {table} has no route to {found['id']} ({service} gateway endpoint)",
-                    f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --add-route-table-ids {table}")
-    prefix_list = seen.get("s3_prefix_list") or {}
-    cidrs = [e.get("Cidr") for e in (prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
-    outside = [a for a in s3_addresses if cidrs and not any(_within(a, c) for c in cidrs)]
-    if outside:
-        problem(f"s3 resolves to {', '.join(outside)}, outside the S3 prefix list {prefix_list.get('id')}: the "
-                "gateway endpoint's route does not cover it (another Region's S3, or a DNS override)",
-                f"getent ahosts s3.{region}.amazonaws.com; grep amazonaws /etc/hosts")
-    evidence = {"endpoints": by_service, "problems": problems, "s3_prefix_list": {
-        "id": prefix_list.get("id"), "cidrs": cidrs, "error": prefix_list.get("code")} if prefix_list else None}
+           s3_addresses: Sequence[str] = (), subnet: Optional[str] = None, *, domain: str = "amazonaws.com",
+           addresses: Optional[Mapping[str, Sequence[str]]] = None, subnet_cidr: Optional[str] = None) -> Result:
+    if not seen["endpoints"].get("ok"):
+        return _unreadable(seen["endpoints"])
+    view = _view(seen, View(services, region, domain, vpc_id, vpc_cidrs, instance_groups, private_ip, az, subnet,
+                            subnet_cidr, {**(addresses or {}), **({"s3": list(s3_addresses)} if s3_addresses else {})}))
+    problems = [*_attributes(seen, view), *(p for s in services for p in _endpoint(view, s)),
+                *(p for s in services for p in _egress(view, s)), *(p for s in services for p in _acls(view, s)),
+                *_s3_prefix_list(view)]
+    problems.sort(key=lambda p: not p.explains)  # what breaks a path first, advice (an AZ without an ENI) after
+    cidrs = [e.get("Cidr") for e in (view.prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
+    evidence = {"endpoints": view.endpoints, "problems": [p.text for p in problems],
+                "explains": sorted({c for p in problems for c in p.explains}),
+                "route_table": {"id": view.table_id, "main": view.implicit} if view.table else None,
+                "s3_prefix_list": {"id": view.prefix_list.get("id"), "cidrs": cidrs,
+                                   "error": view.prefix_list.get("code")} if view.prefix_list else None}
     if problems:
-        return Result(Status.WARN, "; ".join(problems), code="misconfigured", evidence=evidence,
+        codes = {p.code for p in problems if p.explains} or {p.code for p in problems}
+        return Result(Status.WARN, "; ".join(p.text for p in problems), evidence=evidence,
+                      code=codes.pop() if len(codes) == 1 else "misconfigured",
                       cause="The control plane shows why the data-plane checks above fail.",
-                      remedy=Remedy(FIX, tuple(commands)))
-    return Result(Status.PASS, f"{len(by_service)} endpoints in {vpc_id}, consistent with this instance",
+                      remedy=Remedy(FIX, tuple(p.command for p in problems)))
+    return Result(Status.PASS, f"{len(view.endpoints)} endpoints in {vpc_id}, consistent with this instance",
                   evidence=evidence)
 
 
-def _ingress(groups_call: Mapping) -> Dict[str, list]:
-    groups = (groups_call.get("response") or {}).get("SecurityGroups", [])
-    return {g["GroupId"]: g.get("IpPermissions", []) for g in groups}
+def _unreadable(error: Mapping) -> Result:
+    return Result(Status.WARN, f"the control plane cannot be read: {error.get('code')}", code="unavailable",
+                  cause="DescribeVpcEndpoints failed, so the findings above stay explanations by symptom, "
+                        "without resource ids. Grant ec2:Describe* to the role to get them.",
+                  evidence={"error": {k: error.get(k) for k in ("code", "message", "kind")}})
 
 
-def _within(address: str, cidr: str) -> bool:
-    try:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return False
+def _response(seen: Mapping[str, Mapping], name: str) -> Mapping:
+    return (seen.get(name) or {}).get("response") or {}
 
 
-def _admits(permissions, instance_groups, vpc_cidrs, private_ip) -> bool:
-    """Does any rule let TCP 443 in from this instance's groups, its address, or the VPC's CIDRs?"""
-    for rule in permissions:
-        protocol = str(rule.get("IpProtocol"))
-        ports = protocol == "-1" or (protocol == "tcp" and rule.get("FromPort", 0) <= 443 <= rule.get("ToPort", 0))
-        if not ports:
-            continue
-        if any(pair.get("GroupId") in instance_groups for pair in rule.get("UserIdGroupPairs", [])):
-            return True
-        for cidr in (r.get("CidrIp") for r in rule.get("IpRanges", [])):
-            network = ipaddress.ip_network(cidr, strict=False) if cidr else None
-            if network and (any(ipaddress.ip_network(v).subnet_of(network) for v in vpc_cidrs)
-                            or (private_ip and ipaddress.ip_address(private_ip) in network)):
-                return True
-    return False
+def _view(seen: Mapping[str, Mapping], view: View) -> View:
+    for endpoint in _response(seen, "endpoints").get("VpcEndpoints", []):
+        # Matched by the last label: China uses both cn.com.amazonaws and com.amazonaws prefixes (aws/aws-cdk#11140).
+        view.endpoints[str(endpoint.get("ServiceName", "")).rsplit(".", 1)[-1]] = {
+            "id": endpoint.get("VpcEndpointId"), "type": endpoint.get("VpcEndpointType"),
+            "state": endpoint.get("State"), "private_dns": endpoint.get("PrivateDnsEnabled"),
+            "groups": [g["GroupId"] for g in endpoint.get("Groups", [])],
+            "route_tables": endpoint.get("RouteTableIds", []), "subnets": endpoint.get("SubnetIds", []),
+            "policy": endpoint.get("PolicyDocument")}
+    view.groups = {g["GroupId"]: g for g in _response(seen, "groups").get("SecurityGroups", [])}
+    view.zone_of = {s["SubnetId"]: s.get("AvailabilityZone") for s in _response(seen, "subnets").get("Subnets", [])}
+    view.table, view.implicit = path.route_table(_response(seen, "routes").get("RouteTables", []), view.subnet)
+    view.acls = list(_response(seen, "acls").get("NetworkAcls", []))
+    view.prefix_list = seen.get("s3_prefix_list") or {}
+    return view
+
+
+def _attributes(seen: Mapping[str, Mapping], view: View) -> List[Problem]:
+    problems = []
+    interface = tuple(f"dns:{s}" for s in view.services if s not in GATEWAY)
+    for attribute in ("enableDnsSupport", "enableDnsHostnames"):
+        value = _response(seen, attribute).get(attribute[0].upper() + attribute[1:], {})
+        if value.get("Value") is False:
+            flag = "--enable-dns-" + attribute[len("enableDns"):].lower()
+            problems.append(Problem(
+                f"{view.vpc_id} has {attribute} off: private DNS names of interface endpoints do not resolve",
+                f"aws ec2 modify-vpc-attribute --vpc-id {view.vpc_id or '<vpc-id>'} {flag} '{{\"Value\":true}}'",
+                "dns-attribute-off", interface))
+    return problems
+
+
+def _endpoint(view: View, service: str) -> List[Problem]:
+    found = view.endpoints.get(service)
+    if found is None:
+        return _missing(view, service)
+    if found["state"] not in (None, "available", "Available"):
+        return [Problem(f"{found['id']} ({service}) is {found['state']}",
+                        f"aws ec2 describe-vpc-endpoints --vpc-endpoint-ids {found['id']}", "not-available",
+                        (f"dns:{service}", f"tcp:{service}"))]
+    if str(found["type"]).lower() == "interface":
+        return _interface(view, service, found)
+    if view.table and not any(r.get("GatewayId") == found["id"] for r in view.table.get("Routes", [])):
+        which = "the VPC's main route table" if view.implicit else "this subnet's route table"
+        return [Problem(f"{which} {view.table_id} has no route to {found['id']} ({service} gateway endpoint)",
+                        f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --add-route-table-ids "
+                        f"{view.table_id}", "no-route", (f"tcp:{service}",))]
+    return []
+
+
+def _missing(view: View, service: str) -> List[Problem]:
+    gateway = service in GATEWAY
+    name = endpoint_service_name(service, view.region, view.domain)
+    elsewhere = [a for a in view.addresses.get(service, ()) if dns.is_private(a)
+                 and not any(path.within(a, c) for c in view.vpc_cidrs)]
+    if elsewhere and not gateway:  # a shared endpoint in another VPC answers for the name: not missing here
+        return []
+    where = f"--route-table-ids {view.table_id}" if gateway else f"--subnet-ids {view.subnet or '<subnet-id>'} " \
+        f"--security-group-ids <sg-id> --private-dns-enabled"
+    return [Problem(f"no endpoint for {service} in {view.vpc_id} ({name})",
+                    f"aws ec2 create-vpc-endpoint --vpc-id {view.vpc_id or '<vpc-id>'} --vpc-endpoint-type "
+                    f"{'Gateway' if gateway else 'Interface'} --service-name {name} {where}", "no-endpoint",
+                    (f"dns:{service}", f"tcp:{service}"))]
+
+
+def _interface(view: View, service: str, found: dict) -> List[Problem]:
+    problems = []
+    if not found["private_dns"]:
+        problems.append(Problem(f"{found['id']} ({service}) has private DNS off",
+                                f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --private-dns-enabled",
+                                "private-dns-off", (f"dns:{service}",)))
+    rules = [r for g in found["groups"] for r in view.groups.get(g, {}).get("IpPermissions", [])]
+    if not path.ingress_admits(rules, view.instance_groups, view.vpc_cidrs, view.private_ip):
+        group = (found["groups"] or ["<sg-id>"])[0]
+        source = f"--source-group {view.instance_groups[0]}" if view.instance_groups else \
+            f"--cidr {view.private_ip + '/32' if view.private_ip else (view.vpc_cidrs or ['<cidr>'])[0]}"
+        problems.append(Problem(
+            f"{', '.join(found['groups']) or 'no security group'} on {found['id']} ({service}) has no inbound 443 "
+            f"from {', '.join(view.instance_groups) or view.private_ip or 'this instance'}",
+            f"aws ec2 authorize-security-group-ingress --group-id {group} --protocol tcp --port 443 {source}",
+            "sg-no-ingress", (f"tcp:{service}",)))
+    zones = {view.zone_of.get(s) for s in found["subnets"]}
+    if view.az and view.zone_of and view.az not in zones:
+        problems.append(Problem(f"{found['id']} ({service}) has no network interface in {view.az}: traffic crosses "
+                                "Availability Zones and stops if the other zone fails",
+                                f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --add-subnet-ids "
+                                f"<a subnet in {view.az}>", "no-eni-in-az"))
+    return problems
+
+
+def _egress(view: View, service: str) -> List[Problem]:
+    """The instance's own security groups must let 443 out to the endpoint (or the S3 prefix list)."""
+    mine = [view.groups[g] for g in view.instance_groups if g in view.groups]
+    if not mine or len(mine) < len(view.instance_groups):
+        return []  # not all of them readable: no verdict
+    found = view.endpoints.get(service) or {}
+    gateway = service in GATEWAY
+    targets = list(view.addresses.get(service, ()))
+    prefix = view.prefix_list.get("id") if gateway else None
+    permissions = [r for g in mine for r in g.get("IpPermissionsEgress", [])]
+    if not targets or path.egress_admits(permissions, targets, found.get("groups", []), prefix):
+        return []
+    if gateway:
+        to, spec = f"the S3 prefix list {prefix or ''}".rstrip(), f"PrefixListIds=[{{PrefixListId={prefix or '<pl-id>'}}}]"
+    elif found.get("groups"):
+        to, spec = f"{found['id']}'s {found['groups'][0]}", f"UserIdGroupPairs=[{{GroupId={found['groups'][0]}}}]"
+    else:
+        to, spec = ", ".join(targets), f"IpRanges=[{{CidrIp={targets[0]}/32}}]"
+    return [Problem(f"this instance's {', '.join(view.instance_groups)} allow no outbound TCP 443 to {to} "
+                    f"({service}, {', '.join(targets)})",
+                    f"aws ec2 authorize-security-group-egress --group-id {view.instance_groups[0]} --ip-permissions "
+                    f"'IpProtocol=tcp,FromPort=443,ToPort=443,{spec}'", "sg-no-egress", (f"tcp:{service}",))]
+
+
+def _acls(view: View, service: str) -> List[Problem]:
+    """Stateless ACLs on the subnets the flow crosses: 443 one way, the ephemeral ports back. Traffic between two
+    addresses of one subnet never crosses its ACL."""
+    found = view.endpoints.get(service) or {}
+    mine = path.acl_for(view.acls, view.subnet)
+    problems = []
+    for peer in view.addresses.get(service, ()):
+        if mine and not path.within(peer, view.subnet_cidr):
+            problems += [_acl_problem(mine, view.subnet, d, r, peer, service, True)
+                         for d, r in path.nacl_blocks(mine, "client", peer)]
+    for subnet in found.get("subnets", []) if service not in GATEWAY else ():
+        theirs = path.acl_for(view.acls, subnet)
+        if theirs and view.private_ip and subnet != view.subnet:
+            problems += [_acl_problem(theirs, subnet, d, r, view.private_ip, service, False, found["id"])
+                         for d, r in path.nacl_blocks(theirs, "server", view.private_ip)]
+    return _unique(problems)
+
+
+def _acl_problem(acl: Mapping, subnet: Optional[str], direction: str, rule: int, peer: str, service: str,
+                 client: bool, endpoint: str = "") -> Problem:
+    """client: the ACL of the instance's subnet (443 out, ephemeral back in); else of the endpoint's subnet."""
+    egress = direction == "outbound"
+    low, high = (443, 443) if egress == client else path.EPHEMERAL_RULE
+    ports = "443" if low == 443 else f"{low}-{high} (the return traffic)"
+    number = path.free_rule_number(acl.get("Entries", []), egress, rule)
+    whose = "this instance's subnet" if client else f"{endpoint}'s subnet"
+    return Problem(
+        f"{acl.get('NetworkAclId')} ({whose} {subnet}) denies {direction} TCP {ports} "
+        f"{'to' if egress else 'from'} {peer} ({service}) by rule {'*' if rule == path.DEFAULT_RULE else rule}",
+        f"aws ec2 create-network-acl-entry --network-acl-id {acl.get('NetworkAclId')} "
+        f"{'--egress' if egress else '--ingress'} --rule-number {number} --protocol tcp --port-range "
+        f"From={low},To={high} --cidr-block {peer}/32 --rule-action allow", "nacl-deny", (f"tcp:{service}",))
+
+
+def _unique(problems: List[Problem]) -> List[Problem]:
+    seen, kept = set(), []
+    for problem in problems:
+        if problem.text not in seen:
+            seen.add(problem.text)
+            kept.append(problem)
+    return kept
+
+
+def _s3_prefix_list(view: View) -> List[Problem]:
+    cidrs = [e.get("Cidr") for e in (view.prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
+    outside = [a for a in view.addresses.get("s3", ()) if cidrs and not any(path.within(a, c) for c in cidrs)]
+    if not outside:
+        return []
+    name = service_name("s3", view.region, view.domain)
+    return [Problem(f"s3 resolves to {', '.join(outside)}, outside the S3 prefix list {view.prefix_list.get('id')}: "
+                    "the gateway endpoint's route does not cover it (another Region's S3, or a DNS override)",
+                    f"getent ahosts {name}; grep amazonaws /etc/hosts", "s3-outside-prefix-list", ("tcp:s3",))]
