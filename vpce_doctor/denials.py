@@ -58,6 +58,8 @@ def parse(code: Any, message: Any) -> Denial:
     request = _REQUEST.search(text)
     action = request.group("action") if request else None
     resource = (request.group("resource") or "").rstrip(".,;") or None if request else None
+    # KMS through S3 says "on this resource" without naming the key (buildkite/docs#2344)
+    resource = None if resource == "this" else resource
     principal = request.group("principal") if request else None
     explicit, policy_type, certainty = None, "unknown", "unknown"
     explicit_match, implicit_match = _EXPLICIT.search(text), _IMPLICIT.search(text)

@@ -9,15 +9,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+from . import matching
+from .matching import account_form, like, principal_matches, role_of, split_arn
+
 MAX_CHARS = 20_480      # the service's limit for an endpoint policy (PL-POLICY), counted without layout whitespace
 MAX_STATEMENTS = 1_000
-MAX_PATTERN = 1_000     # longer patterns are compared literally, so one match never costs more than ~1000 x text
-_OPERATORS = ("StringEquals", "StringNotEquals", "StringLike", "StringNotLike",
-              "ArnEquals", "ArnNotEquals", "ArnLike", "ArnNotLike")
-# Object-level S3 actions whose names lack "object"; names with "bucket" are bucket-level even with "object" in them.
-_OBJECT_ACTIONS = ("abortmultipartupload", "listmultipartuploadparts")
-
-
 class PolicyError(ValueError):
     """The document is not a policy this module understands. The message is one line."""
 
@@ -54,7 +50,9 @@ class Decision:
     statement: Optional[str]      # the deciding statement's label
     reason: str                   # one sentence, with the action and resource
     unevaluated: Tuple[str, ...] = ()  # condition keys it could not evaluate, e.g. ("aws:SourceVpce",)
-    grants: Tuple[str, ...] = ()  # what each Allow statement grants, for describe_denial
+
+
+_Match = Tuple[Statement, Optional[bool], Tuple[str, ...]]
 
 
 def parse(document: Union[str, Mapping[str, Any]]) -> Policy:
@@ -84,163 +82,116 @@ def parse(document: Union[str, Mapping[str, Any]]) -> Policy:
     return Policy(tuple(_statement(s, f"Statement[{i}]") for i, s in enumerate(raw)))
 
 
+def request_context(principal_arn: Optional[str], endpoint_id: Optional[str] = None, vpc_id: Optional[str] = None,
+                    private_ip: Optional[str] = None) -> Dict[str, Optional[str]]:
+    """The condition keys the doctor knows for its own request through a VPC endpoint; None: absent from it.
+
+    aws:SourceIp is absent from a request through a VPC endpoint, whose private source address is aws:VpcSourceIp
+    ("The aws:SourceIp condition key is always included in the request, except for requests that use an Amazon VPC
+    endpoint": https://repost.aws/knowledge-center/iam-restrict-access-policy; IAM User Guide, global condition
+    keys: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html). An assumed
+    role's aws:PrincipalArn is the role's ARN (its path is not in the session ARN, see matching.pathed_role).
+    """
+    ctx: Dict[str, Optional[str]] = {"aws:sourceip": None, "aws:securetransport": "true"}  # the doctor uses TLS only
+    parts = split_arn(principal_arn or "")
+    if parts is not None:
+        ctx["aws:principalaccount"] = parts[4]
+        ctx["aws:principalarn"] = role_of(parts) or principal_arn
+    for key, value in (("aws:sourcevpce", endpoint_id), ("aws:sourcevpc", vpc_id), ("aws:vpcsourceip", private_ip)):
+        if value:
+            ctx[key] = value
+    return ctx
+
+
 def evaluate(policy: Policy, action: str, resource: str, principal_arn: Optional[str] = None,
-             context: Optional[Mapping[str, str]] = None) -> Decision:
-    ctx = {str(k).lower(): str(v) for k, v in (context or {}).items()}  # condition keys are case-insensitive
-    allows: List[Tuple[Statement, Optional[bool], Tuple[str, ...]]] = []
-    denies: List[Tuple[Statement, Optional[bool], Tuple[str, ...]]] = []
+             context: Optional[Mapping[str, Optional[str]]] = None, gateway: bool = False) -> Decision:
+    """`context`: the condition keys known (None: absent from the request, see request_context); `gateway`: the
+    policy is a gateway endpoint's, where an account principal means its root user only."""
+    ctx = {str(k).lower(): (None if v is None else str(v)) for k, v in (context or {}).items()}
+    allows: List[_Match] = []
+    denies: List[_Match] = []
     for st in policy.statements:
-        applies, keys = _applies(st, action.lower(), resource, principal_arn, ctx)
+        applies, keys = _applies(st, action.lower(), resource, principal_arn, ctx, gateway)
         if applies is not False:
             (allows if st.allow else denies).append((st, applies, keys))
-    grants = tuple(_grant(st) for st in policy.statements if st.allow)
-    what = f"{action} on {resource}"
+    decision = _decide(allows, denies, f"{action} on {resource}")
+    if gateway and decision.effect == "implicit-deny":
+        return _root_only(policy, decision, action.lower(), resource, principal_arn, ctx)
+    return decision
+
+
+def _decide(allows: List[_Match], denies: List[_Match], what: str) -> Decision:
     sure_deny = next((st for st, applies, _ in denies if applies), None)
     if sure_deny:
-        return Decision(False, "explicit-deny", sure_deny.label, f'Statement "{sure_deny.label}" denies {what}',
-                        (), grants)
+        return Decision(False, "explicit-deny", sure_deny.label, f'Statement "{sure_deny.label}" denies {what}')
     if not allows:  # a Deny that may apply changes nothing when no Allow could
-        return Decision(False, "implicit-deny", None, f"no Allow statement matches {what}", (), grants)
+        return Decision(False, "implicit-deny", None, f"no Allow statement matches {what}")
     sure_allow = next((st for st, applies, _ in allows if applies), None)
     if denies:
         st, _, keys = denies[0]
         unknown = [k for _, _, ks in denies for k in ks]
         unknown += [] if sure_allow else [k for _, _, ks in allows for k in ks]
         return Decision(False, "unknown", st.label, f'Statement "{st.label}" denies {what} if its conditions on '
-                        f'{", ".join(keys)} hold, and they could not be evaluated', _unique(unknown), grants)
+                        f'{", ".join(keys)} hold, and they could not be evaluated', _unique(unknown))
     if sure_allow:
-        return Decision(True, "allow", sure_allow.label, f'Statement "{sure_allow.label}" allows {what}', (), grants)
+        return Decision(True, "allow", sure_allow.label, f'Statement "{sure_allow.label}" allows {what}')
     st, _, keys = allows[0]
     return Decision(False, "unknown", st.label, f'Statement "{st.label}" allows {what} only if its conditions on '
                     f'{", ".join(keys)} hold, and they could not be evaluated',
-                    _unique(k for _, _, ks in allows for k in ks), grants)
+                    _unique(k for _, _, ks in allows for k in ks))
 
 
-def describe_denial(decision: Decision) -> str:
-    """The endpoint policy's part in a denial, as a sentence an operator reads."""
-    if decision.effect == "allow":
-        return "the endpoint policy allows this request"
-    if decision.effect == "explicit-deny":
-        return f'the endpoint policy denies this request explicitly in statement "{decision.statement}"'
-    if decision.effect == "unknown":
-        keys = ", ".join(decision.unevaluated) or "its conditions"
-        return f"the endpoint policy may deny this request: it depends on {keys}, which could not be evaluated here"
-    if not decision.grants:
-        return "the endpoint policy has no Allow statement, so it allows nothing"
-    return _show("the endpoint policy allows only " + "; ".join(decision.grants), 200)
-
-
-def allowed_actions(policy: Policy) -> Tuple[str, ...]:
-    """The Action patterns of the Allow statements, as written; a NotAction Allow reads "* except <patterns>"."""
-    out: List[str] = []
-    for st in (st for st in policy.statements if st.allow):
-        out += [f"* except {', '.join(st.actions)}" if st.actions else "*"] if st.not_action else st.actions
-    return _unique(out)
-
-
-def only_object_actions(policy: Policy) -> bool:
-    """Every Allow grants only S3 object-level actions (False when nothing is allowed at all)."""
-    allows = [st for st in policy.statements if st.allow]
-    return bool(allows) and all(not st.not_action and st.actions and all(map(_object_action, st.actions))
-                                for st in allows)
-
-
-def _object_action(pattern: str) -> bool:
-    service, _, name = pattern.lower().partition(":")
-    return service == "s3" and (name in _OBJECT_ACTIONS or ("object" in name and "bucket" not in name))
+def _root_only(policy: Policy, decision: Decision, action: str, resource: str, principal: Optional[str],
+               ctx: Dict[str, Optional[str]]) -> Decision:
+    """Name the Allow that would match on an interface endpoint: the classic gateway-policy trap."""
+    for st in policy.statements:
+        if st.allow and st.principals and not st.not_principal and any(map(account_form, st.principals)) \
+                and _applies(st, action, resource, principal, ctx, False)[0]:
+            return Decision(False, "implicit-deny", st.label, f'{decision.reason}: statement "{st.label}" names the '
+                            "account as its principal, which on a gateway endpoint means the account's root user "
+                            'only; allow roles with "Principal": "*" and an aws:PrincipalArn condition')
+    return decision
 
 
 def _applies(st: Statement, action: str, resource: str, principal: Optional[str],
-             ctx: Dict[str, str]) -> Tuple[Optional[bool], Tuple[str, ...]]:
+             ctx: Dict[str, Optional[str]], gateway: bool) -> Tuple[Optional[bool], Tuple[str, ...]]:
     """Does the statement cover this request: True, False, or None with the keys that would decide it."""
-    if any(_like(p.lower(), action) for p in st.actions) == st.not_action:
+    if any(like(p.lower(), action) for p in st.actions) == st.not_action:
         return False, ()
     unknown: List[str] = []
-    literal = [p for p in st.resources if "${" not in p]  # a policy variable's value is not known here
-    if any(_like(p, resource) for p in literal):
-        hit: Optional[bool] = True
-    else:
-        hit = None if len(literal) < len(st.resources) else False
-    if hit is not None and hit == st.not_resource:
-        return False, ()
-    if hit is None:
-        unknown += [p.split("${", 1)[1].split("}", 1)[0] for p in st.resources if "${" in p]
-    if st.principals is None:
-        if st.not_principal:  # NotPrincipal "*" excludes everyone
+    for hit, keys in (_resource_hit(st, resource), _principal_hit(st, principal, gateway), _conditions_hold(st, ctx)):
+        if hit is False:
             return False, ()
-    elif principal is None:
-        unknown.append("aws:PrincipalArn")
-    elif any(_principal_matches(p, principal) for p in st.principals) == st.not_principal:
-        return False, ()
-    for cond in st.conditions:
-        result = _condition(cond, ctx)
-        if result is False:
-            return False, ()
-        if result is None:
-            unknown.append(cond.key)
+        unknown += keys
     return (None, _unique(unknown)) if unknown else (True, ())
 
 
-def _condition(cond: Condition, ctx: Dict[str, str]) -> Optional[bool]:
-    # IfExists cannot help: a key missing from ctx is unknown to us, not absent from the request.
-    base = cond.operator[:-len("IfExists")] if cond.operator.endswith("IfExists") else cond.operator
-    value = ctx.get(cond.key.lower())
-    if base not in _OPERATORS or value is None or any("${" in v for v in cond.values):
-        return None  # ForAnyValue:/ForAllValues:, Bool, Numeric*, IpAddress… are not evaluated here
-    if base.startswith("Arn"):
-        hit = any(_arn_like(v, value) for v in cond.values)
-    elif base.endswith("Like"):
-        hit = any(_like(v, value) for v in cond.values)
-    else:
-        hit = value in cond.values
-    return hit != ("Not" in base)
+def _resource_hit(st: Statement, resource: str) -> Tuple[Optional[bool], List[str]]:
+    literal = [p for p in st.resources if "${" not in p]  # a policy variable's value is not known here
+    if any(like(p, resource) for p in literal):
+        return not st.not_resource, []
+    if len(literal) == len(st.resources):
+        return st.not_resource, []
+    return None, [p.split("${", 1)[1].split("}", 1)[0] for p in st.resources if "${" in p]
 
 
-def _principal_matches(pattern: str, arn: str) -> bool:
-    if pattern == arn:
-        return True
-    want, have = _arn(pattern), _arn(arn)
-    if have is None:
-        return False
-    if len(pattern) == 12 and pattern.isdigit():
-        return have[4] == pattern
-    if want is None or want[1] != have[1] or want[4] != have[4]:
-        return False
-    if want[2] == "iam" and want[5] == "root":  # the account, as a principal, covers its roles and users
-        return True
-    # A role session arn:aws:sts::A:assumed-role/ROLE/SESSION is that role; role ARNs may carry a path.
-    return (want[2] == "iam" and want[5].startswith("role/") and have[2] == "sts"
-            and have[5].startswith("assumed-role/") and want[5].rsplit("/", 1)[-1] == have[5].split("/")[1])
+def _principal_hit(st: Statement, principal: Optional[str], gateway: bool) -> Tuple[Optional[bool], List[str]]:
+    if st.principals is None:
+        return not st.not_principal, []  # NotPrincipal "*" excludes everyone
+    if principal is None:
+        return None, ["aws:PrincipalArn"]
+    return any(principal_matches(p, principal, gateway) for p in st.principals) != st.not_principal, []
 
 
-def _arn(text: str) -> Optional[List[str]]:
-    parts = text.split(":", 5)
-    return parts if len(parts) == 6 and parts[0] == "arn" else None
-
-
-def _arn_like(pattern: str, arn: str) -> bool:
-    """ArnEquals and ArnLike alike: each of the six colon-separated parts is matched on its own, with wildcards."""
-    want, have = pattern.split(":", 5), _arn(arn)
-    return have is not None and len(want) == 6 and all(map(_like, want, have))
-
-
-def _like(pattern: str, text: str) -> bool:
-    """Glob match with * and ?: one backtrack point, so O(len(pattern) * len(text)) at worst, never exponential."""
-    if len(pattern) > MAX_PATTERN:
-        return pattern == text
-    p = t = 0
-    star, mark = -1, 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] == "*":  # before the literal test: "*" in text is no escape
-            star, mark, p = p, t, p + 1
-        elif p < len(pattern) and pattern[p] in ("?", text[t]):
-            p, t = p + 1, t + 1
-        elif star >= 0:
-            p, mark = star + 1, mark + 1
-            t = mark
-        else:
-            return False
-    return pattern[p:].strip("*") == ""
+def _conditions_hold(st: Statement, ctx: Dict[str, Optional[str]]) -> Tuple[Optional[bool], List[str]]:
+    unknown = []
+    for cond in st.conditions:
+        result = matching.holds(cond.operator, cond.key, cond.values, ctx)
+        if result is False:
+            return False, []
+        if result is None:
+            unknown.append(cond.key)
+    return (None if unknown else True), unknown
 
 
 def _statement(raw: Any, where: str) -> Statement:
@@ -307,17 +258,6 @@ def _strings(value: Any, where: str) -> Tuple[str, ...]:
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise PolicyError(f"{where} must be a string or a list of strings, got {_show(value, 40)}")
     return tuple(values)
-
-
-def _grant(st: Statement) -> str:
-    actions, resources = ", ".join(st.actions), ", ".join(st.resources)
-    text = (f"every action except {actions}" if st.not_action else actions) + " on " + (
-        f"every resource except {resources}" if st.not_resource else resources)
-    if st.principals is not None:
-        text += f" for {'everyone except ' if st.not_principal else ''}{', '.join(st.principals) or 'no IAM caller'}"
-    if st.conditions:
-        text += f" (with conditions on {', '.join(_unique(c.key for c in st.conditions))})"
-    return text
 
 
 def _unique(items) -> Tuple[str, ...]:

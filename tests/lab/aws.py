@@ -25,7 +25,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from tests.lab import aws_front, netpolicy
+from tests.lab import aws_front, iam, netpolicy
 from tests.lab.aws_front import AwsRequestHandler  # noqa: F401  (re-exported: the listeners' handler)
 
 ACCOUNT = "123456789012"
@@ -63,7 +63,7 @@ class AwsWorld:
         # Read when moto builds the EC2 backend: its default AMIs cost ~1 s to load, and any AMI id is accepted.
         os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
         self.region, self.account = region, ACCOUNT
-        aws_front.patch_moto_s3_actions()
+        aws_front.patch_moto()
         self.backend_app = DomainDispatcherApplication(create_backend_app)
         self.front = aws_front.Front(self)
         self.clock_offset = 0
@@ -140,23 +140,65 @@ class AwsWorld:
                 return role.arn
         return None
 
-    def principals(self, arn: str) -> set:
-        """Every name an endpoint policy's Principal may use for this assumed-role session."""
-        return {arn, f"arn:aws:iam::{self.account}:role/{arn.split('/')[1]}", self.account,
-                f"arn:aws:iam::{self.account}:root"}
+    def principals(self, arn: str, endpoint: str | None = None) -> set:
+        """Every name a Principal may use for this assumed-role session. Through a gateway endpoint the account
+        forms ("<account-id>", "arn:aws:iam::<account-id>:root") name the root user only (PrivateLink guide,
+        "Principals for gateway endpoints")."""
+        names = {arn, f"arn:aws:iam::{self.account}:role/{arn.split('/')[1]}"}
+        vpce = self._vpce(endpoint) if endpoint else None
+        gateway = vpce is not None and str(vpce.vpc_endpoint_type).lower() == "gateway"
+        return names if gateway else names | {self.account, f"arn:aws:iam::{self.account}:root"}
+
+    def _vpce(self, endpoint: str):
+        service_name = f"com.amazonaws.{self.region}.{endpoint}"
+        return next((vpce for vpce in self.backend("ec2").vpc_end_points.values()
+                     if vpce.service_name == service_name and vpce.vpc_id == self.facts.get("vpc_id")), None)
 
     def endpoint_policy(self, endpoint: str) -> str | None:
-        service_name = f"com.amazonaws.{self.region}.{endpoint}"
-        for vpce in self.backend("ec2").vpc_end_points.values():
-            if vpce.service_name == service_name and vpce.vpc_id == self.facts.get("vpc_id"):
-                return vpce.policy_document
-        return None
+        vpce = self._vpce(endpoint)
+        return vpce.policy_document if vpce is not None else None
 
-    def identity_decision(self, arn: str, action: str, resource: str | None) -> str:
-        """The role's inline policies (what scenarios set), judged like the endpoint policy."""
+    def request_context(self, arn: str, endpoint: str, source: str | None) -> dict:
+        """The condition keys of a request through this VPC's endpoint; aws:SourceIp is absent through an endpoint
+        and aws:VpcSourceIp carries the private address (https://repost.aws/knowledge-center/
+        iam-restrict-access-policy; IAM global condition keys)."""
+        vpce = self._vpce(endpoint)
+        context = {"aws:PrincipalArn": f"arn:aws:iam::{self.account}:role/{arn.split('/')[1]}",
+                   "aws:PrincipalAccount": self.account, "aws:SecureTransport": "true",
+                   "aws:userid": f"{self.backend('iam').get_role(arn.split('/')[1]).id}:{arn.split('/')[2]}"}
+        if vpce is not None:
+            context.update({"aws:SourceVpce": vpce.id, "aws:SourceVpc": vpce.vpc_id, "aws:VpcSourceIp": source})
+        return context
+
+    def identity_decision(self, arn: str, action: str, resource: str | None, context: dict | None = None) -> str:
+        """The role's inline policies (what scenarios set), judged by the lab's own IAM."""
         role = self.backend("iam").get_role(arn.split("/")[1])
-        decisions = {aws_front.evaluate(document, action, resource or "*") for document in role.policies.values()}
+        decisions = {iam.evaluate(document, action, resource or "*", None, context)
+                     for document in role.policies.values()}
         return "explicit" if "explicit" in decisions else "allow" if "allow" in decisions else "implicit"
+
+    def bucket_policy(self, bucket: str) -> str | None:
+        found = self.backend("s3").buckets.get(bucket)
+        policy = found.policy if found else None
+        return policy.decode() if isinstance(policy, bytes) else policy
+
+    def bucket_kms_key(self, bucket: str | None) -> str | None:
+        """The default key of an SSE-KMS bucket, as an ARN (what S3 asks KMS to use)."""
+        found = self.backend("s3").buckets.get(bucket) if bucket else None
+        rules = ((found.encryption or {}).get("Rule") or {}) if found else {}
+        rules = rules[0] if isinstance(rules, list) else rules
+        default = rules.get("ApplyServerSideEncryptionByDefault") or {}
+        if default.get("SSEAlgorithm") != "aws:kms":
+            return None
+        return self.kms_key_arn(default.get("KMSMasterKeyID") or "")
+
+    def kms_key_arn(self, key: str) -> str:
+        """KMS authorises an alias or key id against the key's ARN."""
+        try:
+            return self.backend("kms").describe_key(key.split(":", 5)[-1] if key.startswith("arn:") and
+                                                    ":alias/" in key else key).arn
+        except Exception:  # an unknown key: KMS answers NotFound later, authorisation is judged on the name
+            return key
 
     def bucket_region(self, bucket: str) -> str | None:
         found = self.backend("s3").buckets.get(bucket)

@@ -19,8 +19,11 @@ import uuid
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape as xml_escape
 
+from moto.iam.access_control import IAMRequestBase
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.s3 import responses as moto_s3_responses
+
+from tests.lab import iam
 
 log = logging.getLogger("vpclab.aws")
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -39,59 +42,14 @@ class AwsRequestHandler(MotoRequestHandler):
         self.send_response_only(code, message)
 
 
-def patch_moto_s3_actions() -> None:
-    """moto names two S3 actions differently from IAM; policies must see the IAM names."""
+def patch_moto() -> None:
+    """The front judges every request's permissions itself (Front._authorize); moto keeps checking signatures and
+    keys only. moto names two S3 actions differently from IAM; policies must see the IAM names."""
+    IAMRequestBase.check_action_permitted = lambda self, resource: None
     actions = moto_s3_responses.ACTION_MAP["BUCKET"]
     actions["HEAD"]["DEFAULT"] = "ListBucket"  # HeadBucket is authorised as s3:ListBucket
     actions["GET"]["encryption"] = "GetEncryptionConfiguration"
     actions["PUT"]["encryption"] = "PutEncryptionConfiguration"
-
-
-def evaluate(policy, action: str, resource: str, principals: set | None = None) -> str:
-    """'allow', 'implicit' or 'explicit' (deny). Statements with a Condition are skipped and logged."""
-    document = json.loads(policy) if isinstance(policy, str) else policy
-    statements = document.get("Statement", [])
-    allowed = False
-    for st in statements if isinstance(statements, list) else [statements]:
-        if "Condition" in st or "NotPrincipal" in st:
-            log.warning("policy statement with Condition/NotPrincipal treated as not matching: %s", st)
-            continue
-        if principals is not None and "Principal" in st and not _principal_matches(st["Principal"], principals):
-            continue
-        if _element_matches(st, "Action", action, fold=True) and _element_matches(st, "Resource", resource):
-            if st.get("Effect") == "Deny":
-                return "explicit"
-            allowed |= st.get("Effect") == "Allow"
-    return "allow" if allowed else "implicit"
-
-
-def _element_matches(st: dict, name: str, value: str, fold: bool = False) -> bool:
-    def hit(patterns) -> bool:
-        patterns = [patterns] if isinstance(patterns, str) else patterns
-        return any(re.fullmatch(re.escape(p).replace(r"\*", ".*").replace(r"\?", "."), value,
-                                re.IGNORECASE if fold else 0) for p in patterns)
-    if name in st:
-        return hit(st[name])
-    if "Not" + name in st:
-        return not hit(st["Not" + name])
-    return name == "Resource"  # a statement without Resource applies to every resource
-
-
-def _principal_matches(principal, principals: set) -> bool:
-    if principal == "*":
-        return True
-    values = principal.get("AWS", []) if isinstance(principal, dict) else []
-    return any(v == "*" or v in principals for v in ([values] if isinstance(values, str) else values))
-
-
-def denial_message(arn: str, action: str, resource: str | None, kind: str, policy_type: str) -> str:
-    """IAM's wording (S3 quotes the resource); policy_type: "VPC endpoint policy", "identity-based policy"."""
-    quoted = f'"{resource}"' if action.startswith("s3:") else resource
-    on = f" on resource: {quoted}" if resource else ""
-    article = "an" if policy_type[0] in "aeiou" else "a"
-    context = (f"with an explicit deny in {article} {policy_type}" if kind == "explicit"
-               else f"because no {policy_type} allows the {action} action")
-    return f"User: {arn} is not authorized to perform: {action}{on} {context}"
 
 
 def _amz_time(epoch: float) -> str:
@@ -165,6 +123,8 @@ class Request:
             return f"{prefix}:document/{name}"
         if self.action.startswith("ssm:GetParameter") and name:
             return f"{prefix}:parameter/{name.lstrip('/')}"
+        if self.action == "logs:DescribeLogGroups":  # as AWS names it in its denials (tests/unit/test_denials.py)
+            return f"{prefix}:log-group::log-stream:"
         if self.signing_service == "logs" and self.params.get("logGroupName"):
             stream = self.params.get("logStreamName")
             return f"{prefix}:log-group:{self.params['logGroupName']}" + (f":log-stream:{stream}" if stream else "")
@@ -323,32 +283,25 @@ class Front:
             return self._error(req, 400, "ValidationException", f"The lab emulates no {req.endpoint} API.")
         arn = world.principal_arn(req.access_key)
         resource = req.resource(world.account, world.region)
-        policy = world.endpoint_policy(req.endpoint)
-        if arn and policy is not None:
-            kind = evaluate(policy, req.action, resource or "*", world.principals(arn))
-            if kind != "allow":
-                log.info("endpoint %s policy denies %s on %s (%s)", req.endpoint, req.action, resource, kind)
-                return self._access_denied(req, denial_message(arn, req.action, resource, kind,
-                                                               "VPC endpoint policy"))
+        resource = world.kms_key_arn(resource) if req.signing_service == "kms" and resource else resource
+        bucket_region = world.bucket_region(req.bucket) if req.bucket else None
+        if bucket_region and bucket_region != world.region:  # the wrong Region's S3 redirects before judging
+            return self._s3_redirect(req, bucket_region)
+        denied = self._authorize(req, arn, resource) if arn else None
+        if denied:
+            return denied
         stub = ssm_stub(world, req) if req.signing_service == "ssm" else None
         if stub is not None:
-            identity = world.identity_decision(arn, req.action, resource) if arn else "allow"
-            if identity != "allow":
-                return self._access_denied(req, denial_message(arn, req.action, resource, identity,
-                                                               "identity-based policy"))
             return 200, [("Content-Type", JSON_TYPE), ("x-amzn-RequestId", str(uuid.uuid4()))], \
                 json.dumps(stub).encode()
-        bucket_region = world.bucket_region(req.bucket) if req.bucket else None
-        if bucket_region and bucket_region != world.region:
-            return self._s3_redirect(req, bucket_region)
         status, headers, body = self._backend(req)
         if req.protocol == "json" and req.action == "ssm:SendCommand" and status == 200:
             fleet_sent(world, json.loads(body)["Command"]["CommandId"], req.params)
-        if status == 403 and arn and b"AccessDenied" in body:
-            kind = world.identity_decision(arn, req.action, resource)
-            message = denial_message(arn, req.action, resource, "explicit" if kind == "explicit" else "implicit",
-                                     "identity-based policy")
-            return self._access_denied(req, message)
+        if arn and status == 404 and req.action in ("s3:GetObject", "s3:GetObjectVersion") and \
+                self._judge(arn, req, "s3:ListBucket", f"arn:aws:s3:::{req.bucket}") is not None:
+            # S3 answers 403, not 404, for a missing key to a caller without s3:ListBucket (GetObject API
+            # reference, "Permissions": https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html)
+            return self._error(req, 403, "AccessDenied", "Access Denied")
         if req.protocol == "json" and status >= 400 and not body.lstrip().startswith(b"{"):
             found = re.search(rb"<Code>([^<]+)</Code>", body)
             code = found.group(1).decode() if found else "InternalFailure"
@@ -358,6 +311,48 @@ class Front:
                     "SignatureDoesNotMatch": "InvalidSignatureException"}.get(code, code)
             return self._error(req, 500 if status >= 500 else 400, code, message)
         return status, headers, body
+
+    def _authorize(self, req: Request, arn: str, resource: str | None):
+        """IAM on every call as AWS builds the resource: the endpoint policy, the role's policies and (S3) the bucket
+        policy, then for SSE-KMS writes and reads the KMS key S3 uses on the caller's behalf. GetCallerIdentity
+        needs no permission ("No permissions are required to perform this operation", STS API reference:
+        https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html)."""
+        if req.action == "sts:GetCallerIdentity":
+            return None
+        found = self._judge(arn, req, req.action, resource)
+        if found is None and req.protocol == "s3" and req.key:
+            found = self._kms(arn, req)
+        if found is None:
+            return None
+        kind, policy_type, action, target = found
+        log.info("%s denies %s on %s (%s)", policy_type, action, target, kind)
+        return self._access_denied(req, iam.denial_message(arn, action, target, kind, policy_type))
+
+    def _judge(self, arn: str, req: Request, action: str, named: str | None):
+        """(kind, policy type, action, resource as named) of a denial, or None: allowed."""
+        world, resource = self.world, named or "*"
+        context = world.request_context(arn, req.endpoint, req.environ.get("REMOTE_ADDR"))
+        policy = world.endpoint_policy(req.endpoint)
+        endpoint = "allow" if policy is None else iam.evaluate(policy, action, resource,
+                                                               world.principals(arn, req.endpoint), context)
+        identity = world.identity_decision(arn, action, resource, context)
+        bucket_policy = world.bucket_policy(req.bucket) if req.protocol == "s3" and req.bucket else None
+        on_bucket = None if bucket_policy is None else iam.evaluate(bucket_policy, action, resource,
+                                                                    world.principals(arn), context)
+        denied = iam.combine(endpoint, identity, on_bucket)
+        return None if denied is None else (*denied, action, named)
+
+    def _kms(self, arn: str, req: Request):
+        """S3 asks KMS for a data key (writes) or a decryption (reads) as the caller; KMS's denial comes back
+        through S3 naming the key (aws-deadline/deadline-cloud test/unit/deadline_job_attachments/test_upload.py:
+        'is not authorized to perform: kms:GenerateDataKey on resource: arn:aws:kms:...:key/...')."""
+        key = self.world.bucket_kms_key(req.bucket)
+        action = {"s3:PutObject": "kms:GenerateDataKey", "s3:GetObject": "kms:Decrypt"}.get(req.action)
+        if not key or not action:
+            return None
+        context = self.world.request_context(arn, req.endpoint, req.environ.get("REMOTE_ADDR"))
+        identity = self.world.identity_decision(arn, action, key, context)
+        return None if identity == "allow" else (identity, "identity-based policy", action, key)
 
     def _backend(self, req: Request):
         captured: dict = {}

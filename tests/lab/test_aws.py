@@ -215,14 +215,17 @@ def test_explicit_deny_and_live_policy_changes(lab):
     lab.world.client("ec2").modify_vpc_endpoint(VpcEndpointId=facts["endpoints"]["ssm"]["id"],
                                                 PolicyDocument=json.dumps({"Statement": [ALLOW_ALL_STATEMENT]}))
     assert ssm.get_document(Name="SSM-SessionManagerRunShell")["Name"] == "SSM-SessionManagerRunShell"
-    # a statement with a Condition never matches (the lab does not evaluate conditions)
-    condition = {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}
-    conditional = json.dumps({"Statement": [dict(ALLOW_ALL_STATEMENT, Condition=condition)]})
-    lab.world.client("ec2").modify_vpc_endpoint(VpcEndpointId=facts["endpoints"]["sts"]["id"],
-                                                PolicyDocument=conditional)
-    status, code, message = denial(lab.client("sts").get_caller_identity)
-    assert (status, code) == (403, "AccessDenied") and message.endswith(
-        "sts:GetCallerIdentity because no VPC endpoint policy allows the sts:GetCallerIdentity action")
+    # conditions are evaluated on the request's keys: this endpoint's id, not another's
+    for vpce, allowed in ((facts["endpoints"]["ssm"]["id"], True), ("vpce-0another00000000", False)):
+        conditional = json.dumps({"Statement": [dict(ALLOW_ALL_STATEMENT, Condition={
+            "StringEquals": {"aws:PrincipalAccount": ACCOUNT, "aws:SourceVpce": vpce}})]})
+        lab.world.client("ec2").modify_vpc_endpoint(VpcEndpointId=facts["endpoints"]["ssm"]["id"],
+                                                    PolicyDocument=conditional)
+        if allowed:
+            assert ssm.get_document(Name="SSM-SessionManagerRunShell")["Name"] == "SSM-SessionManagerRunShell"
+        else:
+            assert denial(lambda: ssm.get_document(Name="SSM-SessionManagerRunShell"))[2].endswith(
+                "because no VPC endpoint policy allows the ssm:GetDocument action")
 
 
 def test_role_without_put_object_is_an_identity_denial(lab):
@@ -239,7 +242,7 @@ def test_role_without_put_object_is_an_identity_denial(lab):
         s3.get_object(Bucket="vpclab-probe", Key="k")
     assert denial(lambda: lab.client("kms").describe_key(KeyId="alias/vpclab-sessions")) == (
         400, "AccessDeniedException", f"User: {role_arn(lab)} is not authorized to perform: kms:DescribeKey on "
-        f"resource: arn:aws:kms:{REGION}:{ACCOUNT}:alias/vpclab-sessions because no identity-based policy allows "
+        f"resource: {lab.facts['kms_key_arn']} because no identity-based policy allows "  # KMS judges the key
         "the kms:DescribeKey action")
     assert denial(lab.client("ec2").describe_vpc_endpoints) == (
         403, "UnauthorizedOperation", f"You are not authorized to perform this operation. User: {role_arn(lab)} is not "

@@ -7,6 +7,7 @@ from typing import Dict, Mapping, Optional
 from ..model import Remedy
 
 POLICY_DOC = "https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html"
+KMS_DOC = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html"
 TIME_SYNC = Remedy("Point chrony at the Amazon Time Sync Service (169.254.169.123), which needs no internet, and "
                    "restart it.", ("echo 'server 169.254.169.123 prefer iburst' | sudo tee /etc/chrony.d/aws.conf",
                                    "sudo systemctl restart chronyd && chronyc tracking"),
@@ -40,8 +41,10 @@ class Verdict:
 
 
 def judge(call: Mapping[str, object], action: str, resource: str = "*", principal: Optional[str] = None,
-          endpoint_policy: Optional[str] = None, endpoint_id: Optional[str] = None) -> Verdict:
-    """Explain one failed call from vpce_doctor.aws.call(); pure, so every branch has a literal-input test."""
+          endpoint_policy: Optional[str] = None, endpoint_id: Optional[str] = None, *, gateway: bool = False,
+          context: Optional[Mapping[str, Optional[str]]] = None) -> Verdict:
+    """Explain one failed call from vpce_doctor.aws.call(); pure, so every branch has a literal-input test.
+    `gateway` and `context` (policy.request_context) let the endpoint policy be evaluated as AWS does."""
     kind, code, message = call.get("kind"), str(call.get("code") or ""), str(call.get("message") or "")
     if kind == "timeout":
         return Verdict("timeout", f"The call to {action.split(':')[0]} timed out although TCP and TLS to its name "
@@ -60,30 +63,90 @@ def judge(call: Mapping[str, object], action: str, resource: str = "*", principa
         return Verdict("invalid-credentials", f"AWS does not accept these credentials ({code}): they are stale, "
                        "revoked, or shadow the instance profile's (see creds:source).")
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"):
-        return attribute(code, message, action, resource, principal, endpoint_policy, endpoint_id)
+        return attribute(code, message, action, resource, principal, endpoint_policy, endpoint_id,
+                         Request(gateway, context))
     return Verdict("api-error", f"AWS answered {code or call.get('status')}: {message[:200]}")
 
 
+@dataclass(frozen=True)
+class Request:
+    """What the endpoint policy is evaluated against besides action, resource and principal."""
+    gateway: bool = False
+    context: Optional[Mapping[str, Optional[str]]] = None
+
+
 def attribute(code: str, message: str, action: str, resource: str, principal: Optional[str],
-              endpoint_policy: Optional[str], endpoint_id: Optional[str]) -> Verdict:
-    from .. import denials, policy
+              endpoint_policy: Optional[str], endpoint_id: Optional[str], request: Request = Request()) -> Verdict:
+    from .. import denials
     denial = denials.parse(code, message)
     if denial.certainty == "stated" and denial.policy_type in DENIED:
-        slug, who = DENIED[denial.policy_type]
-        how = {True: "an explicit deny in", False: "no allow in"}.get(denial.explicit, "")  # type: ignore[arg-type]
-        return Verdict(slug, f"AWS says {action} was denied by {how} {who}.".replace("by  ", "by "), _remedy(slug, action, resource,
-                                                                                        endpoint_id), "stated")
+        return _stated(denial, action, resource, endpoint_policy, endpoint_id, principal, request)
+    if denial.action and denial.action.lower().startswith("kms:") and not action.lower().startswith("kms:"):
+        return _kms(denial, action, resource)
     if endpoint_policy is None:
         return Verdict("access-denied", f"AWS denied {action} without naming the policy (a bare Access Denied); "
                        "the endpoint policy could not be read to tell (see vpc:endpoints), so it may be the endpoint "
                        "policy, the role's policies or the bucket policy.", _remedy("access-denied", action,
                                                                                      resource, endpoint_id),
                        "unknown")
+    return _by_endpoint_policy(action, resource, principal, endpoint_policy, endpoint_id, request)
+
+
+def _stated(denial, action: str, resource: str, endpoint_policy: Optional[str], endpoint_id: Optional[str],
+            principal: Optional[str], request: Request) -> Verdict:
+    slug, who = DENIED[denial.policy_type]
+    by = _by(denial.explicit, who)
+    if denial.action and denial.action.lower().startswith("kms:") and not action.lower().startswith("kms:"):
+        return _kms(denial, action, resource, by)
+    cause = f"AWS says {action} was denied {by}."
+    decision = _evaluate(action, resource, principal, endpoint_policy, request) if slug == "endpoint-policy" \
+        else None
+    if decision is not None and not isinstance(decision, str) and decision.effect.endswith("deny"):
+        cause += f" Evaluated here: {decision.reason}."  # which statement, and why (e.g. gateway root-only)
+    return Verdict(slug, cause, _remedy(slug, action, resource, endpoint_id), "stated")
+
+
+def _by(explicit: Optional[bool], who: str) -> str:
+    return {True: f"by an explicit deny in {who}", False: f"because nothing in {who} allows it"}.get(
+        explicit, f"by {who}")  # type: ignore[arg-type]
+
+
+def _kms(denial, action: str, resource: str, by: str = "") -> Verdict:
+    """S3 encrypts with the bucket's KMS key on the caller's behalf: the denial names the KMS action (SSE-KMS:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#aws-managed-customer-managed-keys;
+    message shapes in aws-deadline/deadline-cloud test/unit/deadline_job_attachments/test_upload.py and
+    buildkite/docs#2344)."""
+    key = denial.resource if denial.resource and denial.resource.startswith("arn:") else None
+    named = key or "the bucket's default KMS key (aws s3api get-bucket-encryption shows it)"
+    bucket = resource.split(":::", 1)[-1].split("/", 1)[0]
+    cause = (f"{action} on an SSE-KMS bucket needs {denial.action} on {named}, and AWS says it was denied"
+             + (f" {by}." if by else ": the role's policies or the key policy do not allow it."))
+    remedy = Remedy(f"Allow {denial.action} on {named} for the instance role, and make sure the key policy lets the "
+                    "account's IAM policies grant it.",
+                    (f"aws kms get-key-policy --key-id {key or '<key-arn>'} --policy-name default",
+                     f"aws s3api get-bucket-encryption --bucket {bucket}"), (KMS_DOC, POLICY_DOC))
+    return Verdict("kms-key-denied", cause, remedy, "stated" if by else "inferred")
+
+
+def _evaluate(action: str, resource: str, principal: Optional[str], endpoint_policy: Optional[str],
+              request: Request):
+    """The endpoint policy's decision, or the one-line reason it cannot be evaluated; None: not read."""
+    from .. import policy
+    if endpoint_policy is None:
+        return None
     try:
-        decision = policy.evaluate(policy.parse(endpoint_policy), action, resource, principal)
+        return policy.evaluate(policy.parse(endpoint_policy), action, resource, principal, request.context,
+                               request.gateway)
     except policy.PolicyError as error:
+        return str(error)
+
+
+def _by_endpoint_policy(action: str, resource: str, principal: Optional[str], endpoint_policy: str,
+                        endpoint_id: Optional[str], request: Request) -> Verdict:
+    decision = _evaluate(action, resource, principal, endpoint_policy, request)
+    if isinstance(decision, str) or decision is None:
         return Verdict("access-denied", f"AWS denied {action} without naming the policy, and the endpoint "
-                       f"policy could not be evaluated: {error}", None, "unknown")
+                       f"policy could not be evaluated: {decision}", None, "unknown")
     if not decision.allowed and decision.effect != "unknown":
         return Verdict("endpoint-policy", f"AWS denied {action} without naming the policy; evaluating "
                        f"{endpoint_id or 'the endpoint'}'s policy here says it does not allow it: {decision.reason}",
@@ -114,4 +177,4 @@ def endpoint_of(prior: Mapping[str, object], service: str) -> Dict[str, Optional
     cross = prior.get("vpc:endpoints")
     endpoints = getattr(cross, "evidence", {}).get("endpoints", {}) if cross is not None else {}
     found = endpoints.get(service) or {}
-    return {"id": found.get("id"), "policy": found.get("policy")}
+    return {"id": found.get("id"), "policy": found.get("policy"), "type": found.get("type")}

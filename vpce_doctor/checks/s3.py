@@ -1,8 +1,10 @@
 """s3:bucket, s3:get_put and s3:list: the allowed bucket through the gateway endpoint, and the expected denials."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Tuple
 
+from .. import denials, policy
 from ..aws import call, summary
 from ..model import Check, Remedy, Result, Severity, Status
 from . import api
@@ -20,7 +22,7 @@ def checks(bucket: Optional[str], cross_check: bool, identity: Tuple[str, ...] =
     after = (("vpc:endpoints",) if cross_check else ()) + identity
     return (
         Check("s3:bucket", f"bucket {bucket} is in this Region and answers", Severity.HIGH, run_bucket,
-              needs=("tls:s3", "creds:source")),
+              needs=("tls:s3", "creds:source"), after=after),
         Check("s3:get_put", f"a probe object in {bucket} can be written, read back and removed", Severity.HIGH,
               run_get_put, needs=("s3:bucket",), after=after),
         Check("s3:list", "ListBuckets is allowed, or denied as the endpoint policy intends", Severity.LOW,
@@ -34,10 +36,11 @@ def probe_key(prefix: str, instance_id: Optional[str]) -> str:
 
 def run_bucket(ctx, prior) -> Result:
     bucket = ctx.settings.bucket
-    return assess_bucket(bucket, ctx.region, call(ctx.clients.client("s3"), "head_bucket", Bucket=bucket))
+    return assess_bucket(bucket, ctx.region, call(ctx.clients.client("s3"), "head_bucket", Bucket=bucket),
+                         _request(ctx, prior))
 
 
-def assess_bucket(bucket: str, region: str, result: Mapping[str, object]) -> Result:
+def assess_bucket(bucket: str, region: str, result: Mapping[str, object], request: Optional[Seen] = None) -> Result:
     headers = result.get("headers") or (result.get("response") or {}).get("ResponseMetadata", {}).get(  # type: ignore
         "HTTPHeaders", {})
     found = headers.get("x-amz-bucket-region")
@@ -55,9 +58,7 @@ def assess_bucket(bucket: str, region: str, result: Mapping[str, object]) -> Res
                       cause="HeadBucket answered 404: the name is wrong or the bucket was deleted.",
                       remedy=Remedy("Create the bucket in this Region or point --bucket at an existing one."))
     if result.get("status") == 403 and found:
-        return Result(Status.WARN, f"bucket {bucket} is in {found}, but HeadBucket is denied", code="head-denied",
-                      evidence=evidence, cause="HeadBucket needs s3:ListBucket, which the role or the endpoint "
-                      "policy does not grant; object reads and writes may still work.")
+        return _head_denied(bucket, found, result, request or Seen(), evidence)
     verdict = api.judge(result, "s3:ListBucket", f"arn:aws:s3:::{bucket}")
     return Result(Status.FAIL, f"HeadBucket {bucket} failed: {result.get('code')}", code=verdict.code,
                   cause=verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
@@ -77,27 +78,28 @@ def run_get_put(ctx, prior) -> Result:
             steps["get"] = {**steps["get"], "matches": steps["get"]["response"]["Body"].read(4096) == body}
     if "put" in steps and steps["put"].get("ok"):
         steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
-    endpoint = api.endpoint_of(prior, "s3")
-    principal = _principal(prior)
-    return assess_get_put(bucket, key, steps, ctx.settings.no_write, endpoint, principal)
+    seen = _request(ctx, prior)
+    return assess_get_put(bucket, key, steps, ctx.settings.no_write, seen.endpoint, seen.principal, seen.context)
 
 
 def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, object]], no_write: bool,
-                   endpoint: Mapping[str, Optional[str]], principal: Optional[str] = None) -> Result:
+                   endpoint: Mapping[str, Optional[str]], principal: Optional[str] = None,
+                   context: Optional[Mapping[str, Optional[str]]] = None) -> Result:
     evidence = {"bucket": bucket, "key": key, "steps": {name: summary(step) for name, step in steps.items()},
                 "endpoint": endpoint.get("id")}
     for name, action in (("put", "s3:PutObject"), ("get", "s3:GetObject")):
         step = steps.get(name)
         if step is None or step.get("ok"):
             continue
-        if name == "get" and no_write and step.get("code") in ("NoSuchKey", "404"):
+        if name == "get" and no_write and _missing_or_unlisted(step, f"arn:aws:s3:::{bucket}/{key}", endpoint,
+                                                                   principal, context):
             return Result(Status.PASS, f"S3 answered for s3://{bucket}/{key} (no probe object yet; writes are off)",
                           evidence=evidence)
         if name == "get" and step.get("code") in ("NoSuchKey", "404"):  # S3 says NoSuchKey only to allowed readers
             return Result(Status.PASS, f"put s3://{bucket}/{key}; it was gone before the read-back (removed by another "
                           "vpce-doctor run on this instance?), and S3 answered the read", evidence=evidence)
         verdict = api.judge(step, action, f"arn:aws:s3:::{bucket}/{key}", principal, endpoint.get("policy"),
-                            endpoint.get("id"))
+                            endpoint.get("id"), gateway=_gateway(endpoint), context=context)
         evidence.update(verdict.evidence)
         return Result(Status.FAIL, f"{action} on s3://{bucket}/{key} failed: {step.get('code')}: "
                       f"{str(step.get('message'))[:160]}", code=verdict.code, cause=verdict.cause,
@@ -116,16 +118,18 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, objec
 
 def run_list(ctx, prior) -> Result:
     result = call(ctx.clients.client("s3"), "list_buckets")
-    return assess_list(result, prior.get("s3:get_put"), api.endpoint_of(prior, "s3"), _principal(prior))
+    seen = _request(ctx, prior)
+    return assess_list(result, prior.get("s3:get_put"), seen.endpoint, seen.principal, seen.context)
 
 
 def assess_list(result: Mapping[str, object], get_put, endpoint: Mapping[str, Optional[str]],
-                principal: Optional[str] = None) -> Result:
+                principal: Optional[str] = None, context: Optional[Mapping[str, Optional[str]]] = None) -> Result:
     evidence = summary(result)
     if result.get("ok"):
         return Result(Status.PASS, f"ListBuckets allowed ({len(result['response'].get('Buckets', []))} buckets)",  # type: ignore
                       evidence=evidence)
-    verdict = api.judge(result, "s3:ListAllMyBuckets", "*", principal, endpoint.get("policy"), endpoint.get("id"))
+    verdict = api.judge(result, "s3:ListAllMyBuckets", "*", principal, endpoint.get("policy"), endpoint.get("id"),
+                        gateway=_gateway(endpoint), context=context)
     objects_work = get_put is not None and get_put.status is Status.PASS
     if verdict.code == "endpoint-policy" and objects_work:
         return Result(Status.PASS, "ListBuckets denied by the endpoint policy while object get/put works: "
@@ -138,7 +142,60 @@ def assess_list(result: Mapping[str, object], get_put, endpoint: Mapping[str, Op
                   remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
 
 
-def _principal(prior) -> Optional[str]:
+@dataclass(frozen=True)
+class Seen:
+    """What the S3 checks attribute a denial with: the endpoint the cross-check read, the caller, the request keys."""
+    endpoint: Mapping[str, Optional[str]] = field(default_factory=dict)
+    principal: Optional[str] = None
+    context: Optional[Mapping[str, Optional[str]]] = None
+
+
+def _request(ctx, prior) -> Seen:
+    endpoint = api.endpoint_of(prior, "s3")
     identity = prior.get("sts:identity")
-    return identity.evidence.get("arn") if identity is not None else None
+    principal = identity.evidence.get("arn") if identity is not None else None
+    return Seen(endpoint, principal, policy.request_context(principal, endpoint.get("id"), ctx.facts.vpc_id,
+                                                            ctx.facts.private_ip))
+
+
+def _gateway(endpoint: Mapping[str, Optional[str]]) -> bool:
+    return str(endpoint.get("type") or "").lower() == "gateway"
+
+
+def _missing_or_unlisted(step: Mapping[str, object], resource: str, endpoint: Mapping[str, Optional[str]],
+                         principal: Optional[str], context: Optional[Mapping[str, Optional[str]]]) -> bool:
+    """With writes off the probe key usually does not exist. S3 answers GetObject of a missing key with 404 to a
+    caller allowed s3:ListBucket and with 403 AccessDenied to one that is not (GetObject API reference,
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions"): a denial that blames no
+    policy is then S3's answer to a missing key, not a failure, unless the endpoint policy denies the read."""
+    if step.get("code") in ("NoSuchKey", "404"):
+        return True
+    if step.get("status") != 403 or denials.parse(step.get("code"), step.get("message")).certainty == "stated":
+        return False
+    text = endpoint.get("policy")
+    if text is None:
+        return True
+    try:
+        return policy.evaluate(policy.parse(text), "s3:GetObject", resource, principal, context,
+                               _gateway(endpoint)).effect in ("allow", "unknown")
+    except policy.PolicyError:
+        return True
+
+
+def _head_denied(bucket: str, region: str, result: Mapping[str, object], seen: Seen, evidence) -> Result:
+    """HeadBucket is a HEAD: a denial is a bare 403 with no body (botocore: code "403", message "Forbidden",
+    e.g. gallantlab/cottoncandy#87), so no policy is named; the endpoint policy, evaluated here, is all there is."""
+    verdict = api.judge(result, "s3:ListBucket", f"arn:aws:s3:::{bucket}", seen.principal,
+                        seen.endpoint.get("policy"), seen.endpoint.get("id"), gateway=_gateway(seen.endpoint),
+                        context=seen.context)
+    if verdict.code == "endpoint-policy":
+        why = verdict.cause
+    elif verdict.code == "not-endpoint-policy":
+        why = (f"HeadBucket needs s3:ListBucket; {seen.endpoint.get('id')}'s policy allows it, so the role's "
+               "policies or the bucket policy deny it (a HEAD answer carries no message to say which).")
+    else:
+        why = "HeadBucket needs s3:ListBucket, which the role, the bucket policy or the endpoint policy does not grant."
+    return Result(Status.WARN, f"bucket {bucket} is in {region}, but HeadBucket is denied", code="head-denied",
+                  evidence={**evidence, "attributed": verdict.code, **verdict.evidence},
+                  cause=why + " Object reads and writes may still work.", remedy=verdict.remedy)
 

@@ -1,0 +1,129 @@
+"""How IAM matches, for policy.py: globs, ARNs, principals and condition operators. Pure; no I/O."""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Callable, Dict, List, Optional, Tuple
+
+MAX_PATTERN = 1_000     # longer patterns are compared literally, so one match never costs more than ~1000 x text
+# PrivateLink guide, "Principals for gateway endpoints": on a gateway endpoint "AWS": "<account-id>" and
+# "AWS": "arn:aws:iam::<account-id>:root" grant the account's root user only; on an interface endpoint they grant
+# every principal of the account (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html
+# #vpc-endpoint-policies-gateway).
+GATEWAY_PRINCIPALS_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html"
+_ACCOUNT_ROOT = re.compile(r"arn:[\w-]+:iam::(\d{12}):root")
+
+
+def holds(operator: str, key: str, values: Tuple[str, ...], ctx: Dict[str, Optional[str]]) -> Optional[bool]:
+    """True, False, or None (cannot tell). A key absent from the request fails every operator but the negated ones
+    (StringNotEquals, NotIpAddress, ...) and ...IfExists, which hold, and Null (IAM User Guide, condition operators:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html)."""
+    if_exists = operator.endswith("IfExists")
+    base = operator[:-len("IfExists")] if if_exists else operator
+    key = key.lower()
+    if key not in ctx or any("${" in v for v in values) or (key == "aws:principalarn" and
+                                                                  pathed_role(values)):
+        return None
+    value = ctx[key]
+    if base == "Null":
+        return any((value is None) == (v.lower() == "true") for v in values)
+    test = _OPERATORS.get(base)
+    if test is None:
+        return None  # ForAnyValue:/ForAllValues:, Numeric*, Date* … are not evaluated here
+    negated = "Not" in base
+    if value is None:
+        return negated or if_exists
+    hit = test(values, value)
+    return None if hit is None else hit != negated
+
+
+def _strings_equal(values: Tuple[str, ...], value: str) -> Optional[bool]:
+    return value in values
+
+
+def _strings_like(values: Tuple[str, ...], value: str) -> Optional[bool]:
+    return any(like(v, value) for v in values)
+
+
+def _arns_like(values: Tuple[str, ...], value: str) -> Optional[bool]:
+    return any(arn_like(v, value) for v in values)
+
+
+def _bools(values: Tuple[str, ...], value: str) -> Optional[bool]:
+    return value.lower() in (v.lower() for v in values)
+
+
+def _ips(values: Tuple[str, ...], value: str) -> Optional[bool]:
+    try:
+        address = ipaddress.ip_address(value)
+        return any(address in ipaddress.ip_network(v, strict=False) for v in values)
+    except ValueError:
+        return None  # a malformed address or range: AWS would have refused the policy, so do not guess
+
+
+_OPERATORS: Dict[str, Callable[[Tuple[str, ...], str], Optional[bool]]] = {
+    "StringEquals": _strings_equal, "StringNotEquals": _strings_equal,
+    "StringLike": _strings_like, "StringNotLike": _strings_like,
+    "ArnEquals": _arns_like, "ArnNotEquals": _arns_like, "ArnLike": _arns_like, "ArnNotLike": _arns_like,
+    "Bool": _bools, "IpAddress": _ips, "NotIpAddress": _ips}
+
+
+def pathed_role(values: Tuple[str, ...]) -> bool:
+    """A role ARN with a path: the session ARN names the role but not its path, so such a value is not decided."""
+    return any(v.split(":", 5)[-1].startswith("role/") and v.split(":", 5)[-1].count("/") > 1 for v in values)
+
+
+def split_arn(text: str) -> Optional[List[str]]:
+    parts = text.split(":", 5)
+    return parts if len(parts) == 6 and parts[0] == "arn" else None
+
+
+def arn_like(pattern: str, arn: str) -> bool:
+    """ArnEquals and ArnLike alike: each of the six colon-separated parts is matched on its own, with wildcards."""
+    want, have = pattern.split(":", 5), split_arn(arn)
+    return have is not None and len(want) == 6 and all(map(like, want, have))
+
+
+def like(pattern: str, text: str) -> bool:
+    """Glob match with * and ?: one backtrack point, so O(len(pattern) * len(text)) at worst, never exponential."""
+    if len(pattern) > MAX_PATTERN:
+        return pattern == text
+    p = t = 0
+    star, mark = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] == "*":  # before the literal test: "*" in text is no escape
+            star, mark, p = p, t, p + 1
+        elif p < len(pattern) and pattern[p] in ("?", text[t]):
+            p, t = p + 1, t + 1
+        elif star >= 0:
+            p, mark = star + 1, mark + 1
+            t = mark
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
+
+
+def role_of(parts: List[str]) -> Optional[str]:
+    if parts[2] == "sts" and parts[5].startswith("assumed-role/") and parts[5].count("/") >= 2:
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
+    return None
+
+
+def account_form(pattern: str) -> bool:
+    return (len(pattern) == 12 and pattern.isdigit()) or bool(_ACCOUNT_ROOT.fullmatch(pattern))
+
+
+def principal_matches(pattern: str, arn: str, gateway: bool = False) -> bool:
+    if pattern == arn:
+        return True
+    want, have = split_arn(pattern), split_arn(arn)
+    if have is None:
+        return False
+    if account_form(pattern):  # the account: on a gateway endpoint its root user only (GATEWAY_PRINCIPALS_DOC)
+        account = pattern if pattern.isdigit() else pattern.split(":")[4]
+        return have[4] == account and (not gateway or (have[2] == "iam" and have[5] == "root"))
+    if want is None or want[1] != have[1] or want[4] != have[4]:
+        return False
+    # A role session arn:aws:sts::A:assumed-role/ROLE/SESSION is that role; role ARNs may carry a path.
+    return (want[2] == "iam" and want[5].startswith("role/") and have[2] == "sts"
+            and have[5].startswith("assumed-role/") and want[5].rsplit("/", 1)[-1] == have[5].split("/")[1])
