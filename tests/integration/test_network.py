@@ -1,4 +1,6 @@
 """The doctor end to end, in-process, against real IMDSv2, DNS and TLS servers on loopback."""
+import socket
+import threading
 import time
 
 import pytest
@@ -140,8 +142,15 @@ def test_proxy_and_hosts_overrides_are_reported(world, tmp_path):
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "hosts").write_text(f"10.9.9.9 {world.name('ssm')}\n")
     (tmp_path / "etc" / "resolv.conf").write_text("nameserver 10.0.0.2\n")
-    world.environ.update(VPCE_DOCTOR_ROOT=str(tmp_path), HTTPS_PROXY="http://proxy.corp:3128")
+    proxy = socket.socket()  # a proxy on loopback that opens the tunnel local:proxy asks for, and nothing more
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen(1)
+    threading.Thread(target=lambda: proxy.accept()[0].sendall(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+                     daemon=True).start()
+    world.environ.update(VPCE_DOCTOR_ROOT=str(tmp_path), HTTPS_PROXY=f"http://127.0.0.1:{proxy.getsockname()[1]}")
     run = world.doctor()
+    proxy.close()
     assert run.finding("local:hosts")["code"] == "hosts-override"
     assert run.finding("local:proxy")["code"] == "proxy-without-no-proxy"
+    assert run.finding("local:proxy")["evidence"]["probe"]["result"] == "tunnel"
     assert run.code == 0  # warnings alone keep the run healthy

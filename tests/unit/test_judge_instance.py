@@ -143,7 +143,8 @@ def test_proxy_without_no_proxy_warns_and_hides_credentials():
     environ = {"HTTPS_PROXY": "http://user:pa55@proxy.corp:3128"}
     result = local.assess_proxy(environ, ["ssm.eu-west-1.amazonaws.com"])
     assert (result.status, result.code) == (Status.WARN, "proxy-without-no-proxy")
-    assert "169.254.169.254" in result.summary and "ssm.eu-west-1.amazonaws.com" in result.summary
+    # IMDS is http://: HTTPS_PROXY does not apply to it (fidelity.md §D, Proxies)
+    assert "169.254.169.254" not in result.summary and "ssm.eu-west-1.amazonaws.com" in result.summary
     assert "pa55" not in repr(result.evidence) and "***@proxy.corp:3128" in repr(result.evidence)
 
 

@@ -1,6 +1,7 @@
 """The catalogue: every check, in the order the report shows them. The only registry there is."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence, Tuple
 
 from ..model import Check
@@ -32,7 +33,10 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
     )
     if not authenticated and "sts" not in services:
         return network
-    api = (*identity.checks("sts" in services, imds_only), *authenticated)
+    # Every API call takes the proxy local:proxy judged (botocore honours the environment's proxies, for IMDS
+    # credentials too): behind a broken one the authenticated layer is skipped, one verdict instead of a timeout each.
+    api = tuple(replace(c, needs=(*c.needs, "local:proxy")) if c.id == "creds:source" else c
+                for c in (*identity.checks("sts" in services, imds_only), *authenticated))
     return _resolve_after((*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source"))))
 
 

@@ -1,9 +1,10 @@
 """local:hosts and local:proxy: instance configuration that silently bends the path to the endpoints."""
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..model import Check, Remedy, Result, Severity, Status
+from . import dns, proxy
 
 IMDS_ADDRESS = "169.254.169.254"
 PROXY_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/configure-proxy-ssm-agent.html"
@@ -52,27 +53,85 @@ def assess_hosts(entries: Sequence[Tuple[str, str]], names: Sequence[str], domai
 
 
 def run_proxy(ctx, prior) -> Result:
-    return assess_proxy(ctx.environ, [t.name for t in ctx.targets])
+    """One probe of the proxy the endpoints' requests would take: a CONNECT to the first such name."""
+    names = [t.name for t in ctx.targets]
+    through = [(n, proxy.proxied(ctx.environ, n, "https")) for n in names]
+    first = next(((n, p[1]) for n, p in through if p), None)
+    seen = None
+    if first:
+        host = proxy.address(first[1])[0]
+        ip = host if proxy.is_ip(host) else next(iter(dns.lookup(ctx.resolver(), host, "A", ctx.io_timeout())
+                                                      .get("addresses") or ()), None)
+        seen = proxy.tunnel(first[1], ip, first[0], ctx.settings.port, ctx.io_timeout()) if ip else \
+            {"address": host, "result": "no-address"}
+    return assess_proxy(ctx.environ, names, seen, ctx.domain)
 
 
-def assess_proxy(environ: Mapping[str, str], names: Sequence[str]) -> Result:
+# code -> (cause, what to do) when the proxy the endpoints' requests take cannot carry them.
+PROXY_FAULTS = {
+    "proxy-unreachable": ("Nothing answers at the proxy's address, so every AWS call from this environment (the "
+                          "CLI, SDKs, this doctor) waits for its connect timeout and fails, while the endpoints "
+                          "themselves answer.", "Fix the proxy address, or let the endpoint names bypass it"),
+    "proxy-auth": ("The proxy wants credentials (407 Proxy Authentication Required) that the proxy URL does not "
+                   "carry or that it rejects.", "Put valid credentials in the proxy URL, or let the endpoint names "
+                   "bypass it"),
+    "proxy-refused": ("The proxy refused the tunnel or could not open it (it cannot reach the private endpoint, "
+                      "or its rules deny the name).", "Allow CONNECT to the endpoint names on 443 in the proxy, or "
+                      "let them bypass it"),
+}
+
+
+def assess_proxy(environ: Mapping[str, str], names: Sequence[str], probe: Optional[Mapping] = None,
+                 domain: str = "amazonaws.com") -> Result:
     proxies: Dict[str, str] = {v: _redact(environ[v]) for v in PROXY_VARS if environ.get(v)}
-    no_proxy = next((environ[v] for v in NO_PROXY_VARS if environ.get(v) is not None), "")
-    evidence = {"proxies": proxies, "no_proxy": no_proxy}
+    evidence: Dict[str, object] = {"proxies": proxies, "no_proxy": proxy.no_proxy(environ)}
     if not proxies:
         return Result(Status.PASS, "no proxy variables set", evidence=evidence)
-    uncovered = [host for host in (IMDS_ADDRESS, *names) if not bypassed(host, no_proxy)]
-    evidence["through_proxy"] = uncovered
-    if not uncovered:
-        return Result(Status.PASS, f"proxy set ({', '.join(proxies)}), NO_PROXY covers IMDS and every endpoint name",
-                      evidence=evidence)
-    return Result(Status.WARN, f"{', '.join(proxies)} set and NO_PROXY={no_proxy or '(unset)'} does not cover "
-                  f"{', '.join(uncovered)}", code="proxy-without-no-proxy", evidence=evidence,
-                  cause="Requests to these hosts go to the proxy instead of the endpoints; a proxy without a route "
-                        "to them makes AWS calls time out, and IMDS through a proxy fails.",
-                  remedy=Remedy("Add the IMDS address and the endpoint names to NO_PROXY, here and in the agent's "
-                                "environment.", ("export NO_PROXY=169.254.169.254,.amazonaws.com,localhost",),
-                                (PROXY_DOC,)))
+    imds = proxy.proxied(environ, IMDS_ADDRESS, "http")
+    through = [n for n in names if proxy.proxied(environ, n, "https")]
+    evidence.update(through_proxy=([IMDS_ADDRESS] if imds else []) + through, probe=dict(probe or {}) or None)
+    fix = Remedy(f"Add the IMDS address and the endpoint names to NO_PROXY (exact names or a .{domain} suffix: "
+                 "botocore ignores CIDRs and *.), here and in the agent's environment.",
+                 (f"export NO_PROXY=169.254.169.254,.{domain},localhost",), (PROXY_DOC,))
+    if imds:
+        return Result(Status.FAIL, f"{imds[0]}={_redact(imds[1])} takes IMDS (http://{IMDS_ADDRESS}) to the proxy: "
+                      f"NO_PROXY={evidence['no_proxy'] or '(unset)'}", code="imds-through-proxy", evidence=evidence,
+                      remedy=fix, cause="botocore's instance-profile credentials, for every AWS CLI and SDK process "
+                      "here and for this doctor, are fetched through the proxy, which cannot give this instance's "
+                      "(IMDSv2 refuses token requests carrying X-Forwarded-For); a raw curl to IMDS still works.")
+    fault = _fault(probe) if through else None
+    if fault:
+        cause, todo = PROXY_FAULTS[fault]
+        used = proxy.chosen(environ, "https") or ("", "")
+        return Result(Status.FAIL, f"{', '.join(through)} go through the proxy {used[0]}={_redact(used[1])}, which "
+                      f"{_seen(probe)}", code=fault, cause=cause, evidence=evidence,
+                      remedy=Remedy(todo + ".", fix.commands, fix.links))
+    if through:
+        return Result(Status.WARN, f"{', '.join(proxies)} set and NO_PROXY={evidence['no_proxy'] or '(unset)'} does "
+                      f"not cover {', '.join(through)}", code="proxy-without-no-proxy", evidence=evidence,
+                      cause="Requests to these names go to the proxy instead of straight to the endpoints: they work "
+                            "only while the proxy reaches the endpoints, and endpoint policies see the proxy.",
+                      remedy=fix)
+    return Result(Status.PASS, f"proxy set ({', '.join(proxies)}), NO_PROXY covers IMDS and every endpoint name",
+                  evidence=evidence)
+
+
+def _fault(probe: Optional[Mapping]) -> Optional[str]:
+    result = (probe or {}).get("result")
+    if result in (None, "tunnel", "connected"):
+        return None
+    if result == "status":
+        return "proxy-auth" if probe.get("status") == 407 else "proxy-refused"  # type: ignore[union-attr]
+    return "proxy-refused" if result == "not-http" else "proxy-unreachable"
+
+
+def _seen(probe: Optional[Mapping]) -> str:
+    probe = probe or {}
+    if probe.get("result") == "status":
+        return f"answered CONNECT {probe.get('target')} with HTTP {probe.get('status')}"
+    if probe.get("result") == "no-address":
+        return f"does not resolve ({probe.get('address')})"
+    return f"gave {probe.get('result')} at {probe.get('address')} after {probe.get('ms', 0):.0f} ms"
 
 
 def bypassed(host: str, no_proxy: str) -> bool:
