@@ -239,6 +239,8 @@ class _ImdsHandler(BaseHTTPRequestHandler):
         path, mode = self.path.split("?", 1)[0], imds.mode
         with imds._lock:
             imds.requests.append((self.command, path, {k.lower(): v for k, v in self.headers.items()}))
+        if mode == "drip":  # a broken or hostile IMDS: one byte a second, never a whole reply
+            return self._drip(imds)
         if mode in ("disabled", "garbage"):
             return self._reply(403) if mode == "disabled" else self._reply(200, _JUNK[:5000])
         if self.command == "GET":
@@ -266,6 +268,14 @@ class _ImdsHandler(BaseHTTPRequestHandler):
                 if select.select([self.connection], [], [], 0)[0] and not self.connection.recv(1, socket.MSG_PEEK):
                     return  # the client gave up
 
+    def _drip(self, imds: "ImdsServer") -> None:
+        with suppress(OSError):
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000:
+                if imds._stopping.wait(1.0):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+
     def _get(self, imds: "ImdsServer", path: str, mode: str) -> None:
         token = self.headers.get("X-aws-ec2-metadata-token")
         with imds._lock:
@@ -277,7 +287,7 @@ class _ImdsHandler(BaseHTTPRequestHandler):
 
 
 class ImdsServer(_Server):
-    """IMDS with v2 tokens; mode (v2, v1, disabled, hop-limit, garbage) is how it fails on real instances."""
+    """IMDS with v2 tokens; mode (v2, v1, disabled, hop-limit, garbage, drip) is how it fails on real instances."""
     _handler = _ImdsHandler
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, metadata: Optional[Dict[str, str]] = None,

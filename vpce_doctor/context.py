@@ -10,7 +10,8 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from .facts import Facts
 from .plan import AgentConfig, Target
-from .settings import Settings
+from .instance_files import read_bytes
+from .settings import CA_BUNDLE_LIMIT, Settings, resolver_address
 
 
 _SSL_LOCK = threading.Lock()
@@ -62,11 +63,13 @@ class Context:
 
     def ssl_context(self) -> ssl.SSLContext:
         """Full verification, always; the trust store is AWS_CA_BUNDLE's when set, as botocore does. Built once:
-        loading a CA bundle costs tens of milliseconds, and every TLS probe asks at the same moment."""
+        loading a CA bundle costs tens of milliseconds, and every TLS probe asks at the same moment.
+        Raises CaBundleError when the bundle cannot serve (missing, a FIFO, a directory, no PEM certificate)."""
         with _SSL_LOCK:
             if "ssl" not in self._cache:
-                cafile = self.settings.ca_bundle or self.environ.get("AWS_CA_BUNDLE") or None
-                self._cache["ssl"] = ssl.create_default_context(cafile=cafile)
+                self._cache["ssl"] = _ssl_context(self.settings.ca_bundle, self.environ.get("AWS_CA_BUNDLE"))
+        if isinstance(self._cache["ssl"], CaBundleError):
+            raise self._cache["ssl"]
         return self._cache["ssl"]  # type: ignore[return-value]
 
     def resolver(self):
@@ -74,7 +77,7 @@ class Context:
         import dns.resolver
         resolver = dns.resolver.Resolver(configure=False)
         if self.settings.resolver:
-            host, port = split_host_port(self.settings.resolver, 53)
+            host, port = resolver_address(self.settings.resolver)
             resolver.nameservers, resolver.port = [host], port
         else:
             resolver.nameservers = list(self.nameservers()) or ["127.0.0.1"]
@@ -86,11 +89,20 @@ class Context:
         return read_resolv_conf(self.path("/etc/resolv.conf"))[0]
 
 
-def split_host_port(value: str, default_port: int) -> Tuple[str, int]:
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if value.count(":") == 1:
-        host, port = value.split(":")
-        return host, int(port)
-    return value, default_port
+class CaBundleError(ValueError):
+    """The CA bundle named by --ca-bundle or AWS_CA_BUNDLE cannot be used; the message says why."""
+
+
+def _ssl_context(flag: Optional[str], variable: Optional[str]) -> object:
+    """The verifying context, or the CaBundleError that replaces it. Read through the bounded reader: a FIFO
+    named as the bundle must not hold every TLS check until the deadline."""
+    cafile, source = (flag, "--ca-bundle") if flag else (variable, "AWS_CA_BUNDLE")
+    if not cafile:
+        return ssl.create_default_context()
+    try:
+        data = read_bytes(cafile, CA_BUNDLE_LIMIT, whole=True)
+        return ssl.create_default_context(cadata=data.decode("ascii", "replace"))
+    except OSError as error:
+        return CaBundleError(f"{source} {cafile} cannot be read: {error.strerror or error}")
+    except (ssl.SSLError, ValueError):
+        return CaBundleError(f"{source} {cafile} holds no usable PEM certificate")

@@ -5,6 +5,7 @@ import http.client
 import ipaddress
 import re
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,11 +24,11 @@ MAC_PATHS = ("vpc-id", "vpc-ipv4-cidr-blocks", "subnet-id", "subnet-ipv4-cidr-bl
 VALID = {
     "instance-id": re.compile(r"^i-[0-9a-f]{8,17}$"),
     # Region names of every partition (botocore/data/partitions.json: eusc-de-east-1, us-isob-east-1, us-gov-west-1).
-    "placement/region": re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$"),
+    "placement/region": re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"),
     # An AZ is its Region plus a letter, or a Local Zone (us-west-2-lax-1a,
     # https://docs.aws.amazon.com/local-zones/latest/ug/available-local-zones.html) or a Wavelength Zone
     # (us-east-1-wl1-bos-wlz-1, https://docs.aws.amazon.com/wavelength/latest/developerguide/available-wavelength-zones.html).
-    "placement/availability-zone": re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}([a-z]|(-[a-z0-9]{1,8}){1,4})$"),
+    "placement/availability-zone": re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}([a-z]|(-[a-z0-9]{1,8}){1,4})$"),
     "services/domain": re.compile(r"^[a-z0-9.-]{3,64}$"),
     "services/partition": re.compile(r"^aws[a-z-]{0,16}$"),
     "mac": re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"),
@@ -161,22 +162,41 @@ class _Client:
             return Reply(error="timeout")
         started = time.monotonic()
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        # The socket timeout bounds each recv, not the request: a server dripping a byte a second would hold the
+        # run for ever. One watchdog shuts the socket down when the request's whole time is up.
+        watchdog = threading.Timer(timeout, _abort, (conn,))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             conn.request(method, path, headers=dict(headers))
             response = conn.getresponse()
             body = response.read(MAX_BODY).decode("utf-8", "replace")
+            if watchdog.finished.is_set():
+                return Reply(error="timeout", elapsed_ms=_ms(started))
             return Reply(response.status, body, elapsed_ms=_ms(started))
-        except socket.timeout:
-            return Reply(error="timeout", elapsed_ms=_ms(started))
-        except ConnectionRefusedError:
-            return Reply(error="refused", elapsed_ms=_ms(started))
-        except OSError as error:
-            kind = "unreachable" if error.errno in (101, 113) else f"{error.__class__.__name__}: {error}"
-            return Reply(error=kind, elapsed_ms=_ms(started))
-        except (http.client.HTTPException, ValueError) as error:
-            return Reply(error=f"not HTTP: {error.__class__.__name__}", elapsed_ms=_ms(started))
+        except (OSError, http.client.HTTPException, ValueError) as error:  # socket.timeout is an OSError
+            timed_out = watchdog.finished.is_set() or isinstance(error, socket.timeout)
+            return Reply(error="timeout" if timed_out else _kind(error), elapsed_ms=_ms(started))
         finally:
+            watchdog.cancel()
             conn.close()
+
+
+def _kind(error: Exception) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return "refused"
+    if isinstance(error, OSError):
+        return "unreachable" if error.errno in (101, 113) else f"{error.__class__.__name__}: {error}"
+    return f"not HTTP: {error.__class__.__name__}"
+
+
+def _abort(conn: http.client.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _ms(started: float) -> float:

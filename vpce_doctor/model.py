@@ -32,6 +32,7 @@ class ExitCode(enum.IntEnum):
     PROBLEMS = 1    # at least one check failed
     INCOMPLETE = 2  # nothing failed, but some checks could not run
     USAGE = 64      # bad arguments or configuration (sysexits EX_USAGE)
+    INTERNAL = 70   # the doctor itself failed (sysexits EX_SOFTWARE)
 
 
 @dataclass(frozen=True)

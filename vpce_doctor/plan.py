@@ -1,16 +1,17 @@
 """Which names must work: <service>.<region>.<domain>, unless the SSM agent's config overrides them."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
+from .instance_files import parse_json, read_bytes
 from .settings import GATEWAY_SERVICES
 
 AGENT_CONFIG = "etc/amazon/ssm/amazon-ssm-agent.json"
+AGENT_CONFIG_LIMIT = 256 * 1024  # the template the agent ships is about 3 KB
 # amazon-ssm-agent.json section whose Endpoint replaces the name the agent builds for the service.
 AGENT_OVERRIDES = {"ssm": "Ssm", "ssmmessages": "Mgs", "ec2messages": "Mds", "s3": "S3", "kms": "Kms"}
 HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
@@ -81,13 +82,13 @@ def read_agent_config(root: str) -> AgentConfig:
     path = Path(root) / AGENT_CONFIG
     shown = "/" + AGENT_CONFIG
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path, AGENT_CONFIG_LIMIT, whole=True).decode("utf-8")
     except FileNotFoundError:
         return AgentConfig(shown)
     except (OSError, UnicodeDecodeError) as error:
         return AgentConfig(shown, found=True, problem=f"cannot be read: {error}")
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except ValueError as error:
         return AgentConfig(shown, found=True, problem=f"is not valid JSON: {error}")
     if not isinstance(data, dict):

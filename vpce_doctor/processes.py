@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .instance_files import read_bytes
+
 ENVIRON_LIMIT = 256 * 1024
 OUTPUT_LIMIT = 1024 * 1024
 
@@ -48,8 +50,7 @@ def read_environ(pid: int, root: str = "/") -> Tuple[Dict[str, str], str]:
     """/proc/<pid>/environ as a dict, read at most ENVIRON_LIMIT bytes; (env, problem), never an exception."""
     path = Path(root) / "proc" / str(pid) / "environ"
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(ENVIRON_LIMIT)
+        data = read_bytes(path, ENVIRON_LIMIT)
     except PermissionError:
         return {}, f"permission denied reading /proc/{pid}/environ: run the doctor as root"
     except FileNotFoundError:

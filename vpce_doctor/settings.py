@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import re
 from dataclasses import dataclass, field, fields
 from typing import Dict, Mapping, Optional, Tuple
@@ -18,7 +19,15 @@ KNOWN_SERVICES = frozenset(GATEWAY_SERVICES + (
     "codeartifact.repositories", "s3-global.accesspoint", "kinesis-streams", "athena", "glue", "rds", "ecs",
     "ecs-agent", "ecs-telemetry", "states", "application-autoscaling", "servicecatalog", "backup", "ssm-quicksetup",
 ))
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+# Every pattern is ASCII-only: Python's \d and \w also match "٣" and "é", which no AWS identifier contains.
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$", re.ASCII)
+# "[\.\-_/#A-Za-z0-9]+", 1-512 characters: the logGroupName pattern of CreateLogGroup
+# (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html).
+LOG_GROUP_RE = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$", re.ASCII)
+NUMBER_RE = re.compile(r"^\s*-?[0-9]{1,6}(\.[0-9]{1,6})?\s*$", re.ASCII)
+CONFIG_LIMIT = 64 * 1024
+CA_BUNDLE_LIMIT = 16 * 1024 * 1024  # a full system trust store is about 220 KB
+DEFAULT_CONNECT_TIMEOUT = 2.0
 
 
 class UsageError(ValueError):
@@ -32,7 +41,7 @@ class Settings:
     only: Tuple[str, ...] = ()              # check ids (or prefixes) to run, plus what they need
     output: str = "text"
     timeout: float = 20.0                   # the whole run's deadline, seconds
-    connect_timeout: float = 2.0            # one TCP connect, TLS handshake, DNS lifetime or HTTP request
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT           # one TCP connect, TLS handshake, DNS lifetime or HTTP request
     resolver: Optional[str] = None          # "IP" or "IP:PORT": query this server instead of resolv.conf's
     port: int = 443                         # the endpoints' port; changed only to test against local servers
     ca_bundle: Optional[str] = None         # PEM file of trusted CAs (else AWS_CA_BUNDLE, else the system store)
@@ -52,7 +61,7 @@ class Settings:
 
 INTEGERS = ("port",)
 BOOLEANS = ("no_write", "ship")
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", re.ASCII)
 FLOATS = ("timeout", "connect_timeout")
 LISTS = ("services", "only")
 FILE_KEYS = frozenset(f.name for f in fields(Settings)) - {"color", "root"}
@@ -67,20 +76,25 @@ def load(flags: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
         if value not in (None, ""):
             raw[name] = value
     raw.update({k: v for k, v in flags.items() if k in FILE_KEYS and v is not None})
-    return validate({k: _coerce(k, v) for k, v in raw.items()})
+    values = {k: _coerce(k, v) for k, v in raw.items()}
+    if "connect_timeout" not in values and "timeout" in values:  # --timeout 1 alone is a valid request
+        values["connect_timeout"] = min(DEFAULT_CONNECT_TIMEOUT, values["timeout"])  # type: ignore[type-var]
+    return validate(values)
 
 
 def read_config(path: str, required: bool) -> Dict[str, str]:
+    from .instance_files import read_bytes
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
+        parser.read_string(read_bytes(path, CONFIG_LIMIT, whole=True).decode("utf-8"), path)
     except FileNotFoundError:
         if required:
             raise UsageError(f"config file {path} does not exist") from None
         return {}
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"config file {path} cannot be read: {error}") from None
+    except OSError as error:
+        raise UsageError(f"config file {path} cannot be read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} cannot be read: it is not UTF-8 text") from None
     except configparser.Error as error:
         raise UsageError(f"config file {path} is malformed: {str(error).splitlines()[0]}") from None
     if not parser.has_section(SECTION):
@@ -93,6 +107,8 @@ def read_config(path: str, required: bool) -> Dict[str, str]:
 
 
 def _coerce(name: str, value: object) -> object:
+    if isinstance(value, str):
+        _check_text(name, value)
     if name in LISTS and isinstance(value, str):
         return tuple(part.strip() for part in re.split(r"[,\s]+", value) if part.strip())
     if name in LISTS:
@@ -103,6 +119,8 @@ def _coerce(name: str, value: object) -> object:
         return value.strip().lower() in ("1", "true", "yes", "on")
     if name in FLOATS or name in INTEGERS:
         kind = int if name in INTEGERS else float
+        if isinstance(value, str) and not NUMBER_RE.match(value):  # float() takes "٣", "1_0", "inf" and "nan"
+            raise UsageError(f"{name.replace('_', '-')} must be a number, not {value!r}")
         try:
             return kind(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -121,7 +139,7 @@ def validate(values: Dict[str, object]) -> Settings:
         raise UsageError("services is empty: name at least one, e.g. ssm,ssmmessages,ec2messages,s3")
     if settings.output not in ("text", "json", "summary"):
         raise UsageError(f"output must be text, json or summary, not {settings.output!r}")
-    if not re.fullmatch(r"[\w./#-]{1,512}", settings.log_group):
+    if not LOG_GROUP_RE.match(settings.log_group):
         raise UsageError(f"log-group {settings.log_group!r} is not a CloudWatch Logs group name")
     if not 0 < settings.timeout <= 3600:
         raise UsageError(f"timeout must be between 0 and 3600 seconds, not {settings.timeout}")
@@ -129,13 +147,63 @@ def validate(values: Dict[str, object]) -> Settings:
         raise UsageError(f"connect-timeout must be positive and at most the timeout ({settings.timeout} s)")
     if not 0 < settings.port < 65536:
         raise UsageError(f"port must be 1-65535, not {settings.port}")
-    if settings.resolver is not None and not re.fullmatch(r"[0-9a-fA-F.:\[\]]+", str(settings.resolver)):
-        raise UsageError(f"resolver must be an IP address or IP:PORT, not {settings.resolver!r}")
+    if settings.resolver is not None:
+        resolver_address(str(settings.resolver))
+    if settings.ca_bundle == "":  # --ca-bundle '' : the default trust store (AWS_CA_BUNDLE, else the system's)
+        settings = _replace(settings, ca_bundle=None)
+    if settings.ca_bundle is not None:
+        check_ca_bundle(str(settings.ca_bundle))
     if settings.bucket is not None and not BUCKET_RE.fullmatch(str(settings.bucket)):
         raise UsageError(f"bucket {settings.bucket!r} is not a valid S3 bucket name")
-    if len(settings.key_prefix) > 512 or any(ord(c) < 32 for c in settings.key_prefix):
-        raise UsageError("key-prefix must be at most 512 printable characters")
+    if len(settings.key_prefix.encode("utf-8")) > 512 or not settings.key_prefix.isprintable():
+        raise UsageError("key-prefix must be at most 512 bytes of printable characters")
     return _replace(settings, services=tuple(dict.fromkeys(settings.services)))
+
+
+def _check_text(name: str, value: str) -> None:
+    """Text from argv, the environment or the config: UTF-8 without control characters, or a usage error.
+
+    Undecodable argv bytes arrive as lone surrogates ("\\udcff") that crash the first encode far from here.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{name.replace('_', '-')} is not valid UTF-8: {value.encode('utf-8', 'replace')!r}") from None
+    shown = " ".join(value.split()) if name in LISTS else value  # lists may span lines in the config file
+    if not shown.isprintable():  # control, escape and bidi (Cf) characters
+        raise UsageError(f"{name.replace('_', '-')} holds control characters: {value!r}")
+
+
+def resolver_address(value: str) -> Tuple[str, int]:
+    """(IP, port) from "IP", "IPv4:PORT", "[IPv6]" or "[IPv6]:PORT"; anything else is a usage error."""
+    wrong = UsageError(f"resolver must be an IP address, IPv4:PORT or [IPv6]:PORT, not {value!r}")
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise wrong
+        port_text = rest[1:] if rest else "53"
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    else:
+        host, port_text = value, "53"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise wrong from None
+    if not re.fullmatch(r"[0-9]{1,5}", port_text, re.ASCII) or not 0 < int(port_text) < 65536:
+        raise UsageError(f"resolver port must be 1-65535, not {port_text!r}")
+    return str(address), int(port_text)
+
+
+def check_ca_bundle(path: str) -> None:
+    """A PEM bundle the operator named must be a readable regular file with a certificate in it, or exit 64."""
+    from .instance_files import read_bytes
+    try:
+        data = read_bytes(path, CA_BUNDLE_LIMIT, whole=True)
+    except OSError as error:
+        raise UsageError(f"ca-bundle {path} cannot be read: {error.strerror or error}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise UsageError(f"ca-bundle {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
 
 
 def _replace(settings: Settings, **changes) -> Settings:

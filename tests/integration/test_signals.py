@@ -154,3 +154,31 @@ def test_a_signal_mid_run_ends_it_with_a_full_report(servers, tmp_path, output, 
         assert any(all(line.endswith(summary) for line in errors) for summary in summaries), errors
         assert re.fullmatch(r"incomplete: 0 passed, 0 warned, 0 failed, 0 not run, 13 errors in \d+\.\d\d s "
                             r"\(exit 2\)", lines[-1]), lines[-1]
+
+
+def test_an_interrupted_run_exits_with_the_code_its_report_prints(servers, tmp_path):
+    """Issue 12 item 22: with a check already failed, SIGTERM printed "(exit 1)" and exited 2. One exit policy:
+    the report alone decides, so the process exits 1 too."""
+    dns, imds, _ = servers
+    dns.set(PROBE, "127.0.0.53")   # dns:resolver answers (SOA: NOERROR), so the name checks start
+    dns.set(f"ssm.{REGION}.amazonaws.com", "127.0.1.5")  # outside the VPC's 127.0.0.0/24: dns:ssm fails at once
+    try:
+        proc = spawn(tmp_path, dns, imds, "text")
+        out = b""
+        try:
+            deadline = time.monotonic() + 10
+            while b"dns:ssm " not in out:
+                assert time.monotonic() < deadline, out
+                if select.select([proc.stdout], [], [], 0.2)[0]:
+                    out += os.read(proc.stdout.fileno(), 4096)
+            proc.send_signal(signal.SIGTERM)
+            rest, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+    finally:
+        dns.reset(default="timeout")
+    last = (out + rest).decode().splitlines()[-1]
+    assert re.search(r"\(exit 1\)$", last), last
+    assert proc.returncode == 1, (proc.returncode, err)

@@ -2,12 +2,12 @@
 environment, endpoint overrides, credential source and free disk. checks() also returns the log and ssm-cli checks."""
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+from ..instance_files import read_json
 from ..model import Check, Remedy, Result, Severity, Status
 from ..processes import ProcessInfo, list_processes, named, read_environ, run_command
 from . import agent_logs
@@ -140,8 +140,7 @@ def run_agent(ctx, prior) -> Result:
 
 def read_identity(path) -> Tuple[Dict[str, object], str]:
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(str(handle.read(65536), "utf-8", "replace"))
+        data = read_json(path, 65536)
     except FileNotFoundError:
         return {}, f"{IDENTITY} does not exist (older agents do not write it; newer ones once they have credentials)"
     except OSError as error:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..instance_files import read_tail as read_file_tail
 from ..model import Check, Remedy, Result, Severity, Status
 from ..processes import Ran, run_command
 
@@ -156,10 +157,7 @@ def run_logs(ctx, prior) -> Result:
 def read_tail(path: Path, shown: str, limit: int = TAIL_LIMIT) -> LogTail:
     """The last `limit` bytes of a file at most, as lines; a line cut by the start of the read is dropped."""
     try:
-        with open(path, "rb") as handle:
-            cut = handle.seek(0, 2) > limit
-            handle.seek(-limit if cut else 0, 2 if cut else 0)
-            data = handle.read(limit)
+        data, cut = read_file_tail(path, limit)
     except FileNotFoundError:
         return LogTail(shown, missing=True)
     except PermissionError:

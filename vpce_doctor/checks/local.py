@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..instance_files import read_text
 from ..model import Check, Remedy, Result, Severity, Status
 from . import dns, proxy
 
@@ -10,6 +11,7 @@ IMDS_ADDRESS = "169.254.169.254"
 PROXY_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/configure-proxy-ssm-agent.html"
 PROXY_VARS = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY")
 NO_PROXY_VARS = ("no_proxy", "NO_PROXY")
+HOSTS_LIMIT = 1024 * 1024  # far more than any real hosts file; /etc/hosts -> /dev/zero must not be read for ever
 
 
 def checks():
@@ -22,7 +24,7 @@ def checks():
 def run_hosts(ctx, prior) -> Result:
     path = ctx.path("/etc/hosts")
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_text(path, HOSTS_LIMIT)
     except FileNotFoundError:
         text = ""
     except OSError as error:

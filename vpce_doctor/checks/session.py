@@ -5,6 +5,7 @@ import json
 from typing import Dict, Mapping, Optional
 
 from ..aws import call
+from ..instance_files import read_text
 from ..model import MET, Check, Remedy, Result, Severity, Status
 from . import api
 
@@ -72,7 +73,7 @@ def _bool(value: object) -> bool:
 def run_run_as(ctx, prior) -> Result:
     inputs = inputs_of(prior) or {}
     try:
-        passwd = ctx.path("/etc/passwd").read_text(encoding="utf-8", errors="replace")
+        passwd = read_text(ctx.path("/etc/passwd"), 4 * 1024 * 1024)
     except OSError as error:
         passwd = None
         inputs = {**inputs, "_problem": str(error)}

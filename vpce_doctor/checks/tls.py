@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Dict
 
+from ..context import CaBundleError
 from ..model import Check, Remedy, Result, Severity, Status
 
 INTERCEPTION = Remedy(
@@ -52,7 +53,13 @@ def check(target) -> Check:
 def run(ctx, prior, *, target) -> Result:
     probes = prior[f"tcp:{target.service}"].evidence.get("probes") or {}
     addresses = [ip for ip, p in probes.items() if p.get("result") == "open"]
-    context, timeout, port = ctx.ssl_context(), ctx.io_timeout(), ctx.settings.port
+    try:
+        context = ctx.ssl_context()
+    except CaBundleError as error:
+        return Result(Status.FAIL, str(error), code="ca-bundle", cause="No certificate can be verified without a "
+                      "trust store, so every TLS connection and AWS call made with it fails.",
+                      remedy=Remedy("Point AWS_CA_BUNDLE at a PEM file of CA certificates, or unset it."))
+    timeout, port = ctx.io_timeout(), ctx.settings.port
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(addresses)))) as pool:
         results = dict(zip(addresses, pool.map(
             lambda ip: handshake(context, ip, port, target.name, timeout), addresses)))
