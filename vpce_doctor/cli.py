@@ -5,12 +5,14 @@ import argparse
 import os
 import signal
 import sys
+from contextlib import contextmanager
 from typing import Mapping, Optional, Sequence, TextIO
 
 from . import __version__
+from .model import ExitCode
 from .settings import UsageError
 
-EXIT_INTERNAL = 70
+EXIT_INTERNAL = ExitCode.INTERNAL
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,29 +51,55 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, str]] = None,
-         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> ExitCode:
+    """One exit policy: a report's own exit code when there is a report, else USAGE or INTERNAL; only ExitCode."""
     environ = os.environ if environ is None else environ
-    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    # `>&-` leaves sys.stdout None; output is then lost but the run (and --ship) goes on.
+    stdout, stderr = stdout or sys.stdout or _Discard(), stderr or sys.stderr or _Discard()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv[:1] == ["fleet"]:  # vpce-doctor fleet ...: many instances through Run Command (fleet.py)
             from . import fleet
-            return fleet.main(argv[1:], environ, stdout, stderr)
+            return ExitCode(fleet.main(argv[1:], environ, stdout, stderr))
         return _main(argv, environ, stdout, stderr)
     except UsageError as error:
-        stderr.write(f"vpce-doctor: {error}\n")
-        return 64
-    except BrokenPipeError:
-        return 2
+        _say(stderr, f"vpce-doctor: {error}")
+        return ExitCode.USAGE
     except KeyboardInterrupt:
-        stderr.write("vpce-doctor: interrupted before the checks started\n")
-        return 2
+        _say(stderr, "vpce-doctor: interrupted before the checks started")
+        return ExitCode.INCOMPLETE
     except Exception as error:  # never a traceback on the operator's terminal
-        stderr.write(f"vpce-doctor: internal error: {error.__class__.__name__}: {error}\n")
-        return EXIT_INTERNAL
+        _say(stderr, f"vpce-doctor: internal error: {error.__class__.__name__}: {error}")
+        return ExitCode.INTERNAL
 
 
-def _main(argv, environ, stdout, stderr) -> int:
+class _Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+def _say(stream, line: str) -> None:
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # a closed or broken stderr cannot be told anything
+        pass
+
+
+def _main(argv, environ, stdout, stderr) -> ExitCode:
     from . import settings as settings_mod
     args = parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k != "list_checks"}
@@ -85,42 +113,47 @@ def _main(argv, environ, stdout, stderr) -> int:
     started, started_at = time.monotonic(), doctor.now_utc()
     live = settings.output == "text"
     color = settings.color if settings.color is not None else (
-        stdout.isatty() and "NO_COLOR" not in environ and environ.get("TERM") != "dumb")
+        _isatty(stdout) and "NO_COLOR" not in environ and environ.get("TERM") != "dumb")
     ctx, shown = None, []
 
     def show(finding) -> None:
         shown.append(finding)
         if live:
-            stdout.write(text.finding(finding, color))
-            stdout.flush()
+            _write(stdout, stderr, text.finding(finding, color))
 
     try:
         ctx = doctor.prepare(settings, environ, started=started)
         if live:
-            stdout.write(text.header(__version__, doctor.instance_facts(ctx)))
-            stdout.flush()
+            _write(stdout, stderr, text.header(__version__, doctor.instance_facts(ctx)))
         report = doctor.diagnose(ctx, started_at, started, on_finding=show)
-        code = int(report.exit_code)
     except doctor.ReportInterrupted as stop:
-        report, code = stop.report, 2
+        report = stop.report
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the runner took over (IMDS was being asked, or the header
         # was just out): still a report, every check ERROR
-        report, code = doctor.interrupted_report(settings, environ, started_at, started, ctx), 2
+        report = doctor.interrupted_report(settings, environ, started_at, started, ctx)
         if live and not shown:
-            stdout.write(("" if ctx else text.header(__version__, report.instance))
-                         + "".join(text.finding(f, color) for f in report.findings))
+            _write(stdout, stderr, ("" if ctx else text.header(__version__, report.instance))
+                   + "".join(text.finding(f, color) for f in report.findings))
     if live:
-        stdout.write(text.footer(report, color))
+        _write(stdout, stderr, text.footer(report, color))
     else:
-        stdout.write(text.summary(report) if settings.output == "summary" else document.render(report))
-    stdout.flush()
+        _write(stdout, stderr, text.summary(report) if settings.output == "summary" else document.render(report))
     if settings.ship and ctx is not None:  # local output first: a broken logs path never hides the report
         from .delivery import deliver
-        stderr.write(deliver(ctx, document.to_dict(report)) + "\n")
-    return code
+        _say(stderr, deliver(ctx, document.to_dict(report), shield=_signals_deferred))
+    return report.exit_code  # the report printed it; the process says the same
 
 
-def _list_checks(settings, stdout) -> int:
+def _write(stdout, stderr, text: str) -> None:
+    """The report to stdout; a closed or broken stdout (`>&-`, `| head -c 1`) must not cost the run or --ship."""
+    try:
+        stdout.write(text)
+        stdout.flush()
+    except (OSError, ValueError) as error:  # BrokenPipeError, EBADF, "I/O operation on closed file"
+        _say(stderr, f"vpce-doctor: the report could not be written to stdout ({error.__class__.__name__})")
+
+
+def _list_checks(settings, stdout) -> ExitCode:
     from . import plan
     from .checks import catalogue, select
     region = settings.region or "<region>"
@@ -132,18 +165,34 @@ def _list_checks(settings, stdout) -> int:
     for check in checks:
         needs = f"  (needs {', '.join(check.needs)})" if check.needs else ""
         stdout.write(f"{check.id:<20} {check.severity.value:<8} {check.title}{needs}\n")
-    return 0
+    return ExitCode.OK
 
 
 def _interrupt_once(signum, frame) -> None:
     """The first SIGINT or SIGTERM stops the run; later ones are ignored, so they cannot break the report that the
-    first one makes the doctor write (a KeyboardInterrupt inside the runner's cleanup turned into exit 70)."""
+    first one makes the doctor write (a KeyboardInterrupt inside the runner's cleanup turned into exit 70).
+    While deferred (the report is being written to the spool), it waits until the write is whole."""
     if not _interrupt_once.fired:  # type: ignore[attr-defined]
         _interrupt_once.fired = True  # type: ignore[attr-defined]
+        if _interrupt_once.deferred:  # type: ignore[attr-defined]
+            _interrupt_once.pending = True  # type: ignore[attr-defined]
+            return
         raise KeyboardInterrupt
 
 
-_interrupt_once.fired = False  # type: ignore[attr-defined]
+_interrupt_once.fired = _interrupt_once.deferred = _interrupt_once.pending = False  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _signals_deferred():
+    _interrupt_once.deferred = True  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        _interrupt_once.deferred = False  # type: ignore[attr-defined]
+    if _interrupt_once.pending:  # type: ignore[attr-defined]
+        _interrupt_once.pending = False  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
 
 
 def console_main() -> None:
@@ -152,8 +201,9 @@ def console_main() -> None:
     signal.signal(signal.SIGINT, _interrupt_once)
     code = main()
     try:
-        sys.stdout.flush()
-    except BrokenPipeError:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError):
         pass
     # Probe threads still blocked in I/O after the deadline must not hold the process open.
-    os._exit(code)
+    os._exit(int(code))

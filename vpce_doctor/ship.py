@@ -1,23 +1,20 @@
 """Ship the JSON report to CloudWatch Logs (with EMF metrics), after local output; spool it when that fails.
 
 One event per run carries the whole report and the run's metrics; one small event per failed check carries the
-per-check metric, since an EMF event has one value per dimension. Reports that could not be sent wait in a
-bounded spool and go first with the next run that can ship: nothing is lost while the spool has room.
+per-check metric, since an EMF event has one value per dimension. The spool (spool.py) holds every report until
+CloudWatch accepted it.
 """
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import time
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple
+
+from .spool import Rejected
 
 NAMESPACE = "VpceDoctor"
 MAX_EVENT = 256 * 1024           # the older, stricter PutLogEvents event limit
 MAX_BATCH = 1_048_576            # sum of UTF-8 sizes + 26 bytes per event
-MAX_AGE_MS = 14 * 24 * 3600 * 1000 - 3600 * 1000  # CloudWatch rejects events older than 14 days
-SPOOL_FILES, SPOOL_BYTES = 50, 5 * 1024 * 1024
 
 
 def events(report: Dict, now_ms: Optional[int] = None) -> List[Tuple[int, str]]:
@@ -56,83 +53,25 @@ def fit(document: Dict) -> str:
     return text
 
 
-class Spool:
-    """Reports waiting to be shipped, oldest first, bounded in count and bytes; safe for concurrent runs."""
+def put(client, group: str, stream: str, batch: List[Tuple[int, str]]) -> Rejected:
+    """One PutLogEvents call for a batch that fits one (the spool groups them); raises ShipError on failure.
 
-    def __init__(self, directory: str):
-        self.dir = Path(directory)
-
-    def _lock(self):
-        self.dir.mkdir(parents=True, exist_ok=True)
-        handle = open(self.dir / ".lock", "a")
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        return handle
-
-    def add(self, batch: List[Tuple[int, str]]) -> int:
-        """Keep a batch for later; returns how many old batches had to be dropped to make room."""
-        with self._lock():
-            name = self.dir / f"{batch[0][0]:015d}-{os.getpid()}-{time.monotonic_ns()}.json"
-            temporary = name.with_suffix(".tmp")
-            temporary.write_text(json.dumps(batch))
-            os.replace(temporary, name)  # a reader never sees half a file
-            dropped = 0
-            while True:
-                files = self._files()
-                if len(files) <= SPOOL_FILES and sum(f.stat().st_size for f in files) <= SPOOL_BYTES:
-                    break
-                files[0].unlink()
-                dropped += 1
-            if dropped:
-                counter = self.dir / "dropped"
-                total = int(counter.read_text() or 0) if counter.exists() else 0
-                counter.write_text(str(total + dropped))
-            return dropped
-
-    def drain(self, send) -> Tuple[int, int]:
-        """Send every spooled batch with send(batch), oldest first, removing each once sent; stop at the first
-        failure. Returns (batches sent, batches dropped earlier for lack of room, now reported)."""
-        sent = 0
-        with self._lock():
-            for path in self._files():
-                try:
-                    batch = [(int(ts), str(msg)) for ts, msg in json.loads(path.read_text())]
-                except (OSError, ValueError, TypeError):
-                    path.rename(path.with_suffix(".bad"))  # keep it for a human, never block the queue
-                    continue
-                fresh = [e for e in batch if e[0] >= int(time.time() * 1000) - MAX_AGE_MS]
-                if fresh:
-                    send(fresh)
-                path.unlink()
-                sent += 1
-            counter = self.dir / "dropped"
-            dropped = int(counter.read_text() or 0) if counter.exists() else 0
-            if dropped:
-                counter.unlink()
-        return sent, dropped
-
-    def _files(self) -> List[Path]:
-        return sorted(self.dir.glob("*.json"))
-
-
-def ship(client, group: str, stream: str, batch: List[Tuple[int, str]]) -> None:
-    """One PutLogEvents call for the batch (chronological, within the batch limit); raises on failure."""
+    What CloudWatch did not store comes back in rejectedLogEventsInfo, not as an error: the caller decides, per
+    event, whether it was shipped. The stream is created only when PutLogEvents says it does not exist, so a
+    healthy run makes one call.
+    """
     from .aws import call
-    created = call(client, "create_log_stream", logGroupName=group, logStreamName=stream)
-    if not created.get("ok") and created.get("code") != "ResourceAlreadyExistsException":
-        raise ShipError(f"CreateLogStream {group}/{stream}: {created.get('code')}: {created.get('message')}")
-    batch = sorted(batch)
-    while batch:
-        chunk, size = [], 0
-        while batch and size + len(batch[0][1].encode()) + 26 <= MAX_BATCH and len(chunk) < 10_000:
-            size += len(batch[0][1].encode()) + 26
-            chunk.append(batch.pop(0))
-        if not chunk:  # one oversized event: fit() keeps events small, so this is only a safety net
-            batch.pop(0)
-            continue
-        put = call(client, "put_log_events", logGroupName=group, logStreamName=stream,
-                   logEvents=[{"timestamp": ts, "message": msg} for ts, msg in chunk])
-        if not put.get("ok"):
-            raise ShipError(f"PutLogEvents {group}/{stream}: {put.get('code')}: {str(put.get('message'))[:200]}")
+    events = [{"timestamp": ts, "message": msg} for ts, msg in sorted(batch)]  # CloudWatch wants them in order
+    put_ = call(client, "put_log_events", logGroupName=group, logStreamName=stream, logEvents=events)
+    if not put_.get("ok") and put_.get("code") == "ResourceNotFoundException":
+        created = call(client, "create_log_stream", logGroupName=group, logStreamName=stream)
+        if not created.get("ok") and created.get("code") != "ResourceAlreadyExistsException":
+            raise ShipError(f"CreateLogStream {group}/{stream}: {created.get('code')}: "
+                            f"{str(created.get('message'))[:200]}")
+        put_ = call(client, "put_log_events", logGroupName=group, logStreamName=stream, logEvents=events)
+    if not put_.get("ok"):
+        raise ShipError(f"PutLogEvents {group}/{stream}: {put_.get('code')}: {str(put_.get('message'))[:200]}")
+    return Rejected(put_["response"].get("rejectedLogEventsInfo"))  # type: ignore[union-attr]
 
 
 class ShipError(Exception):

@@ -73,3 +73,41 @@ def test_denied_put_log_events_spools(lab):
     done = lab.run([DOCTOR, "--ship", "--output", "json"], timeout=60)
     assert "report not shipped (ShipError: PutLogEvents" in done.stderr and "AccessDenied" in done.stderr
     assert lab.run(["sh", "-c", f"ls {SPOOL}/*.json | wc -l"]).stdout.strip() == "1"
+
+
+# Issue 12 item 12: stdout closed (`>&-`) with --ship gave a traceback and shipped nothing; `| head -c 1` neither
+# shipped nor spooled. The report goes out whatever happens to local output, and the exit code is still the report's.
+def test_a_closed_stdout_does_not_stop_shipping(lab):
+    lab.switch("healthy")
+    clear(lab)
+    done = lab.run(["sh", "-c", f"exec {DOCTOR} --ship --output json >&-"], timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and f"report shipped to {GROUP}" in done.stderr, done.stderr
+    assert len([e for e in events(lab) if "findings" in e]) == 1
+
+
+def test_a_reader_that_goes_away_does_not_stop_shipping(lab):
+    lab.switch("healthy")
+    clear(lab)
+    done = lab.run(["sh", "-c", f"{DOCTOR} --ship --output text | head -c 1"], timeout=60)
+    assert "Traceback" not in done.stderr and f"report shipped to {GROUP}" in done.stderr, done.stderr
+    assert "could not be written to stdout (BrokenPipeError)" in done.stderr, done.stderr
+    assert len([e for e in events(lab) if "findings" in e]) == 1
+
+
+# Issue 12 items 9 and 14: an event CloudWatch rejects is not shipped; the spool is the doctor's alone (0700/0600).
+def test_spooled_reports_are_private_and_rejected_ones_are_kept(lab):
+    lab.switch({"eni": {"10.0.1.13": {"mode": "drop"}}})  # the logs ENI silently drops everything
+    clear(lab)
+    first = lab.run(["sh", "-c", f"umask 022; exec {DOCTOR} --ship --output json"], timeout=60)
+    assert "report not shipped" in first.stderr, first.stderr
+    modes = lab.run(["sh", "-c", f"stat -c '%a %n' {SPOOL} {SPOOL}/*"]).stdout.split("\n")
+    assert all(line.split()[0] in ("700", "600") for line in modes if line), modes
+    old = json.dumps([[1_000_000_000_000, json.dumps({"old": True})]])  # 2001: older than 14 days, never accepted
+    lab.run(["sh", "-c", f"umask 077; printf '%s' '{old}' > {SPOOL}/report-001000000000000-1-1.json"])
+    lab.switch("healthy")
+    second = lab.run([DOCTOR, "--ship", "--output", "json"], timeout=60)
+    assert "with 1 spooled report(s); 1 spooled report(s) rejected by CloudWatch (too old)" in second.stderr, \
+        second.stderr
+    assert len([e for e in events(lab) if "findings" in e]) == 2
+    assert lab.run(["sh", "-c", f"ls {SPOOL}"]).stdout.split() == ["report-001000000000000-1-1.rejected"]

@@ -4,6 +4,7 @@ import threading
 import time
 
 from vpce_doctor import ship
+from vpce_doctor import spool as spool_mod
 
 
 def report(findings=3, evidence_bytes=10):
@@ -35,35 +36,39 @@ def test_oversized_reports_lose_evidence_first_and_never_verdicts():
 
 
 def test_the_spool_is_bounded_and_drains_oldest_first(tmp_path, monkeypatch):
-    monkeypatch.setattr(ship, "SPOOL_FILES", 3)
-    spool = ship.Spool(str(tmp_path / "spool"))
-    now = 1_700_000_000_000
-    dropped = [spool.add([(now + i, f"report {i}")]) for i in range(5)]
+    monkeypatch.setattr(spool_mod, "SPOOL_FILES", 3)
+    spool = spool_mod.Spool(str(tmp_path / "spool"))
+    now = int(time.time() * 1000)
+    dropped = [spool.add([(now + i, f"report {i}")])[1] for i in range(5)]
     assert dropped == [0, 0, 0, 1, 1]
     sent = []
-    monkeypatch.setattr(ship.time, "time", lambda: now / 1000)
-    assert spool.drain(sent.append) == (3, 2)
-    assert [batch[0][1] for batch in sent] == ["report 2", "report 3", "report 4"]
-    assert spool.drain(sent.append) == (0, 0)
+
+    def send(events):
+        sent.append(events)
+        return spool_mod.Rejected()
+    drained = spool.drain(send, lambda: 10.0)
+    assert (drained.count("accepted"), drained.dropped) == (3, 2)
+    assert [message for _, message in sent[0]] == ["report 2", "report 3", "report 4"]  # one call for all three
+    assert spool.drain(send, lambda: 10.0).outcome == {}
 
 
 def test_a_failed_send_keeps_the_batch_and_a_corrupt_file_is_set_aside(tmp_path):
-    spool = ship.Spool(str(tmp_path))
+    spool = spool_mod.Spool(str(tmp_path))
     spool.add([(int(time.time() * 1000), "kept")])
-    (tmp_path / "000000000000001-0-0.json").write_text("{not json")
+    (tmp_path / "report-000000000000001-0-0.json").write_text("{not json")
 
     def fail(batch):
         raise ship.ShipError("logs endpoint timed out")
 
     try:
-        spool.drain(fail)
+        spool.drain(fail, lambda: 10.0)
     except ship.ShipError:
         pass
     assert len(list(tmp_path.glob("*.json"))) == 1 and len(list(tmp_path.glob("*.bad"))) == 1
 
 
 def test_concurrent_runs_do_not_corrupt_the_spool(tmp_path):
-    spool = ship.Spool(str(tmp_path))
+    spool = spool_mod.Spool(str(tmp_path))
     threads = [threading.Thread(target=spool.add, args=([(10**12 + i, "x" * 1000)],)) for i in range(20)]
     for thread in threads:
         thread.start()
@@ -71,3 +76,14 @@ def test_concurrent_runs_do_not_corrupt_the_spool(tmp_path):
         thread.join()
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 20 and all(json.loads(f.read_text())[0][1] == "x" * 1000 for f in files)
+
+
+# PutLogEvents' rejectedLogEventsInfo: indices into the batch
+# (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_RejectedLogEventsInfo.html).
+def test_rejected_log_events_info_names_each_events_fate():
+    rejected = spool_mod.Rejected({"tooOldLogEventEndIndex": 1, "expiredLogEventEndIndex": 0,
+                                   "tooNewLogEventStartIndex": 4})
+    assert [rejected.verdict(i) for i in range(6)] == ["expired", "too-old", "accepted", "accepted", "too-new",
+                                                       "too-new"]
+    assert not spool_mod.Rejected({}) and not spool_mod.Rejected(None)
+    assert not spool_mod.Rejected({"tooNewLogEventStartIndex": True, "tooOldLogEventEndIndex": -1})

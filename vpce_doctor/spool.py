@@ -1,0 +1,321 @@
+"""The --ship spool: reports wait here until CloudWatch Logs has accepted them. Nothing is lost while it has room.
+
+Every report is written here first and deleted only once PutLogEvents accepted it, so an interruption at any point
+(SIGTERM, a dead endpoint, a crash) leaves it for the next run. The directory is the doctor's own: created 0700,
+owned by the doctor's user (checked), opened without following symlinks, and every file in it is handled through
+that directory descriptor with O_NOFOLLOW. Only files whose names the doctor makes are ever read, renamed or
+deleted, so a spool-dir pointed at a directory holding other files leaves them alone.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import stat
+import time
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .instance_files import parse_json
+
+SPOOL_FILES, SPOOL_BYTES = 50, 5 * 1024 * 1024
+MAX_FILE = 2 * 1024 * 1024         # larger than any batch the doctor writes (a report event is at most 256 KB)
+LOCK, COUNTER = ".vpce-doctor.lock", ".vpce-doctor.dropped"
+# report-<timestamp ms>-<pid>-<ns>.json; 0.1.0 wrote the same without "report-": still drained, never made.
+REPORT_RE = re.compile(r"^(?:report-)?[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.json$", re.ASCII)
+SET_ASIDE_RE = re.compile(r"^report-[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.(?:bad|rejected)$", re.ASCII)
+TEMPORARY_RE = re.compile(r"^\.report-[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.tmp$", re.ASCII)
+Event = Tuple[int, str]
+
+
+class SpoolError(OSError):
+    """The spool directory cannot be used safely (not ours, a symlink, not a directory, read-only)."""
+
+
+class Spool:
+    """Reports waiting to be shipped, oldest first, bounded in count and bytes; safe for concurrent runs."""
+
+    def __init__(self, directory: str):
+        self.dir = directory
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        fd = _own_directory(self.dir)
+        try:
+            try:
+                lock = _open_own(fd, LOCK, os.O_RDWR | os.O_CREAT)
+            except OSError as error:  # read-only, full, or a symlink planted as the lock
+                raise _unusable(self.dir, error) from None
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                yield fd
+            finally:
+                os.close(lock)
+        finally:
+            os.close(fd)
+
+    def add(self, batch: Sequence[Event]) -> Tuple[str, int]:
+        """Keep a batch; returns (its file name, how many old files had to go to make room)."""
+        with self._locked() as fd:
+            name = f"report-{batch[0][0]:015d}-{os.getpid()}-{time.monotonic_ns()}.json"
+            try:
+                _write_new(fd, name, _encode(batch))
+            except OSError as error:
+                raise _unusable(self.dir, error) from None
+            return name, self._trim(fd, keep=name)
+
+    def drain(self, send: Callable[[List[Event]], "Rejected"], remaining: Callable[[], float],
+              reserve: float = 0.2) -> "Drained":
+        """Send spooled batches oldest first, several files per PutLogEvents call; delete a file only when every
+        event of it was accepted. Stops at the first failure (it propagates) or when less than `reserve` seconds
+        are left. A file CloudWatch will never accept (too old, expired) is set aside as .rejected."""
+        result = Drained()
+        with self._locked() as fd:
+            result.dropped = _take_counter(fd)
+            queue = [(name, events) for name, events in self._readable(fd, result)]
+            while queue and remaining() > reserve:
+                group, queue = _one_call(queue)
+                events = sorted((ts, message, index) for index, (_, batch) in enumerate(group) for ts, message in batch)
+                rejected = send([(ts, message) for ts, message, _ in events])
+                for index, (name, _) in enumerate(group):
+                    verdicts = {rejected.verdict(i) for i, e in enumerate(events) if e[2] == index}
+                    _settle(fd, name, verdicts, result)
+            result.left = len(queue)
+        return result
+
+    def _readable(self, fd: int, result: "Drained"):
+        for name in sorted(n for n in os.listdir(fd) if REPORT_RE.match(n)):
+            batch = _read_batch(fd, name)
+            if batch is None:
+                _rename(fd, name, _set_aside_name(name, "bad"))  # kept for a human, never blocks the queue
+                result.outcome[name] = "bad"
+            else:
+                yield name, batch
+
+    def _trim(self, fd: int, keep: str) -> int:
+        """Drop the oldest files until within SPOOL_FILES and SPOOL_BYTES: one listing, one stat each (linear)."""
+        listing = os.listdir(fd)
+        _remove_stale_temporaries(fd, [n for n in listing if TEMPORARY_RE.match(n)])
+        sizes = {}
+        for name in (n for n in listing if REPORT_RE.match(n) or SET_ASIDE_RE.match(n)):
+            try:
+                sizes[name] = os.stat(name, dir_fd=fd, follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+        names = sorted(sizes, key=lambda n: (n.replace("report-", "").split("-")[0], n))
+        total, dropped = sum(sizes.values()), 0
+        for name in names:
+            if len(sizes) - dropped <= SPOOL_FILES and total <= SPOOL_BYTES:
+                break
+            if name == keep:
+                continue
+            _unlink(fd, name)
+            total, dropped = total - sizes[name], dropped + 1
+        if dropped:
+            _add_counter(fd, dropped)
+        return dropped
+
+
+class Drained:
+    """What one drain did: each file's outcome (accepted, too-new, rejected, bad), how many were left for later
+    (time ran out), and how many reports earlier runs had dropped for lack of room."""
+
+    def __init__(self) -> None:
+        self.outcome: Dict[str, str] = {}
+        self.left = self.dropped = 0
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for o in self.outcome.values() if o == outcome)
+
+
+class Rejected:
+    """PutLogEvents' rejectedLogEventsInfo for one call: which events CloudWatch did not store, and why.
+    https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_RejectedLogEventsInfo.html"""
+
+    def __init__(self, info: Optional[dict] = None):
+        info = info or {}
+        self.too_new_from = _index(info.get("tooNewLogEventStartIndex"))
+        self.too_old_to = _index(info.get("tooOldLogEventEndIndex"))
+        self.expired_to = _index(info.get("expiredLogEventEndIndex"))
+
+    def verdict(self, i: int) -> str:
+        """accepted, too-new (may be accepted later) or too-old/expired (never)."""
+        if self.too_new_from is not None and i >= self.too_new_from:
+            return "too-new"
+        if self.expired_to is not None and i <= self.expired_to:
+            return "expired"
+        if self.too_old_to is not None and i <= self.too_old_to:
+            return "too-old"
+        return "accepted"
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.too_new_from, self.too_old_to, self.expired_to))
+
+
+def _index(value) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _settle(fd: int, name: str, verdicts: set, result: Drained) -> None:
+    if verdicts <= {"accepted"}:
+        _unlink(fd, name)
+        result.outcome[name] = "accepted"
+    elif "too-new" in verdicts:  # the instance clock runs ahead: CloudWatch takes it once time catches up
+        result.outcome[name] = "too-new"
+    else:
+        _rename(fd, name, _set_aside_name(name, "rejected"))
+        result.outcome[name] = "rejected"
+
+
+def _one_call(queue):
+    """The files that fit one PutLogEvents call: at most 1,048,576 bytes (each event's UTF-8 size plus 26), 10,000
+    events, spanning at most 24 hours (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/
+    API_PutLogEvents.html). The first file always goes, so an odd one cannot block the queue."""
+    taken, size, count, first = [], 0, 0, None
+    for name, batch in queue:
+        grow = sum(len(message.encode()) + 26 for _, message in batch)
+        low, high = min(ts for ts, _ in batch), max(ts for ts, _ in batch)
+        first = low if first is None else min(first, low)
+        if taken and (size + grow > 1_048_576 or count + len(batch) > 10_000 or high - first > 24 * 3600 * 1000):
+            break
+        taken.append((name, batch))
+        size, count = size + grow, count + len(batch)
+    return taken, queue[len(taken):]
+
+
+def _read_batch(fd: int, name: str) -> Optional[List[Event]]:
+    """A spooled batch, or None when it is not one the doctor could have written (hostile or damaged)."""
+    try:
+        text = _read_own(fd, name, MAX_FILE).decode("utf-8")
+        data = parse_json(text, max_depth=3)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, list) or not data or len(data) > 10_000:
+        return None
+    batch = []
+    for item in data:
+        if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int and isinstance(item[1], str)
+                and 0 < item[0] < 10 ** 15 and 0 < len(item[1].encode()) <= 256 * 1024):
+            return None
+        batch.append((item[0], item[1]))
+    return batch
+
+
+def _encode(batch: Sequence[Event]) -> bytes:
+    import json
+    return json.dumps([[ts, message] for ts, message in batch]).encode()
+
+
+def _unusable(path: str, error: OSError) -> SpoolError:
+    reason = "a symlink is in the way" if error.errno == errno.ELOOP else error.strerror or str(error)
+    return SpoolError(error.errno or errno.EIO, f"spool {path} cannot be used: {reason}")
+
+
+def _own_directory(path: str) -> int:
+    """The spool directory, opened without following a symlink; created 0700; refused unless ours."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        reason = "is a symlink" if os.path.islink(path) else error.strerror or str(error)
+        raise SpoolError(error.errno or errno.EACCES, f"spool {path} cannot be used: {reason}") from None
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid():
+        os.close(fd)
+        raise SpoolError(errno.EPERM, f"spool {path} is owned by uid {info.st_uid}, not by this user")
+    if stat.S_IMODE(info.st_mode) != 0o700:  # made under Run Command's umask, or loosened by hand
+        os.fchmod(fd, 0o700)
+    return fd
+
+
+def _open_own(fd: int, name: str, flags: int, mode: int = 0o600) -> int:
+    """A file in the spool: never through a symlink, never a FIFO or device, never someone else's."""
+    handle = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode, dir_fd=fd)
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        os.close(handle)
+        raise SpoolError(errno.EPERM, f"{name} in the spool is not a regular file of this user")
+    return handle
+
+
+def _read_own(fd: int, name: str, limit: int) -> bytes:
+    handle = _open_own(fd, name, os.O_RDONLY)
+    try:
+        data = os.read(handle, limit + 1)
+    finally:
+        os.close(handle)
+    if len(data) > limit:
+        raise ValueError("too large")
+    return data
+
+
+def _write_new(fd: int, name: str, data: bytes) -> None:
+    """Write a new file in full under a temporary name, then rename it: a reader never sees half a file."""
+    temporary = f".{name[:-5]}.tmp"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=fd)
+    try:
+        os.fchmod(handle, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view):]
+        os.fsync(handle)
+    except BaseException:
+        os.close(handle)
+        _unlink(fd, temporary)
+        raise
+    os.close(handle)
+    os.rename(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+
+
+def _remove_stale_temporaries(fd: int, names: Sequence[str]) -> None:
+    """Half-written files of runs killed mid-write (SIGKILL): ours by name, and an hour old at least."""
+    for name in names:
+        try:
+            if time.time() - os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime > 3600:
+                _unlink(fd, name)
+        except FileNotFoundError:
+            continue
+
+
+def _set_aside_name(name: str, kind: str) -> str:
+    stem = name[:-5] if name.startswith("report-") else "report-" + name[:-5]
+    return f"{stem}.{kind}"
+
+
+def _rename(fd: int, name: str, new: str) -> None:
+    try:
+        os.rename(name, new, src_dir_fd=fd, dst_dir_fd=fd)
+    except FileNotFoundError:  # a concurrent run got there first
+        pass
+
+
+def _unlink(fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=fd)
+    except FileNotFoundError:
+        pass
+
+
+def _take_counter(fd: int) -> int:
+    """How many reports earlier runs dropped for lack of room (then reset). Anything but digits counts as 0."""
+    try:
+        text = _read_own(fd, COUNTER, 32).decode("ascii")
+    except (OSError, ValueError):
+        text = ""
+    _unlink(fd, COUNTER)
+    return int(text) if re.fullmatch(r"[0-9]{1,12}", text, re.ASCII) else 0
+
+
+def _add_counter(fd: int, dropped: int) -> None:
+    total = _take_counter(fd) + dropped
+    temporary = f".{COUNTER}.{os.getpid()}.tmp"
+    _unlink(fd, temporary)
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=fd)
+    try:
+        os.write(handle, str(total).encode())
+    finally:
+        os.close(handle)
+    os.rename(temporary, COUNTER, src_dir_fd=fd, dst_dir_fd=fd)
