@@ -164,18 +164,19 @@ class _Client:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         # The socket timeout bounds each recv, not the request: a server dripping a byte a second would hold the
         # run for ever. One watchdog shuts the socket down when the request's whole time is up.
-        watchdog = threading.Timer(timeout, _abort, (conn,))
+        fired = threading.Event()
+        watchdog = threading.Timer(timeout, _abort, (conn, fired))
         watchdog.daemon = True
         watchdog.start()
         try:
             conn.request(method, path, headers=dict(headers))
             response = conn.getresponse()
             body = response.read(MAX_BODY).decode("utf-8", "replace")
-            if watchdog.finished.is_set():
+            if fired.is_set():
                 return Reply(error="timeout", elapsed_ms=_ms(started))
             return Reply(response.status, body, elapsed_ms=_ms(started))
         except (OSError, http.client.HTTPException, ValueError) as error:  # socket.timeout is an OSError
-            timed_out = watchdog.finished.is_set() or isinstance(error, socket.timeout)
+            timed_out = fired.is_set() or isinstance(error, socket.timeout)
             return Reply(error="timeout" if timed_out else _kind(error), elapsed_ms=_ms(started))
         finally:
             watchdog.cancel()
@@ -185,12 +186,13 @@ class _Client:
 def _kind(error: Exception) -> str:
     if isinstance(error, ConnectionRefusedError):
         return "refused"
-    if isinstance(error, OSError):
+    if isinstance(error, OSError) and not isinstance(error, http.client.HTTPException):
         return "unreachable" if error.errno in (101, 113) else f"{error.__class__.__name__}: {error}"
     return f"not HTTP: {error.__class__.__name__}"
 
 
-def _abort(conn: http.client.HTTPConnection) -> None:
+def _abort(conn: http.client.HTTPConnection, fired: threading.Event) -> None:
+    fired.set()  # before the shutdown: the reader must see why its socket died
     sock = conn.sock
     if sock is not None:
         try:

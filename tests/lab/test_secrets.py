@@ -126,7 +126,15 @@ def run_pair(lab, hook_dir: Path, tag: str, json_args=(), env=None):
 
 
 def written(records: List[dict]) -> List[str]:
-    return sorted({r["path"] for r in records if r["event"] != "exec" and not r["path"].startswith("/dev/")})
+    return sorted({_absolute(r["path"]) for r in records if r["event"] != "exec" and not r["path"].startswith("/dev/")})
+
+
+def _absolute(path: str) -> str:
+    """The spool opens its files relative to its directory descriptor (dir_fd), so the audit sees bare names."""
+    from vpce_doctor import spool
+    own = path.startswith(".vpce-doctor.") or any(p.match(path) for p in (
+        spool.REPORT_RE, spool.SET_ASIDE_RE, spool.TEMPORARY_RE))
+    return f"{SPOOL}/{path}" if own and "/" not in path else path
 
 
 def read_written(lab, paths: List[str]) -> str:
