@@ -17,11 +17,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from vpce_doctor import plan
-from vpce_doctor.checks import agent, agent_logs
+from vpce_doctor.checks import agent, agent_logs, diagnostics
 from vpce_doctor.context import Context
 from vpce_doctor.facts import Facts, Imds
 from vpce_doctor.model import Status
-from tests.unit.test_agent import KNOWN
+from tests.unit.test_agent_logs import CORPUS
 from vpce_doctor.processes import ProcessInfo, Ran, list_processes, named, read_environ
 from vpce_doctor.settings import Settings
 
@@ -251,7 +251,7 @@ def test_no_log_directory_passes_with_a_note(tmp_path):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(content=st.binary(max_size=2048), pad=st.sampled_from([0, 100, LIMIT - 10, LIMIT + 1, 3 * LIMIT]),
-       line=st.sampled_from([""] + [text for text, _ in KNOWN]))
+       line=st.sampled_from([""] + [c["line"].split(" ", 2)[2] for c in CORPUS]))
 def test_arbitrary_bytes_never_crash_the_log_parser_and_reads_stay_bounded(content, pad, line):
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "amazon-ssm-agent.log"
@@ -262,7 +262,7 @@ def test_arbitrary_bytes_never_crash_the_log_parser_and_reads_stay_bounded(conte
     assert result.status in (Status.PASS, Status.WARN)
     json.dumps(result.evidence)
     text = content.decode("utf-8", "replace")
-    assert agent_logs.assess_diagnostics("/usr/bin/ssm-cli", Ran(("ssm-cli",), 0, text)).status is not Status.FAIL
+    assert diagnostics.assess_diagnostics("/usr/bin/ssm-cli", Ran(("ssm-cli",), 0, text)).status is not Status.FAIL
 
 
 # --- ssm:diagnostics ------------------------------------------------------------------------------------------
@@ -274,18 +274,18 @@ def test_fake_ssm_cli_rows_are_folded_into_evidence(tmp_path):
     put(tmp_path, "tmp/rows.json", json.dumps({"DiagnosticsOutput": rows}, indent=2))
     script(tmp_path, "usr/bin/ssm-cli",
            f'[ "$1 $2 $3" = "get-diagnostics --output json" ] && cat {tmp_path}/tmp/rows.json')
-    result = agent_logs.run_diagnostics(context(tmp_path), {})
+    result = diagnostics.run_diagnostics(context(tmp_path), {})
     assert (result.status, result.code) == (Status.WARN, "diagnostics-failed")
     assert result.evidence["rows"][1] == {"check": "Connectivity to ssmmessages endpoint", "status": "Failed",
                                           "note": "ssmmessages.eu-west-1.amazonaws.com is not reachable",
-                                          "ours": "tcp:ssmmessages"}
+                                          "ours": "tcp:ssmmessages", "counts": "counts"}
 
 
 def test_fake_ssm_cli_that_hangs_is_killed_with_its_children(tmp_path):
     pidfile = tmp_path / "sleeper.pid"
     script(tmp_path, "usr/bin/ssm-cli", f"sleep 30 & echo $! > {pidfile}; wait")
     started = time.monotonic()
-    result = agent_logs.run_diagnostics(context(tmp_path, deadline_s=1.0), {})
+    result = diagnostics.run_diagnostics(context(tmp_path, deadline_s=1.0), {})
     assert time.monotonic() - started < 1.5
     assert (result.status, result.code) == (Status.WARN, "timeout") and "was killed" in result.summary
     sleeper = int(pidfile.read_text())
@@ -294,8 +294,8 @@ def test_fake_ssm_cli_that_hangs_is_killed_with_its_children(tmp_path):
 
 
 def test_ssm_cli_absent_passes_and_garbage_warns(tmp_path):
-    assert "ssm-cli not present" in agent_logs.run_diagnostics(context(tmp_path), {}).summary
+    assert "ssm-cli not present" in diagnostics.run_diagnostics(context(tmp_path), {}).summary
     script(tmp_path, "snap/amazon-ssm-agent/current/ssm-cli", "head -c 100000 /dev/urandom")
-    result = agent_logs.run_diagnostics(context(tmp_path), {})
+    result = diagnostics.run_diagnostics(context(tmp_path), {})
     assert (result.status, result.code) == (Status.WARN, "garbage")
     json.dumps(result.evidence)

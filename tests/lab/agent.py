@@ -96,30 +96,47 @@ def _compiled_binary() -> Optional[Path]:
     return target
 
 
-def log_lines(lines, version: str, running: bool, now: Optional[_dt.datetime] = None) -> list:
-    """The agent's start-up lines followed by the scenario's, all with realistic timestamps."""
-    boot = [
-        f"INFO [amazon-ssm-agent] amazon-ssm-agent - v{version}",
-        "INFO [amazon-ssm-agent] OS: linux, Arch: amd64",
-        "INFO [amazon-ssm-agent] Starting Core Agent",
-        "INFO [amazon-ssm-agent] registrar detected. Attempting registration",
-        "INFO [CredentialRefresher] credentialRefresher has started",
-        "INFO [CredentialRefresher] Starting credentials refresher loop",
-        "INFO EC2RoleProvider Successfully connected with instance profile role credentials",
-        "INFO [CredentialRefresher] Credentials ready",
-        "INFO [amazon-ssm-agent] [LongRunningWorkerContainer] [WorkerProvider] Worker ssm-agent-worker started",
-    ]
+HIBERNATE = LOG_DIR + "/hibernate.log"
+FILES = {"amazon-ssm-agent.log": LOG, "errors.log": ERRORS, "hibernate.log": HIBERNATE}
+# The agent's layouts (aws/amazon-ssm-agent@1c217c89): agent/log/logger/defaultconfig.go writes
+# "%Date(2006-01-02 15:04:05.0000) %LEVEL %Msg" to amazon-ssm-agent.log and, for ERROR/CRITICAL only,
+# "... %LEVEL [%FuncShort @ %File.%Line] %Msg" to errors.log; agent/hibernation/hibernatelogger_unix.go writes
+# "%Date %Time %LEVEL %Msg" (whole seconds) to hibernate.log.
+STEP = _dt.timedelta(milliseconds=370)  # several entries share a second, as they do in real logs
+
+
+def _stamp(when: _dt.datetime, fractions: bool) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S") + (f".{when.microsecond // 100:04d}" if fractions else "")
+
+
+def log_lines(lines, version: str, running: bool, now: Optional[_dt.datetime] = None,
+              connected: bool = True) -> dict:
+    """File name -> the lines the agent would have written: its start-up (without the lines of a successful
+    connection when the scenario says it never connected), then the scenario's entries. An entry is a string
+    (amazon-ssm-agent.log) or {file, line, caller}; a line may hold continuation lines ("\\n"); a line that starts
+    with a level gets the agent's time stamp, one that starts with a time stamp is kept."""
+    boot = [f"INFO [amazon-ssm-agent] amazon-ssm-agent - v{version}", "INFO [amazon-ssm-agent] OS: linux, Arch: amd64",
+            "INFO [amazon-ssm-agent] Starting Core Agent", "INFO [CredentialRefresher] credentialRefresher has started"]
+    if connected:
+        boot += ["INFO EC2RoleProvider Successfully connected with instance profile role credentials",
+                 "INFO [CredentialRefresher] Credentials ready",
+                 "INFO [amazon-ssm-agent] [LongRunningWorkerContainer] [WorkerProvider] Worker ssm-agent-worker started"]
     if not running:
         boot += ["INFO [amazon-ssm-agent] Stopping Core Agent", "INFO [amazon-ssm-agent] Bye."]
-    lines = boot + [str(line) for line in (lines or [])]
+    entries = [{"line": b} for b in boot] + [e if isinstance(e, dict) else {"line": str(e)} for e in (lines or [])]
     now = now or _dt.datetime.now()
-    out = []
-    for i, line in enumerate(lines):
-        if _STAMP.match(line):
-            out.append(line)
-            continue
-        stamp = (now - _dt.timedelta(seconds=len(lines) - i)).strftime("%Y-%m-%d %H:%M:%S")
-        out.append(f"{stamp} {line}" if _LEVEL.match(line) else f"{stamp} INFO {line}")
+    out: dict = {name: [] for name in FILES}
+    for i, entry in enumerate(entries):
+        name = str(entry.get("file", "amazon-ssm-agent.log"))
+        line = str(entry["line"])
+        if not _STAMP.match(line):
+            line = line if _LEVEL.match(line) else f"INFO {line}"
+            line = f"{_stamp(now - STEP * (len(entries) - i), name != 'hibernate.log')} {line}"
+        out[name].append(line)
+        level = line.split(" ")[2] if name == "amazon-ssm-agent.log" else ""
+        if level in ("ERROR", "CRITICAL"):
+            head, _, message = line.partition(f" {level} ")
+            out["errors.log"].append(f"{head} {level} [{entry.get('caller', 'Errorf @ log.go.0')}] {message}")
     return out
 
 
@@ -182,11 +199,13 @@ class FakeAgent:
         config = agent.get("config") or {}
         if config:  # as on a real install: only the .template exists until someone writes a config
             self._p(CONFIG).write_text(json.dumps(config, indent=4) + "\n")
-        self._p(IDENTITY).write_text(json.dumps({"CredentialSource": agent.get("credential_source", "EC2")}))
-        lines = log_lines(agent.get("log_lines"), version, running=state == "running")
-        self._p(LOG).write_text("\n".join(lines) + "\n")
-        errors = [line for line in lines if " ERROR " in line]
-        self._p(ERRORS).write_text("".join(line + "\n" for line in errors))
+        if agent.get("credential_source", "EC2") is not None:  # "": written at start-up, filled after success
+            self._p(IDENTITY).write_text(json.dumps({"CredentialSource": agent.get("credential_source", "EC2")}))
+        files = log_lines(agent.get("log_lines"), version, running=state == "running",
+                          connected=bool(agent.get("connected", True)))
+        for name, lines in files.items():
+            if lines or name != "hibernate.log":  # hibernate.log exists only once the agent hibernated
+                self._p(FILES[name]).write_text("".join(line + "\n" for line in lines))
         if state == "running":
             env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                    "HOME": "/root"}

@@ -5,8 +5,8 @@ from dataclasses import replace
 from typing import Sequence, Tuple
 
 from ..model import Check
-from . import (agent, clock, dns, identity, imds, local, resolver, run_command, s3, session, session_logs, tcp,
-               tls, vpc)
+from . import (agent, agent_logs, clock, diagnostics, dns, identity, imds, local, resolver, run_command, s3, session,
+               session_logs, tcp, tls, vpc)
 
 
 def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
@@ -23,6 +23,7 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *(dns.check(t) for t in targets),
         *(tcp.check(t) for t in targets),
         *(tls.check(t) for t in targets),
+        *(_agent_said(targets) if ssm else ()),
         *((run_command.check(),) if ssm else ()),
     )
     authenticated = (
@@ -32,12 +33,19 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *(_session(settings.session_document) if ssm else ()),
     )
     if not authenticated and "sts" not in services:
-        return network
+        return _resolve_after(network)
     # Every API call takes the proxy local:proxy judged (botocore honours the environment's proxies, for IMDS
     # credentials too): behind a broken one the authenticated layer is skipped, one verdict instead of a timeout each.
     api = tuple(replace(c, needs=(*c.needs, "local:proxy")) if c.id == "creds:source" else c
                 for c in (*identity.checks("sts" in services, imds_only), *authenticated))
     return _resolve_after((*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source"))))
+
+
+def _agent_said(targets) -> Tuple[Check, ...]:
+    """The agent's logs and ssm-cli, judged after the layers they talk about (their lines name those layers)."""
+    network = ("imds:token", "imds:profile", "dns:resolver", "local:proxy", "ssm:agent",
+               *(f"{layer}:{t.service}" for layer in ("dns", "tcp", "tls") for t in targets))
+    return (*agent_logs.checks(after=network), diagnostics.check())
 
 
 def _session(document: str) -> Tuple[Check, ...]:

@@ -1,5 +1,5 @@
 """ssm:agent: the SSM agent on this box (domain.md §4 H): installed, running as root, recent enough, its own proxy
-environment, endpoint overrides, credential source and free disk. checks() also returns the log and ssm-cli checks."""
+environment, endpoint overrides, credential source and free disk."""
 from __future__ import annotations
 
 import re
@@ -10,8 +10,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 from ..instance_files import read_json
 from ..model import Check, Remedy, Result, Severity, Status
 from ..processes import ProcessInfo, list_processes, named, read_environ, run_command
-from . import agent_logs
-from .agent_logs import is_file
+from . import agent_files
+from .agent_files import is_file
 from .imds import ATTACH_PROFILE
 from .local import IMDS_ADDRESS, NO_PROXY_VARS, PROXY_VARS, _redact as redact, bypassed
 
@@ -114,9 +114,9 @@ def run_agent(ctx, prior) -> Result:
         if version_tuple(ran.out):
             version, source = VERSION_RE.search(ran.out).group(0), f"{binary} -version"
     if not version:
-        tail = agent_logs.read_tail(ctx.path(agent_logs.LOG_FILES[0]), agent_logs.LOG_FILES[0])
+        tail = agent_files.read_tail(ctx.path(agent_files.LOG_FILES[0]), agent_files.LOG_FILES[0])
         found = next((m for m in map(LOG_VERSION_RE.search, reversed(tail.lines)) if m), None)
-        version, source = (found.group(1), agent_logs.LOG_FILES[0]) if found else ("", "")
+        version, source = (found.group(1), agent_files.LOG_FILES[0]) if found else ("", "")
     proxy_env, environ_problem = {}, ""
     if agents:
         env, environ_problem = read_environ(agents[0].pid, ctx.settings.root)
@@ -224,7 +224,13 @@ def assess_agent(state: AgentState, names: Sequence[str], values: Optional[Dict[
     return Result(status, summary, cause=cause + also, code=code, remedy=remedy.filled(**values), evidence=evidence)
 
 
+def version_of(prior) -> str:
+    """The agent version ssm:agent found, "" when it did not run or found none."""
+    found = prior.get("ssm:agent") if prior else None
+    return str(found.evidence.get("version") or "") if found is not None else ""
+
+
 def checks():
-    """ssm:agent, ssm:agent-logs and ssm:diagnostics, in that order."""
+    """ssm:agent; its logs and ssm-cli are judged later, with the network checks (agent_logs, diagnostics)."""
     return (Check("ssm:agent", "the SSM agent is installed, running as root, recent, and not sent to a proxy",
-                  Severity.CRITICAL, run_agent), *agent_logs.checks())
+                  Severity.CRITICAL, run_agent),)
