@@ -385,8 +385,8 @@ class AwsWorld:
         s3.create_bucket(Bucket=name, **({} if region == "us-east-1" else
                                          {"CreateBucketConfiguration": {"LocationConstraint": region}}))
         encryption = spec.get("encryption", "AES256")
-        if encryption in ("AES256", "aws:kms"):
-            rule = {"SSEAlgorithm": encryption, **({"KMSMasterKeyID": key_arn} if encryption == "aws:kms" else {})}
+        if encryption in ("AES256", "aws:kms", "aws:kms:dsse"):  # dsse: DSSE-KMS, answered by moto as S3 does
+            rule = {"SSEAlgorithm": encryption, **({"KMSMasterKeyID": key_arn} if encryption != "AES256" else {})}
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": rule, "BucketKeyEnabled": encryption == "aws:kms"}]})
         else:

@@ -20,9 +20,9 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *resolver.checks(),
         *local.checks(),
         *(agent.checks() if ssm else ()),
-        *(dns.check(t) for t in targets),
-        *(tcp.check(t) for t in targets),
-        *(tls.check(t) for t in targets),
+        *(_channel(ssm, dns.check(t)) for t in targets),
+        *(_channel(ssm, tcp.check(t)) for t in targets),
+        *(_channel(ssm, tls.check(t)) for t in targets),
         *(_agent_said(targets) if ssm else ()),
         *((run_command.check(),) if ssm else ()),
     )
@@ -39,6 +39,11 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
     api = tuple(replace(c, needs=(*c.needs, "local:proxy")) if c.id == "creds:source" else c
                 for c in (*identity.checks("sts" in services, imds_only), *authenticated))
     return _resolve_after((*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source"))))
+
+
+def _channel(ssm: bool, check: Check) -> Check:
+    """ec2messages is only the agent's fallback channel from 3.3.40.0 on: run_command judges its failures."""
+    return run_command.as_fallback(check) if ssm and check.id.endswith(":ec2messages") else check
 
 
 def _agent_said(targets) -> Tuple[Check, ...]:

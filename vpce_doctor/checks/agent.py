@@ -20,6 +20,10 @@ UNITS = {"deb/rpm": "amazon-ssm-agent.service", "snap": "snap.amazon-ssm-agent.a
 SYSTEMCTLS = ("/usr/bin/systemctl", "/bin/systemctl")
 UNIT_STATES = ("active", "inactive", "failed", "activating", "deactivating", "reloading", "maintenance", "refreshing")
 IDENTITY = "/var/lib/amazon/ssm/runtimeconfig/identity_config.json"
+# core/app/credentialrefresher/credentialrefresher.go:404 (aws/amazon-ssm-agent@1c217c89) writes CredentialSource only
+# after credentials succeed; runtimeconfiginit.go writes the file empty at start-up: a stale "EC2" proves nothing now.
+IDENTITY_NOTE = ("identity_config.json's CredentialSource is written only after the agent's last success: "
+                 "imds:profile and ssm:agent-logs say whether it holds now")
 DISK_PATHS = ("/", "/var/lib/amazon/ssm")
 MiB = 1024 * 1024
 DISK_FAIL, DISK_WARN = 100 * MiB, 500 * MiB
@@ -206,13 +210,16 @@ def assess_agent(state: AgentState, names: Sequence[str], values: Optional[Dict[
                       "CredentialSource None)", "Neither the instance profile nor Default Host Management gave it "
                       "credentials.", ATTACH_PROFILE))
     elif source == "SSM":
-        notes.append("credentials from Default Host Management: session-logging permissions (S3, CloudWatch Logs, "
-                     "KMS) must be on the DHMC role; the doctor's own probes use the instance profile")
+        notes.append("identity_config.json says Default Host Management: session-logging permissions (S3, "
+                     "CloudWatch Logs, KMS) must be on the DHMC role; the doctor's own probes use the instance profile")
+    notes.append(IDENTITY_NOTE)
     if state.config_problem:
         found.append((Status.WARN, "config-malformed", f"amazon-ssm-agent.json {state.config_problem}",
                       "The agent may ignore its endpoint overrides.", CONFIG))
     if not found:
-        creds = {"EC2": "instance profile", "SSM": "Default Host Management"}.get(str(source), "source unknown")
+        creds = {"EC2": "instance profile", "SSM": "Default Host Management"}.get(str(source))
+        creds = f"{creds} at its last success (identity_config.json)" if creds else \
+            "none yet (identity_config.json has no source)" if source == "" else "source unknown"
         where = f"pid {agent.pid} as {agent.username or 'unknown user'}" if agent else state.unit + " active"
         overrides = f", overrides {', '.join(h for _, h in state.endpoints)}" if state.endpoints else ""
         return Result(Status.PASS, f"SSM agent {state.version or '(version unknown)'} running ({where}), "

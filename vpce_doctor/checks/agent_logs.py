@@ -104,9 +104,7 @@ def assess_logs(tails: Sequence[LogTail], now: datetime, values: Optional[Dict[s
     """network: check id -> (status, code) of the checks this one ran after (imds, dns, tcp, tls, ssm:agent);
     version: the agent's, when ssm:agent found it."""
     network = network or {}
-    evidence: Dict[str, object] = {"files": {t.path: ({"missing": True} if t.missing else {"problem": t.problem}
-                                                      if t.problem else {"bytes_read": t.bytes_read,
-                                                                         "lines": len(t.lines)}) for t in tails}}
+    evidence: Dict[str, object] = {"files": {t.path: _file(t) for t in tails}}
     if all(t.missing for t in tails):
         return Result(Status.PASS, f"no agent logs at {LOG_DIR} (agent not installed or logs elsewhere)",
                       evidence=evidence)
@@ -120,11 +118,22 @@ def assess_logs(tails: Sequence[LogTail], now: datetime, values: Optional[Dict[s
         return Result(Status.WARN, f"{', '.join(unreadable)} cannot be read", code="unreadable", evidence=evidence,
                       cause="The agent's logs are readable by root only; what the agent saw is unknown.",
                       remedy=Remedy("Run the doctor as root.", ("sudo vpce-doctor --only ssm:",)))
+    return _quiet(tails, matches, evidence, network)
+
+
+def _file(tail: LogTail) -> Dict[str, object]:
+    if tail.missing:
+        return {"missing": True}
+    return {"problem": tail.problem} if tail.problem else {"bytes_read": tail.bytes_read, "lines": len(tail.lines)}
+
+
+def _quiet(tails: Sequence[LogTail], matches: Sequence[dict], evidence: Dict[str, object],
+           network: Mapping[str, Tuple[str, str]]) -> Result:
     lines = sum(len(t.lines) for t in tails)
-    old = sum(1 for m in matches if m["remedy"] is not None)
-    silence = agent_explain.silence(network, [m["code"] for m in matches if m["remedy"] is not None])
+    old = [m["code"] for m in matches if m["remedy"] is not None]
+    silence = agent_explain.silence(network, old)
     return Result(Status.PASS, f"no known problem in the last 24 h of the agent's logs ({lines} lines read"
-                  + (f"; {old} older known problem{'s' if old != 1 else ''} in evidence)" if old else ")"),
+                  + (f"; {len(old)} older known problem{'s' if len(old) != 1 else ''} in evidence)" if old else ")"),
                   cause=silence, evidence={**evidence, **({"silence": silence} if silence else {})})
 
 

@@ -102,7 +102,8 @@ def assess_profile(facts: Facts, dhmc: bool = False) -> Result:
     if facts.instance_profile_arn:
         return Result(Status.PASS, f"instance profile {facts.instance_profile_arn}", evidence=evidence)
     if reply is not None and reply.status == 404 and dhmc:
-        return Result(Status.WARN, "no instance profile: the SSM agent uses Default Host Management credentials",
+        return Result(Status.WARN, "no instance profile: the SSM agent's identity_config.json says Default Host "
+                      "Management credentials (written at its last success)",
                       code="dhmc", evidence=evidence,
                       cause="The agent is managed through Default Host Management, so its permissions (session "
                             "logging included) are the DHMC role's; the doctor's own AWS checks have no "

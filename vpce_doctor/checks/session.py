@@ -101,60 +101,68 @@ def run_outcome(ctx, prior) -> Result:
     return predict({k: (v.status.value, v.code, v.summary) for k, v in prior.items()}, inputs_of(prior) or {})
 
 
-# Each line: the check, the codes that decide it (None: any), how long the session hangs first, and what it then
-# does (None: it starts, that destination's logs lost). The agent's own connection is broken when its checks did
-# not pass at all, skipped included; a log destination only when it failed. "encrypted": only when the
-# preferences require encryption for that destination does the agent refuse the session.
+# What the agent does when a session starts, in its order (aws/amazon-ssm-agent@1c217c89), and how long each step
+# holds the console blank while its destination silently drops:
+# 1. sessionplugin.go:109 PerformHandshake (KMS, when kmsKeyId is set) before the shell starts; datachannel.go:51
+#    handshakeTimeout = 15 s, then the session fails: nothing after it is waited for.
+# 2. shell.go:631-633 initializeLogger -> s3util.NewAmazonS3Util -> crossregion.go getBucketRegion: a signed
+#    HeadBucket with the SDK's retries (vendor/.../aws/client/default_retryer.go DefaultRetryerMaxNumRetries = 3),
+#    then unsigned HEADs over https and http, regional and global (crossregion.go:175-205), each 30 s
+#    (s3util_dep.go:51 Timeout: 30 * time.Second): about 240 s.
+# 3. shell.go:108-111 validate: DescribeLogGroups with NumMaxRetries 5 (cloudwatchlogsservice.go:44,116) and Go's
+#    30 s dial timeout: about 180 s (aws/amazon-ssm-agent#639 reports "over 2 minutes"). An unreachable group is
+#    "not encrypted" (IsLogGroupEncryptedWithKMS(nil)), so with cloudWatchEncryptionEnabled the session is refused.
+# 4. shell.go:134-138 validate: GetBucketEncryption (s3util.go:143 IsBucketEncrypted) with the SDK's retries:
+#    about 120 s more when s3EncryptionEnabled, then refused.
 CONNECTION = ("ssm:agent", "tls:ssmmessages", "tls:ssm")
 REFUSED = "the agent refuses the session"
-PREDICTIONS = (
-    ("ssm:agent", None, 0, "the instance is not connected to Session Manager (TargetNotConnected)"),
-    ("tls:ssmmessages", None, 0, "TargetNotConnected: the agent cannot open its control channel"),
-    ("tls:ssm", None, 0, "the instance is not managed: the agent cannot register with SSM"),
-    ("session:run_as", None, 0, "the runAs user does not exist"),
-    ("session:kms", ("unreachable",), 15, "Handshake timed out (KMS Decrypt never answers)"),
-    ("session:kms", None, 0, "the KMS handshake fails"),
-    ("session:s3", ("unreachable",), 150, "s3EncryptionEnabled"),
-    ("session:s3", ("unencrypted", "encryption-unverifiable"), 0, REFUSED),
-    ("session:s3", None, 0, None),
-    ("session:logs", ("unreachable",), 60, "cloudWatchEncryptionEnabled"),
-    ("session:logs", None, 0, "cloudWatchEncryptionEnabled"),
+REFUSING = ("unencrypted", "unsupported-encryption", "encryption-unverifiable")  # session:s3 codes, when required
+AT_ONCE = (
+    ("ssm:agent", "the instance is not connected to Session Manager (TargetNotConnected)"),
+    ("tls:ssmmessages", "TargetNotConnected: the agent cannot open its control channel"),
+    ("tls:ssm", "the instance is not managed: the agent cannot register with SSM"),
 )
-WAITS = {"session:kms": "the data channel handshake waits for KMS",
-         "session:s3": "the agent looks for the bucket's Region (five HEAD requests, about 30 s each)",
-         "session:logs": "DescribeLogGroups retries"}
+# (check, seconds, what waits, source)
+WAITS = {
+    "kms": ("session:kms", 15, "the KMS handshake waits for KMS",
+            "agent/session/datachannel/datachannel.go:51 handshakeTimeout = 15 s"),
+    "s3-region": ("session:s3", 240, "the agent looks for the bucket's Region (a signed HeadBucket with 3 retries, "
+                  "then unsigned HEADs of 30 s each)", "agent/s3util/crossregion.go:162-211, s3util_dep.go:51"),
+    "logs": ("session:logs", 180, "DescribeLogGroups retries 5 times with a 30 s dial timeout",
+             "agent/agentlogstocloudwatch/cloudwatchlogspublisher/cloudwatchlogsservice.go:44"),
+    "s3-encryption": ("session:s3", 120, "GetBucketEncryption retries", "agent/s3util/s3util.go:143, "
+                      "default_retryer.go DefaultRetryerMaxNumRetries = 3"),
+}
+DESTINATION = {"session:s3": "its S3 log", "session:logs": "its CloudWatch log", "session:kms": "KMS"}
 
 
 def predict(prior: Mapping[str, tuple], inputs: Mapping[str, object]) -> Result:
-    """prior: check id → (status, code, summary) of everything session:outcome waited for."""
+    """prior: check id -> (status, code, summary) of everything session:outcome waited for."""
     evidence: Dict[str, object] = {"inputs": {k: v for k, v in inputs.items() if not str(k).startswith("_")}}
-    waits, seconds, fatal, lost, causes = [], 0, None, [], []
-    for check_id, codes, wait, then in PREDICTIONS:
-        status, code, summary = prior.get(check_id, ("pass", "", ""))
-        broken = status in ("fail", "error") or (status == "skip" and check_id in CONNECTION)
-        if not broken or (codes is not None and code not in codes) or check_id in causes:
-            continue
-        causes.append(check_id)
-        if wait:
-            seconds += wait
-            waits.append(f"{WAITS[check_id]} ({check_id}: {summary})")
-        if then in BOOLEAN_GATES:  # refused only when the preferences require encryption there
-            then = REFUSED if inputs.get(then) else None
-        if then is None:
-            lost.append(check_id)
-        else:
-            fatal = fatal or f"{then} ({check_id}: {summary})"
+
+    def seen(check_id):
+        return prior.get(check_id, ("pass", "", ""))
+
+    def broken(check_id):
+        status = seen(check_id)[0]
+        return status in ("fail", "error") or (status == "skip" and check_id in CONNECTION)
+
+    for check_id, then in AT_ONCE:
+        if broken(check_id):
+            return _fails(f"{then} ({check_id}: {seen(check_id)[2]})", [check_id], evidence)
+    waits, lost, causes, fatal = _steps(broken, seen, inputs)
     evidence["caused_by"] = causes
     if fatal and not waits:
-        return Result(Status.FAIL, f"a session started now fails at once: {fatal}", code="fails", evidence=evidence,
-                      cause="Fix the finding named here and this one follows.")
+        return _fails(fatal, causes, evidence)
     if waits:
+        seconds = sum(w["seconds"] for w in waits)
         then = f"then fails: {fatal}" if fatal else "then starts, without " + " and ".join(
             DESTINATION[c] for c in lost)
+        steps = "; ".join(f"{w['what']}: about {w['seconds']} s ({w['source']})" for w in waits)
         return Result(Status.FAIL, f"a session started now opens and stays blank for about {seconds} s, {then}",
                       code="hangs", evidence={**evidence, "waits": waits},
-                      cause="The agent checks the log destinations only when a session starts and waits on each "
-                            "unreachable one: " + "; ".join(waits) + ".")
+                      cause=f"The agent checks the session's destinations in this order when a session starts and "
+                            f"waits on each unreachable one: {steps}.")
     if lost:
         return Result(Status.WARN, "a session started now works, but its logs are lost: "
                       + " and ".join(DESTINATION[c] for c in lost), code="logs-lost", evidence=evidence)
@@ -166,5 +174,50 @@ def predict(prior: Mapping[str, tuple], inputs: Mapping[str, object]) -> Result:
                                                                 if inputs else ""), evidence=evidence)
 
 
-BOOLEAN_GATES = ("s3EncryptionEnabled", "cloudWatchEncryptionEnabled")
-DESTINATION = {"session:s3": "its S3 log", "session:logs": "its CloudWatch log", "session:kms": "KMS"}
+def _fails(fatal: str, causes, evidence) -> Result:
+    return Result(Status.FAIL, f"a session started now fails at once: {fatal}", code="fails",
+                  evidence={**evidence, "caused_by": list(causes)}, cause="Fix the finding named here and this one "
+                                                                         "follows.")
+
+
+def _wait(key: str, summary: str) -> dict:
+    check_id, seconds, what, source = WAITS[key]
+    return {"check": check_id, "seconds": seconds, "what": what, "source": source, "seen": summary}
+
+
+def _steps(broken, seen, inputs):
+    """The agent's steps after the control channel: (waits, destinations lost, causes, what ends the session)."""
+    waits, lost, causes = [], [], []
+    kms_status, kms_code, kms_summary = seen("session:kms")
+    if broken("session:kms"):
+        unreachable = kms_code == "unreachable"
+        return ([_wait("kms", kms_summary)] if unreachable else [], [], ["session:kms"],
+                ("Handshake timed out (KMS Decrypt never answers)" if unreachable else "the KMS handshake fails")
+                + f" (session:kms: {kms_summary})")
+    s3_status, s3_code, s3_summary = seen("session:s3")
+    s3_unreachable = broken("session:s3") and s3_code == "unreachable"
+    if s3_unreachable:
+        waits.append(_wait("s3-region", s3_summary))
+    fatal = None
+    if broken("session:logs"):
+        logs_code, logs_summary = seen("session:logs")[1:]
+        causes.append("session:logs")
+        if logs_code == "unreachable":
+            waits.append(_wait("logs", logs_summary))
+        if inputs.get("cloudWatchEncryptionEnabled"):
+            fatal = f"{REFUSED} (session:logs: {logs_summary})"
+        else:
+            lost.append("session:logs")
+    if broken("session:s3"):
+        causes.insert(0, "session:s3")
+        encrypted = bool(inputs.get("s3EncryptionEnabled"))
+        if s3_unreachable and encrypted and not fatal:
+            waits.append(_wait("s3-encryption", s3_summary))
+        if encrypted and (s3_unreachable or s3_code in REFUSING):
+            fatal = fatal or f"{REFUSED} (session:s3: {s3_summary})"
+        elif "session:s3" not in lost:
+            lost.insert(0, "session:s3")
+    if broken("session:run_as") and not fatal:
+        causes.append("session:run_as")
+        fatal = f"the runAs user does not exist (session:run_as: {seen('session:run_as')[2]})"
+    return waits, lost, causes, fatal

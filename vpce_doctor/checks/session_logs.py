@@ -14,8 +14,9 @@ LOGGING_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/sess
 MISREPORT = (" With cloudWatchEncryptionEnabled the agent then refuses the session with 'We couldn't start the "
              "session because encryption is not set up on the selected CloudWatch Logs log group', which is not "
              "the real cause.")
-S3_SLOW = ("The agent looks for the bucket's Region at session start (a signed HeadBucket, then unsigned HEAD over "
-           "https and http, regional and global), about 30 s each while S3 is unreachable: the console stays blank.")
+S3_SLOW = ("The agent looks for the bucket's Region at session start (a signed HeadBucket with 3 retries, then "
+           "unsigned HEADs over https and http, regional and global, 30 s each: agent/s3util/crossregion.go, "
+           "s3util_dep.go): about 240 s of blank console while S3 is unreachable.")
 GATEWAY = Remedy("Give this subnet's route table the S3 gateway endpoint route (or create an S3 interface "
                  "endpoint), or turn S3 session logging off.",
                  ("aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --add-route-table-ids <rtb-id>",),
@@ -54,16 +55,41 @@ def run_s3(ctx, prior) -> Result:
     if reach["ok"]:
         client = ctx.clients.client("s3")
         steps["head"] = call(client, "head_bucket", Bucket=bucket)
-        if inputs.get("s3EncryptionEnabled"):
-            steps["encryption"] = call(client, "get_bucket_encryption", Bucket=bucket)
+        # The agent reads the bucket's default encryption at every upload (s3util.go getSSEAlgorithm), and checks it
+        # at session start when s3EncryptionEnabled (IsBucketEncrypted).
+        steps["encryption"] = call(client, "get_bucket_encryption", Bucket=bucket)
         if not ctx.settings.no_write:
             key = probe_key(str(inputs.get("s3KeyPrefix") or ""), ctx.facts.instance_id)
             steps["put"] = call(client, "put_object", Bucket=bucket, Key=key, Body=b"vpce-doctor session-log probe\n",
-                                ACL="bucket-owner-full-control")
+                                **agent_upload_headers(steps["encryption"]))
             if steps["put"].get("ok"):
                 steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
     endpoint = api.endpoint_of(prior, "s3")
     return assess_s3(bucket, inputs, reach, steps, ctx.region, endpoint, _context(ctx))
+
+
+# aws/amazon-ssm-agent@1c217c89 agent/s3util/s3util.go: S3Upload sends ACL bucket-owner-full-control (:102) and copies
+# the bucket's default encryption into ServerSideEncryption/SSEKMSKeyId (:105-114), for AES256 and aws:kms only;
+# IsBucketEncrypted (:143-160) accepts only those two, so DSSE-KMS (aws:kms:dsse) counts as not encrypted.
+AGENT_SSE = ("AES256", "aws:kms")
+
+
+def default_encryption(step: Mapping) -> Dict[str, str]:
+    """The bucket's default rule as GetBucketEncryption gave it: {"algorithm", "key"} ({} when none or unread)."""
+    rules = (((step.get("response") or {}).get("ServerSideEncryptionConfiguration") or {}).get("Rules") or [{}])
+    default = rules[0].get("ApplyServerSideEncryptionByDefault") or {}
+    return {"algorithm": str(default.get("SSEAlgorithm") or ""), "key": str(default.get("KMSMasterKeyID") or "")}
+
+
+def agent_upload_headers(step: Mapping) -> Dict[str, str]:
+    """PutObject's arguments as the agent's S3Upload builds them."""
+    rule = default_encryption(step) if step.get("ok") else {}
+    headers = {"ACL": "bucket-owner-full-control", "ContentType": "text/plain"}
+    if rule.get("algorithm") in AGENT_SSE:
+        headers["ServerSideEncryption"] = rule["algorithm"]
+        if rule["algorithm"] == "aws:kms" and rule["key"]:
+            headers["SSEKMSKeyId"] = rule["key"]
+    return headers
 
 
 def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Mapping], region: str,
@@ -80,35 +106,49 @@ def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, 
         return Result(Status.FAIL, f"session-log bucket {bucket} is in {found}, not {region}", code="other-region",
                       cause="The gateway endpoint reaches only this Region's S3; the agent's upload times out.",
                       evidence=evidence)
-    encryption = steps.get("encryption")
-    if encryption is not None and not encryption.get("ok"):
-        code = encryption.get("code")
-        if code == "ServerSideEncryptionConfigurationNotFoundError":
-            return Result(Status.FAIL, f"bucket {bucket} has no default encryption", code="unencrypted",
-                          evidence=evidence, cause="With s3EncryptionEnabled the agent refuses the session: 'We "
-                          "couldn't start the session because encryption is not set up on the selected Amazon S3 "
-                          "bucket.'", remedy=Remedy("Turn on default encryption for the bucket.",
-                                                    (f"aws s3api put-bucket-encryption --bucket {bucket} "
-                                                     "--server-side-encryption-configuration '{\"Rules\":[{\"Apply"
-                                                     "ServerSideEncryptionByDefault\":{\"SSEAlgorithm\":\"AES256\"}}]}'",)))
-        verdict = api.judge(encryption, "s3:GetEncryptionConfiguration", f"arn:aws:s3:::{bucket}", None,
-                            endpoint.get("policy"), endpoint.get("id"))
-        return Result(Status.FAIL, f"GetBucketEncryption on {bucket} failed: {code}", code="encryption-unverifiable",
-                      cause="With s3EncryptionEnabled the agent refuses the session: 'Couldn't start the session "
-                            f"because we are unable to validate encryption on Amazon S3 bucket. Error: {code}'. "
-                            + verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
+    encryption = steps.get("encryption") if inputs.get("s3EncryptionEnabled") else None
+    refused = _encryption_refused(bucket, encryption, endpoint, evidence) if encryption is not None else None
+    if refused is not None:
+        return refused
     put = steps.get("put")
     if put is not None and not put.get("ok"):
         prefix = str(inputs.get("s3KeyPrefix") or "")
         verdict = api.judge(put, "s3:PutObject", f"arn:aws:s3:::{bucket}/{prefix}*", None, endpoint.get("policy"),
                             endpoint.get("id"))
-        return Result(Status.FAIL, f"PutObject (with ACL bucket-owner-full-control) to {bucket}/{prefix} failed: "
+        return Result(Status.FAIL, f"PutObject (with the ACL and SSE headers the agent sends) to {bucket}/{prefix} failed: "
                       f"{put.get('code')}", code=verdict.code, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence},
                       cause="The agent uploads the session log at the end of the session and fails the same way: "
                             "the log is lost. " + verdict.cause)
     wrote = "writable" if put is not None else "not written (writes are off)"
+    rule = default_encryption(steps.get("encryption") or {})
     return Result(Status.PASS, f"session-log bucket {bucket} in {found or region}: reachable, {wrote}"
-                  + (", encrypted" if encryption is not None else ""), evidence=evidence)
+                  + (f", default encryption {rule['algorithm']}" if rule.get("algorithm") else ""), evidence=evidence)
+
+
+def _encryption_refused(bucket: str, encryption: Mapping, endpoint: Mapping, evidence: Dict) -> Optional[Result]:
+    """With s3EncryptionEnabled, the agent's IsBucketEncrypted verdict, or None when it accepts the bucket."""
+    code = encryption.get("code")
+    algorithm = default_encryption(encryption).get("algorithm") if encryption.get("ok") else ""
+    if encryption.get("ok") and algorithm in AGENT_SSE:
+        return None
+    if encryption.get("ok") or code == "ServerSideEncryptionConfigurationNotFoundError":
+        seen = f"default encryption {algorithm}, which the agent does not accept" if algorithm else \
+            "no default encryption"
+        return Result(Status.FAIL, f"bucket {bucket} has {seen}", evidence=evidence,
+                      code="unsupported-encryption" if algorithm else "unencrypted",
+                      cause="With s3EncryptionEnabled the agent accepts only AES256 and aws:kms (s3util.go "
+                            "IsBucketEncrypted) and refuses the session: 'We couldn't start the session because "
+                            "encryption is not set up on the selected Amazon S3 bucket.'",
+                      remedy=Remedy("Set the bucket's default encryption to SSE-S3 or SSE-KMS (not DSSE-KMS).",
+                                    (f"aws s3api put-bucket-encryption --bucket {bucket} "
+                                     "--server-side-encryption-configuration '{\"Rules\":[{\"Apply"
+                                     "ServerSideEncryptionByDefault\":{\"SSEAlgorithm\":\"AES256\"}}]}'",)))
+    verdict = api.judge(encryption, "s3:GetEncryptionConfiguration", f"arn:aws:s3:::{bucket}", None,
+                        endpoint.get("policy"), endpoint.get("id"))
+    return Result(Status.FAIL, f"GetBucketEncryption on {bucket} failed: {code}", code="encryption-unverifiable",
+                  cause="With s3EncryptionEnabled the agent refuses the session: 'Couldn't start the session "
+                        f"because we are unable to validate encryption on Amazon S3 bucket. Error: {code}'. "
+                        + verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
 
 
 def run_logs(ctx, prior) -> Result:
@@ -140,7 +180,8 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
     if not reach["ok"]:
         return Result(Status.FAIL, f"CloudWatch Logs is unreachable: {reach['check']} {reach['code']}",
                       code="unreachable", evidence=evidence, remedy=LOGS_ENDPOINT.filled(**context),
-                      cause="The agent calls DescribeLogGroups at session start and retries for about a minute."
+                      cause="The agent calls DescribeLogGroups at session start with 5 retries and a 30 s dial timeout "
+                            "(cloudwatchlogsservice.go): about 180 s of blank console."
                             + misreport)
     describe = steps["describe"]
     if not describe.get("ok"):
