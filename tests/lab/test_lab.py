@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -274,7 +275,9 @@ def test_fake_agent_is_a_root_process_named_amazon_ssm_agent(lab):
     assert all(running["exists"].values())
     assert running["version"] == "SSM Agent version: 3.3.2958.0"
     assert running["identity"] == {"CredentialSource": "EC2"}
-    assert "ERROR [CredentialRefresher] boom" in running["errors"]
+    # errors.log's layout (agent/log/logger/defaultconfig.go): 4-digit fractions, then [Func @ file.go.N]
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{4} ERROR \[\S+ @ \S+\.go\.\d+\] \[CredentialRefresher\] boom$",
+                     running["errors"], re.M), running["errors"]
     lab.switch("agent-stopped")
     stopped = inside(lab, code)
     assert stopped["procs"] == [] and stopped["exists"]["/usr/bin/amazon-ssm-agent"]
@@ -322,3 +325,24 @@ def test_unowned_eni_addresses_refuse_or_serve_a_bad_certificate(lab):
     assert connect(lab, "10.0.1.31:443") == {"10.0.1.31:443": "refused"}
     ssm = f"ssm.{REGION}.amazonaws.com"
     assert json.loads(lab.python(TLS, ssm).stdout)[ssm]["verify_code"] == 62
+
+
+def test_fake_agent_writes_each_log_in_the_agents_layout(lab):
+    lab.switch({"name": "agent-logs", "agent": {"connected": False, "log_lines": [
+        "INFO [ssm-agent-worker] Entering SSM Agent hibernate - x",
+        {"file": "hibernate.log", "line": "ERROR Health ping failed with error - x\ncaused by: y"},
+        {"file": "errors.log", "line": "ERROR [Stop @ agent.go.99] only here"}]}})
+    logs = inside(lab, """
+        import json
+        print(json.dumps({n: open('/var/log/amazon/ssm/' + n).read()
+                          for n in ('amazon-ssm-agent.log', 'errors.log', 'hibernate.log')}))
+    """)
+    main, hibernate = logs["amazon-ssm-agent.log"], logs["hibernate.log"]
+    assert "Successfully connected" not in main and "Credentials ready" not in main  # it never connected
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{4} INFO \[ssm-agent-worker\] Entering", main, re.M)
+    stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.\d{4} ", main, re.M)
+    assert len(stamps) > len(set(stamps))  # several entries in one second, as in real logs
+    # hibernatelogger_unix.go: "%Date %Time %LEVEL %Msg", whole seconds; continuation lines kept
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ERROR Health ping failed with error - x\ncaused by: y\n$",
+                     hibernate)
+    assert "only here" in logs["errors.log"] and "only here" not in main
