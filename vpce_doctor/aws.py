@@ -152,6 +152,8 @@ def _load_cas_once() -> None:
 def call(client, operation: str, **params) -> Dict[str, object]:
     """One API call as data: {"ok": True, "response": ...} or the error's code, message and HTTP status."""
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from .redact import secrets
     started = time.monotonic()
     try:
         response = getattr(client, operation)(**params)
@@ -159,12 +161,12 @@ def call(client, operation: str, **params) -> Dict[str, object]:
     except ClientError as error:
         info = error.response.get("Error", {})
         meta = error.response.get("ResponseMetadata", {})
-        return {"ok": False, "kind": "api", "code": str(info.get("Code", "")), "message": str(info.get("Message", ""))[:1000],
+        return {"ok": False, "kind": "api", "code": str(info.get("Code", "")), "message": secrets(str(info.get("Message", "")))[:1000],
                 "status": meta.get("HTTPStatusCode"), "headers": dict(meta.get("HTTPHeaders") or {}),
                 "ms": _ms(started)}
     except BotoCoreError as error:
         return {"ok": False, "kind": _network_kind(error), "code": error.__class__.__name__,
-                "message": str(error)[:500], "ms": _ms(started)}
+                "message": secrets(str(error))[:500], "ms": _ms(started)}  # "Failed to parse: <proxy URL>"
 
 
 def summary(result: Mapping[str, object]) -> Dict[str, object]:

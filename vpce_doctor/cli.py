@@ -57,6 +57,8 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
     # `>&-` leaves sys.stdout None; output is then lost but the run (and --ship) goes on.
     stdout, stderr = stdout or sys.stdout or _Discard(), stderr or sys.stderr or _Discard()
     argv = sys.argv[1:] if argv is None else list(argv)
+    from . import redact
+    redact.learn(environ)
     try:
         if argv[:1] == ["fleet"]:  # vpce-doctor fleet ...: many instances through Run Command (fleet.py)
             from . import fleet
@@ -92,8 +94,9 @@ def _isatty(stream) -> bool:
 
 
 def _say(stream, line: str) -> None:
+    from .redact import line as shown
     try:
-        stream.write(line + "\n")
+        stream.write(shown(line) + "\n")
         stream.flush()
     except (OSError, ValueError):  # a closed or broken stderr cannot be told anything
         pass

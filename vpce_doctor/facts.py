@@ -152,12 +152,19 @@ class _Client:
     """http.client, not requests: it never consults proxy variables, so IMDS is always reached directly."""
 
     def __init__(self, endpoint: str, remaining: Callable[[], float]):
-        parts = urlsplit(endpoint)
-        self.host, self.port = parts.hostname or "169.254.169.254", parts.port or 80
+        # Userinfo ends at the last @: a password holding / # ? would otherwise be taken for the host and port.
+        hostport = endpoint.split("://", 1)[-1].rsplit("@", 1)[-1].split("/", 1)[0]
+        try:
+            parts = urlsplit("http://" + hostport)
+            self.host, self.port = parts.hostname or "169.254.169.254", parts.port or 80
+        except ValueError:  # a port that is no number: every request fails, as IMDS would not answer
+            self.host, self.port = "", 0
         self.remaining = remaining
 
     def request(self, method: str, path: str, headers: Mapping[str, str]) -> Reply:
         timeout = min(PER_REQUEST_S, self.remaining())
+        if not self.host:
+            return Reply(error="AWS_EC2_METADATA_SERVICE_ENDPOINT is not a URL with a numeric port")
         if timeout <= 0.01:
             return Reply(error="timeout")
         started = time.monotonic()

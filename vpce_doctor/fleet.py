@@ -3,6 +3,11 @@
 Run Command is the fleet engine (targets, rate control, delivery, timeouts): this sends one command, polls
 ListCommandInvocations, then reads each instance's verdict from the report the doctor shipped to CloudWatch Logs,
 else from the compact summary in the invocation's output, else from the invocation's status alone.
+
+What another instance wrote (its output, its shipped report) is hostile data: parsed bounded (size, depth, finite
+numbers), its ids and codes checked against the doctor's own patterns, capped in number, shown with control
+characters escaped, and believed only when it names that instance and agrees with the exit status Systems Manager
+recorded for the invocation; otherwise the row says "conflict" and keeps SSM's status.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, TextIO
 
 from . import __version__
 from .cli import _Parser
+from .redact import line as shown
 from .settings import REGION_RE, UsageError
 
 SCHEMA, REPORT_SCHEMA = "vpce-doctor/fleet/1", "vpce-doctor/report/1"
@@ -25,8 +31,11 @@ VERDICTS = {0: "healthy", 1: "broken", 2: "incomplete"}
 ORDER = ("broken", "failed", "timed out", "not delivered", "incomplete", "not run", "pending", "healthy")
 FAILING = ("broken", "failed", "timed out", "not delivered")  # any of these: the fleet exits 1
 TARGET_RE = re.compile(r"^(?:Key=)?(tag:[^=,]+|instanceids|resource-groups:Name)(?:=|,Values=)(.+)$")
-FIRST_RE = re.compile(r"^vpce-doctor \S+ \S+ \S+: (?:healthy|broken|incomplete) \(exit (\d+);")
-CAUSE_RE = re.compile(r"^([a-z0-9_-]+:[\w.:-]+) \[([^\]]*)\] ")
+FIRST_RE = re.compile(r"^vpce-doctor \S+ (\S+) \S+: (?:healthy|broken|incomplete) \(exit ([0-2]);", re.ASCII)
+CAUSE_RE = re.compile(r"^([a-z0-9_-]{1,24}:[a-z0-9_.:-]{1,64}) \[([a-z0-9_.-]{0,48})\] ", re.ASCII)
+CODE_RE = re.compile(r"^[a-z0-9_.-]{0,48}$", re.ASCII)
+MAX_CAUSES, MAX_COLUMNS = 20, 24        # per instance, and across the fleet: the matrix stays readable
+MAX_OUTPUT, MAX_EVENT = 64 * 1024, 1024 * 1024
 
 
 def parser() -> argparse.ArgumentParser:
@@ -65,15 +74,37 @@ def targets(values: Sequence[str]) -> List[Dict[str, object]]:
     return [{"Key": key, "Values": vals} for key, vals in merged.items()]
 
 
-def parse_summary(text: str) -> Optional[Dict[str, object]]:
-    """The doctor's --output summary: the verdict line, then one 'check [code] ...' line per root cause."""
-    lines = (text or "").splitlines()
+def parse_summary(text: str, instance_id: Optional[str] = None) -> Optional[Dict[str, object]]:
+    """The doctor's --output summary: the verdict line (for `instance_id`, when given), then one 'check [code] ...'
+    line per root cause right after it."""
+    lines = (text or "")[:MAX_OUTPUT].splitlines()
     for n, line in enumerate(lines):
         first = FIRST_RE.match(line)
-        if first:
-            causes = [m for m in map(CAUSE_RE.match, lines[n + 1:]) if m]
-            return {"exit_code": int(first.group(1)), "root_causes": [{"id": m[1], "code": m[2]} for m in causes]}
+        if first and instance_id in (None, first.group(1)):
+            causes = []
+            for cause in map(CAUSE_RE.match, lines[n + 1:n + 1 + MAX_CAUSES]):
+                if not cause:
+                    break
+                causes.append({"id": cause[1], "code": cause[2]})
+            return {"exit_code": int(first.group(2)), "root_causes": causes}
     return None
+
+
+def parse_report(message: str, instance_id: str) -> Optional[Dict[str, object]]:
+    """A report this instance's doctor shipped, or None when it is not one (or names another instance)."""
+    from .instance_files import parse_json
+    try:
+        report = parse_json(message[:MAX_EVENT], max_depth=32)
+        if report.get("schema") != REPORT_SCHEMA or report["instance"].get("instance_id") != instance_id:
+            return None
+        code, causes = report.get("exit_code"), report["summary"]["root_causes"]
+        if code not in VERDICTS or isinstance(code, bool) or not isinstance(causes, list):
+            return None
+        return {"exit_code": code, "root_causes": [
+            {"id": c["id"], "code": c.get("code") or ""} for c in causes[:MAX_CAUSES]
+            if isinstance(c, dict) and CAUSE_RE.match(f"{c.get('id')} [{c.get('code') or ''}] ")]}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def judge(status: str, details: str, exit_code: Optional[int]) -> str:
@@ -95,7 +126,8 @@ def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[st
         details, code = inv.get("StatusDetails") or status, got.get("exit_code")
         rows.append({"instance_id": inv["InstanceId"], "invocation_status": details, "status": status,
                      "exit_code": code, "verdict": judge(status, details, code),
-                     "root_causes": list(got.get("root_causes") or []), "source": got.get("source", "none")})
+                     "root_causes": list(got.get("root_causes") or [])[:MAX_CAUSES], "source": got.get("source", "none"),
+                     **({"conflict": got["conflict"]} if got.get("conflict") else {})})
     rows.sort(key=lambda r: (ORDER.index(r["verdict"]), r["instance_id"]))
     verdicts = {r["verdict"] for r in rows}
     totals = {"instances": len(rows), **{v.replace(" ", "_"): sum(r["verdict"] == v for r in rows) for v in ORDER},
@@ -108,12 +140,16 @@ def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[st
 def matrix(doc: Mapping) -> str:
     """Rows: instances; columns: root-cause checks seen across the fleet (cell: the cause's code, or ·)."""
     t = doc["totals"]
-    columns = [c for c, _ in sorted(t["root_causes"].items(), key=lambda kv: (-kv[1], kv[0]))]
-    table = [["instance", "invocation", "exit", "verdict"] + columns]
+    ranked = [c for c, _ in sorted(t["root_causes"].items(), key=lambda kv: (-kv[1], kv[0]))]
+    columns, rest = ranked[:MAX_COLUMNS], len(ranked) - MAX_COLUMNS
+    table = [["instance", "invocation", "exit", "verdict"] + columns + (["more"] if rest > 0 else [])]
     for r in doc["instances"]:
         codes, ran = {c["id"]: c["code"] or "fail" for c in r["root_causes"]}, r["verdict"] in VERDICTS.values()
-        table.append([r["instance_id"], r["invocation_status"], "-" if r["exit_code"] is None else str(r["exit_code"]),
-                      r["verdict"]] + [codes.get(c, "·" if ran else "") for c in columns])
+        more = [str(len(set(codes) - set(columns)) or "·")] if rest > 0 else []
+        verdict = r["verdict"] + (" (conflict)" if r.get("conflict") else "")
+        table.append([shown(r["instance_id"]), shown(r["invocation_status"]),
+                      "-" if r["exit_code"] is None else str(r["exit_code"]), verdict]
+                     + [codes.get(c, "·" if ran else "") for c in columns] + more)
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
     counts = ", ".join(f"{t[v.replace(' ', '_')]} {v}" for v in ORDER if t[v.replace(" ", "_")])
@@ -180,23 +216,34 @@ def run(args, wanted, region: Optional[str], stdout: TextIO, stderr: TextIO) -> 
 
 
 def collect(ssm, logs, command_id: str, iid: str, group: Optional[str], since_ms: int) -> Dict[str, object]:
-    """The newest report the doctor shipped since the command was sent, else its stdout's summary, else its exit."""
+    """The newest report the doctor shipped since the command was sent, else its stdout's summary, else its exit;
+    a report or summary counts only when its exit code is the one Run Command recorded."""
     from .aws import call
-    got = call(logs, "get_log_events", logGroupName=group, logStreamName=iid, startTime=since_ms,
-               startFromHead=False, limit=100) if group else {"ok": False}
-    for event in reversed(got["response"].get("events", []) if got["ok"] else []):  # oldest first: newest wins
-        try:
-            report = json.loads(event["message"])
-        except ValueError:
-            continue
-        if isinstance(report, dict) and report.get("schema") == REPORT_SCHEMA:
-            return {"source": "logs", "exit_code": report.get("exit_code"), "root_causes": [
-                {"id": c["id"], "code": c.get("code") or ""} for c in report["summary"]["root_causes"]]}
     got = call(ssm, "get_command_invocation", CommandId=command_id, InstanceId=iid)
-    parsed = parse_summary(got["response"].get("StandardOutputContent", "")) if got["ok"] else None
-    code = got["response"].get("ResponseCode") if got["ok"] else None
-    return {"source": "output", **parsed} if parsed else {"exit_code": code} if isinstance(code, int) and code >= 0 \
-        else {}
+    response = got["response"] if got["ok"] else {}
+    code = response.get("ResponseCode")
+    code = code if isinstance(code, int) and not isinstance(code, bool) and code >= 0 else None
+    shipped = None
+    if group:
+        events = call(logs, "get_log_events", logGroupName=group, logStreamName=iid, startTime=since_ms,
+                      startFromHead=False, limit=100)
+        messages = [str(e.get("message", "")) for e in (events["response"].get("events", []) if events["ok"] else [])]
+        shipped = next(filter(None, (parse_report(m, iid) for m in reversed(messages))), None)  # newest first
+    printed = parse_summary(str(response.get("StandardOutputContent") or ""), iid)
+    return believed(code, shipped, printed)
+
+
+def believed(code: Optional[int], shipped: Optional[Mapping], printed: Optional[Mapping]) -> Dict[str, object]:
+    """What one instance's row shows: the first of its shipped report and printed summary that agrees with Run
+    Command's exit code; a disagreement is shown as a conflict, with Run Command's code."""
+    for source, said in (("logs", shipped), ("output", printed)):
+        if said is None:
+            continue
+        if said["exit_code"] != code:
+            return {"source": "conflict", "exit_code": code, "root_causes": [],
+                    "conflict": f"its {source} says exit {said['exit_code']}, Run Command recorded {code}"}
+        return {"source": source, **said}
+    return {"exit_code": code} if code is not None else {}
 
 
 def poll(ssm, command_id: str, deadline: float, interval: float, stderr: TextIO) -> List[Dict]:

@@ -23,13 +23,28 @@ class ProcessInfo:
     username: str             # "" when unknown
     cmdline: Tuple[str, ...]
     create_time: float
+    exe_trusted: Optional[bool] = None  # exe owned by root and writable by no one else; None: not known
 
 
 def named(process: ProcessInfo, program: str) -> bool:
-    """The process runs `program`, judged by name (also its 15-char comm), exe or argv[0]."""
-    if process.name in (program, program[:15]):
-        return True
-    return any(os.path.basename(p) == program for p in (process.exe or "", (process.cmdline or ("",))[0] or ""))
+    """The process runs the installed `program`: its exe says so (and is a root-owned file, so no user can have
+    planted it); only when the exe cannot be read, a root process whose comm or argv[0] says so.
+
+    argv[0] and comm are whatever the process chose (`exec -a amazon-ssm-agent sleep 1d`): alone, they would let any
+    user's process pass for the agent and fake its proxy environment or its user.
+    """
+    if process.exe:
+        return os.path.basename(process.exe.removesuffix(" (deleted)")) == program and process.exe_trusted is not False
+    argv0 = os.path.basename((process.cmdline or ("",))[0] or "")
+    return process.username == "root" and (process.name in (program, program[:15]) or argv0 == program)
+
+
+def _trusted(exe: str) -> Optional[bool]:
+    try:
+        info = os.stat(exe)
+    except OSError:
+        return None
+    return info.st_uid == 0 and not info.st_mode & 0o022
 
 
 def list_processes() -> Tuple[ProcessInfo, ...]:
@@ -39,8 +54,10 @@ def list_processes() -> Tuple[ProcessInfo, ...]:
     for proc in psutil.process_iter(attrs=attrs, ad_value=None):
         try:
             info = proc.info
-            found.append(ProcessInfo(int(info["pid"]), info["name"] or "", info["exe"] or "", info["username"] or "",
-                                     tuple(info["cmdline"] or ()), float(info["create_time"] or 0.0)))
+            exe = info["exe"] or ""
+            found.append(ProcessInfo(int(info["pid"]), info["name"] or "", exe, info["username"] or "",
+                                     tuple(info["cmdline"] or ()), float(info["create_time"] or 0.0),
+                                     _trusted(exe) if exe else None))
         except (psutil.Error, OSError, KeyError, TypeError, ValueError):  # gone, zombie or denied: skip it
             continue
     return tuple(found)

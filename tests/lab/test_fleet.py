@@ -41,12 +41,17 @@ def fleet_lab(lab, tmp_path_factory):
     broken_summary, broken_report = doctor_run(lab, "endpoint-sg-missing-443", tmp / "broken.json")
     assert "tcp:ssm [timeout]" in broken_summary
     web = {"Fleet": "web"}
+    me = lab.facts["instance_id"]
+
+    def said_by(summary: str, iid: str) -> str:  # each instance's own run names itself in its summary
+        return summary.replace(f" {me} ", f" {iid} ", 1)
     lab.switch({"name": "fleet", "fleet": {"instances": [
         {"id": HEALTHY, "tags": web, "outcome": "Success", "exit_code": 0, "report": healthy_report,
-         "output": healthy_summary},
-        {"id": BROKEN, "tags": web, "outcome": "Failed", "exit_code": 1, "output": broken_summary, "seconds": 0.5},
+         "output": said_by(healthy_summary, HEALTHY)},
+        {"id": BROKEN, "tags": web, "outcome": "Failed", "exit_code": 1, "output": said_by(broken_summary, BROKEN),
+         "seconds": 0.5},
         {"id": BROKEN_TOO, "tags": web, "outcome": "Failed", "exit_code": 1, "report": broken_report,
-         "output": broken_summary},
+         "output": said_by(broken_summary, BROKEN_TOO)},
         {"id": UNDELIVERABLE, "tags": web, "outcome": "Undeliverable"},
         {"id": NOT_DELIVERED, "tags": web, "outcome": "Delivery Timed Out", "seconds": 0.3},
         {"id": OTHER, "tags": {"Fleet": "db"}, "outcome": "Success", "report": healthy_report}]}})

@@ -169,8 +169,6 @@ def test_endpoint_overrides_are_reported_and_a_malformed_config_warns():
 
 def test_process_matching_uses_comm_exe_and_argv0_but_not_workers():
     assert named(ProcessInfo(1, "amazon-ssm-agen", "", "root", (), 0.0), "amazon-ssm-agent")
-    assert named(ProcessInfo(1, "python3", "/usr/bin/python3", "root", ("/usr/bin/amazon-ssm-agent",), 0),
-                 "amazon-ssm-agent")
     assert named(ProcessInfo(1, "x", "/snap/amazon-ssm-agent/9/amazon-ssm-agent", "", (), 0), "amazon-ssm-agent")
     assert not named(ProcessInfo(2, "ssm-agent-worke", "/usr/bin/ssm-agent-worker", "root",
                                  ("/usr/bin/ssm-agent-worker",), 0), "amazon-ssm-agent")
@@ -188,3 +186,24 @@ def test_the_agent_check_alone_and_its_logs_and_ssm_cli_after_the_network_layers
     assert ids.index("tls:s3") < logs < ids.index("ssm:diagnostics") < ids.index("ssm:run_command")
     after = next(c for c in catalogue(targets, Settings()) if c.id == "ssm:agent-logs").after
     assert {"imds:token", "imds:profile", "dns:resolver", "dns:ssm", "tcp:ssm", "tls:ssm", "ssm:agent"} <= set(after)
+
+
+# Issue 12 item 16: argv[0] and comm are the process's own choice. 0.1.0 took any process whose argv[0] was
+# amazon-ssm-agent for the agent (the oldest won), so an unprivileged user could fake "agent-proxy" or "not-root".
+def test_a_process_that_only_calls_itself_the_agent_is_not_the_agent():
+    spoof = dict(name="amazon-ssm-agen", cmdline=("amazon-ssm-agent",), create_time=0.0)
+    assert not named(ProcessInfo(7, exe="/usr/bin/sleep", username="mallory", **spoof), "amazon-ssm-agent")
+    assert not named(ProcessInfo(7, exe="/usr/bin/python3", username="root", **spoof), "amazon-ssm-agent")
+    assert not named(ProcessInfo(7, exe="", username="mallory", **spoof), "amazon-ssm-agent")
+    copied = ProcessInfo(7, exe="/home/mallory/amazon-ssm-agent", username="mallory", exe_trusted=False, **spoof)
+    assert not named(copied, "amazon-ssm-agent")
+    real = ProcessInfo(1, exe="/usr/bin/amazon-ssm-agent", username="ssm-user", exe_trusted=True, **spoof)
+    assert named(real, "amazon-ssm-agent")  # the installed agent running as another user is still the agent
+
+
+def test_a_planted_agent_binary_is_not_trusted(tmp_path):
+    from vpce_doctor.processes import _trusted
+    planted = tmp_path / "amazon-ssm-agent"
+    planted.write_text("#!/bin/sh\n")
+    planted.chmod(0o777)
+    assert _trusted(str(planted)) is False and _trusted(str(tmp_path / "missing")) is None

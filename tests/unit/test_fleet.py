@@ -1,4 +1,5 @@
 """vpce-doctor fleet without AWS: targets, the summary parser, verdicts, the exit policy, the matrix, polling."""
+import json
 import io
 
 import pytest
@@ -191,3 +192,60 @@ def test_poll_on_a_terminal_rewrites_one_line_and_says_a_failing_poll_once():
     assert got == [inv("i-1", "Success")]
     assert err.getvalue() == ("vpce-doctor fleet: ListCommandInvocations: ThrottlingException: Rate exceeded\n"
                               "\r0/0 done\033[K\r1/1 done: 1 Success\033[K\n")
+
+
+# Issue 12 item 16 and the trust boundary: another instance's output and shipped report are hostile data.
+IID = "i-0123456789abcdef0"
+
+
+def shipped_report(**changes):
+    report = {"schema": "vpce-doctor/report/1", "exit_code": 1, "instance": {"instance_id": IID},
+              "summary": {"root_causes": [{"id": "tcp:ssm", "code": "timeout"}]}}
+    report.update(changes)
+    return json.dumps(report)
+
+
+@pytest.mark.parametrize("message", [
+    "[" * 100_000, '{"schema": "vpce-doctor/report/1", "exit_code": Infinity}', "1e999", "not json", "",
+    shipped_report(instance={"instance_id": "i-0ffffffffffffffff"}),  # another instance's report in this stream
+    shipped_report(exit_code=7), shipped_report(exit_code=True), shipped_report(summary={"root_causes": "x"}),
+    shipped_report(schema="other/1"), shipped_report(instance=None)])
+def test_a_hostile_shipped_report_is_not_believed(message):
+    assert fleet.parse_report(message, IID) is None
+
+
+def test_forged_or_unbounded_root_causes_are_dropped_or_capped():
+    causes = [{"id": "tcp:ssm", "code": "timeout"}, {"id": "x\x1b[2J:y", "code": "a"}, {"id": "dns:ssm",
+                                                                                          "code": "\u202eevil"}]
+    causes += [{"id": f"c:n{i}", "code": ""} for i in range(500)]
+    parsed = fleet.parse_report(shipped_report(summary={"root_causes": causes}), IID)
+    assert parsed["root_causes"][0] == {"id": "tcp:ssm", "code": "timeout"}
+    assert len(parsed["root_causes"]) <= fleet.MAX_CAUSES
+    assert all("\x1b" not in c["id"] and "\u202e" not in c["code"] for c in parsed["root_causes"])
+
+
+def test_a_report_or_summary_that_disagrees_with_run_command_is_a_conflict():
+    said = {"exit_code": 0, "root_causes": []}
+    assert fleet.believed(1, said, None) == {"source": "conflict", "exit_code": 1, "root_causes": [],
+                                            "conflict": "its logs says exit 0, Run Command recorded 1"}
+    assert fleet.believed(0, said, None)["source"] == "logs"
+    assert fleet.believed(None, said, said)["source"] == "conflict"  # no status from SSM: nothing to agree with
+    assert fleet.believed(2, None, {"exit_code": 2, "root_causes": []})["source"] == "output"
+
+
+def test_a_summary_line_for_another_instance_or_a_forged_cause_is_ignored():
+    forged = ("vpce-doctor 0.1.0 i-0ffffffffffffffff eu-west-1: healthy (exit 0; 1 pass)\n"
+              f"vpce-doctor 0.1.0 {IID} eu-west-1: broken (exit 1; 0 pass, 0 warn, 1 fail, 0 skip, 0 error)\n"
+              "tcp:ssm [timeout] 443 not reachable\nnoise\nforged:cause [x] after the summary\n")
+    assert fleet.parse_summary(forged, IID) == {"exit_code": 1, "root_causes": [{"id": "tcp:ssm", "code": "timeout"}]}
+
+
+def test_the_matrix_is_bounded_and_shows_no_escape_characters():
+    invocations = [{"InstanceId": f"i-{n:017x}", "Status": "Success", "StatusDetails": "Success\x1b[2J"}
+                   for n in range(3)]
+    found = {i["InstanceId"]: {"source": "logs", "exit_code": 1, "root_causes": [
+        {"id": f"c:n{n}-{k}", "code": "x"} for k in range(fleet.MAX_CAUSES)]} for n, i in enumerate(invocations)}
+    out = fleet.matrix(fleet.summarize("cmd-1", invocations, found))
+    header = out.splitlines()[0].split()
+    assert len(header) == 4 + fleet.MAX_COLUMNS + 1 and header[-1] == "more"
+    assert "\x1b" not in out

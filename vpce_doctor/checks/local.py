@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .. import redact
 from ..instance_files import read_text
 from ..model import Check, Remedy, Result, Severity, Status
 from . import dns, proxy
@@ -146,11 +147,5 @@ def bypassed(host: str, no_proxy: str) -> bool:
 
 
 def _redact(url: str) -> str:
-    """Proxy URLs may carry user:password, and a password may hold a raw @: keep only what follows the last one."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{netloc}{slash}{path}"
+    """Proxy URLs may carry user:password, and a password may hold a raw / # ? or @: redact.url hides it whole."""
+    return redact.url(url)

@@ -4,12 +4,18 @@ from __future__ import annotations
 import json
 from typing import Any, Dict
 
+from .. import redact
 from ..model import Finding, Report, Status
 
 SCHEMA = "vpce-doctor/report/1"
 
 
 def to_dict(report: Report) -> Dict[str, Any]:
+    """The report as JSON-safe data, every string through redact.tree: what prints is what ships."""
+    return redact.tree(_document(report))
+
+
+def _document(report: Report) -> Dict[str, Any]:
     counts = {status.value: 0 for status in Status}
     for finding in report.findings:
         counts[finding.status.value] += 1

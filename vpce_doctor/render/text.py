@@ -5,6 +5,7 @@ import textwrap
 from typing import Dict, List
 
 from ..model import Finding, Report, Status
+from ..redact import line as shown
 
 TAGS = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "SKIP", Status.ERROR: "ERR "}
 COLORS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31;1", Status.SKIP: "2", Status.ERROR: "35;1"}
@@ -21,13 +22,13 @@ def header(tool_version: str, instance: Dict[str, object]) -> str:
              str(instance.get("availability_zone") or instance.get("region") or "region unknown")]
     if instance.get("vpc_id"):
         parts.append(f"{instance['vpc_id']} {' '.join(instance.get('vpc_cidrs') or [])}".strip())  # type: ignore
-    return " · ".join(parts) + "\n\n"
+    return shown(" · ".join(parts)) + "\n\n"
 
 
 def finding(f: Finding, color: bool = False) -> str:
     status = f.status
     tag = _paint(f"[{TAGS[status]}]", COLORS[status], color)
-    line = f"{tag} {f.check.id:<{ID_WIDTH}} {f.result.summary}"
+    line = f"{tag} {f.check.id:<{ID_WIDTH}} {shown(f.result.summary)}"
     if status in (Status.PASS, Status.SKIP):
         return line + "\n"
     lines = [line]
@@ -35,15 +36,15 @@ def finding(f: Finding, color: bool = False) -> str:
     remedy = f.result.remedy
     if remedy:
         lines += _block("remedy", remedy.text)
-        lines += [" " * 14 + "$ " + command for command in remedy.commands]
-        lines += [" " * 14 + link for link in remedy.links]
+        lines += [" " * 14 + "$ " + shown(command) for command in remedy.commands]
+        lines += [" " * 14 + shown(link) for link in remedy.links]
     return "\n".join(lines) + "\n"
 
 
 def _block(label: str, text: str) -> List[str]:
     if not text:
         return []
-    wrapped = textwrap.wrap(text, WIDTH - 14) or [""]
+    wrapped = textwrap.wrap(shown(text), WIDTH - 14) or [""]
     return [f"      {label:<8}{wrapped[0]}"] + [" " * 14 + rest for rest in wrapped[1:]]
 
 
@@ -60,7 +61,7 @@ def footer(report: Report, color: bool = False) -> str:
             extra = f" ({len(follow)} more finding{'s' if len(follow) != 1 else ''} follow from it)" if follow else ""
             label = first.check.id if len(group) == 1 else \
                 f"{first.check.id} and {len(group) - 1} more ({', '.join(f.check.id for f in group[1:])})"
-            lines.append(f"  {label}: {first.result.summary}{extra}")
+            lines.append(f"  {label}: {shown(first.result.summary)}{extra}")
     warnings = [f for f in report.findings if f.status is Status.WARN]
     if warnings:
         lines.append(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}: "
@@ -90,14 +91,15 @@ def summary(report: Report, limit: int = 2400) -> str:
     """A compact verdict for Run Command's console view (2,500 characters): root causes with their first fix."""
     counts = {s: sum(1 for f in report.findings if f.status is s) for s in Status}
     instance = report.instance
-    lines = [f"vpce-doctor {report.tool_version} {instance.get('instance_id') or '?'} {instance.get('region') or '?'}: "
+    lines = [f"vpce-doctor {report.tool_version} {shown(instance.get('instance_id') or '?')} "
+             f"{shown(instance.get('region') or '?')}: "
              f"{ {0: 'healthy', 1: 'broken', 2: 'incomplete'}.get(int(report.exit_code), '?') } "
              f"(exit {int(report.exit_code)}; {counts[Status.PASS]} pass, {counts[Status.WARN]} warn, "
              f"{counts[Status.FAIL]} fail, {counts[Status.SKIP]} skip, {counts[Status.ERROR]} error)"]
     for cause in report.root_causes:
         remedy = cause.result.remedy
-        fix = f" | fix: {remedy.commands[0] if remedy.commands else remedy.text}" if remedy else ""
-        lines.append(f"{cause.check.id} [{cause.result.code}] {cause.result.summary}{fix}")
+        fix = f" | fix: {shown(remedy.commands[0] if remedy.commands else remedy.text)}" if remedy else ""
+        lines.append(f"{cause.check.id} [{shown(cause.result.code)}] {shown(cause.result.summary)}{fix}")
     warnings = [f.check.id for f in report.findings if f.status is Status.WARN]
     if warnings:
         lines.append("warnings: " + ", ".join(warnings))

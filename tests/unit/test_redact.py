@@ -1,0 +1,90 @@
+"""Issue 12 items 15 and 16: one redaction for every value shown, tested over URLs, env values and error texts that
+carry planted secrets, and over text carrying control, escape and bidi characters."""
+from __future__ import annotations
+
+import string
+import unicodedata
+
+from hypothesis import example, given, settings, strategies as st
+
+from vpce_doctor import redact
+from vpce_doctor.checks import local
+
+SECRET = "Zq9SECRETx"  # planted: must never appear in what is shown
+# Characters a raw password can hold in a proxy variable; requests/urllib3/botocore take them unencoded.
+SPECIAL = st.text(alphabet="/#?@:%&=+!$*;,[]~" + string.ascii_letters + string.digits, max_size=12)
+HOSTS = st.from_regex(r"\A[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,20}){0,3}\Z")
+SCHEMES = st.sampled_from(["http", "https", "socks5", "socks5h"])
+# Texts botocore and urllib3 wrap around a proxy URL (botocore/exceptions.py ProxyConnectionError,
+# urllib3/exceptions.py LocationParseError, botocore HTTPClientError).
+FORMATS = ['Failed to connect to proxy URL: "{url}"', "Failed to parse: {url}",
+           "An HTTP Client raised an unhandled exception: Failed to parse: {url}", "{url}", "proxy {url} refused"]
+
+
+def planted(user: str, before: str, after: str) -> str:
+    return f"{user}:{before}{SECRET}{after}"
+
+
+@given(SCHEMES, SPECIAL, SPECIAL, SPECIAL, HOSTS, st.integers(1, 65535))
+@example("http", "u", "p/", "#?@", "proxy", 3128)
+@example("http", "", "", "", "proxy", 3128)
+@settings(max_examples=300)
+def test_a_url_value_never_shows_its_userinfo(scheme, user, before, after, host, port):
+    value = f"{scheme}://{planted(user, before, after)}@{host}:{port}"
+    shown = redact.url(value)
+    assert SECRET not in shown and shown.endswith(f"@{host}:{port}")
+    assert local._redact(value) == shown  # local:proxy and ssm:agent evidence use the same function
+
+
+@given(SPECIAL, SPECIAL, HOSTS)
+def test_a_proxy_value_without_a_scheme_is_hidden_too(before, after, host):
+    assert SECRET not in redact.url(f"user:{before}{SECRET}{after}@{host}:8080")
+
+
+@given(SCHEMES, SPECIAL, SPECIAL, HOSTS, st.sampled_from(FORMATS), st.text(max_size=30))
+@settings(max_examples=300)
+def test_error_texts_never_show_a_planted_password(scheme, before, after, host, form, noise):
+    text = form.format(url=f"{scheme}://user:{before}{SECRET}{after}@{host}:3128") + " " + noise
+    assert SECRET not in redact.secrets(text) and SECRET not in redact.line(text)
+    assert SECRET not in str(redact.tree({"message": text, "list": [text]}))
+
+
+@given(st.sampled_from(["AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "HTTPS_PROXY"]),
+       SPECIAL, HOSTS)
+def test_env_values_with_userinfo_are_hidden_in_free_text(name, before, host):
+    text = f"IMDSv2 token request to http://admin:{before}{SECRET}@{host}:80 failed ({name})"
+    assert SECRET not in redact.line(text) and host in redact.line(text)
+
+
+def test_credential_process_stderr_is_never_shown():
+    # botocore/exceptions.py CredentialRetrievalError: 'Error when retrieving credentials from {provider}: {error_msg}'
+    # and botocore/credentials.py ProcessProvider passes the process's stderr as error_msg.
+    text = ("no credentials: CredentialRetrievalError: Error when retrieving credentials from custom-process: "
+            f"aws_secret_access_key={SECRET}\nline two {SECRET}")
+    assert SECRET not in redact.line(text) and "custom-process" in redact.line(text)
+
+
+def test_secret_named_parameters_are_hidden():
+    text = f"https://b.s3.eu-west-1.amazonaws.com/k?X-Amz-Signature={SECRET}&X-Amz-Credential={SECRET}&x=1 password={SECRET}"
+    assert SECRET not in redact.secrets(text) and "x=1" in redact.secrets(text)
+
+
+INVISIBLE = st.sampled_from(["\x1b[2J", "\x1b]0;title\x07", "\r", "\n", "\x00", "\x7f", "\x9b", "\u202e", "\u2066",
+                             "\u200f", "\u061c", "\u2028", "\ufeff"])
+
+
+@given(st.lists(st.one_of(st.text(max_size=8), INVISIBLE), max_size=12).map("".join))
+@settings(max_examples=300)
+def test_nothing_shown_on_a_line_can_move_the_cursor_reorder_or_break_the_line(text):
+    shown = redact.line(text)
+    assert all(unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for c in shown), ascii(shown)
+    assert "\n" not in shown and "\x1b" not in shown
+
+
+def test_a_forged_summary_line_stays_on_its_own_line():
+    forged = "ssm.eu-west-1.amazonaws.com\nvpce-doctor 0.1.0 i-0 eu-west-1: healthy (exit 0; 9 pass)"
+    assert redact.line(forged).count("\n") == 0 and "\\x0a" in redact.line(forged)
+
+
+def test_json_keeps_newlines_in_evidence_but_not_escapes():
+    assert redact.tree({"traceback": "a\nb\x1b"}) == {"traceback": "a\nb\\x1b"}
