@@ -15,6 +15,8 @@ measured command did not behave as its case expects, e.g. the healthy run did no
 Cases:
   healthy   the lab's healthy scenario: default services, the S3 probe (bucket vpclab-probe), session readiness, --ship
   healthy-all  the same scenario with the lab's config (8 services: also sts, logs, kms, ec2), by_hand.sh's names
+  paired    healthy-all and ONE `aws sts get-caller-identity` (aws CLI v1 from PyPI, bench/.venv-awscli) in the same
+            lab, alternated run by run: the ratio of each pair, then its median (a loaded machine slows both alike)
   dropped   every ENI (10.0.1.10-.17) silently dropped and no S3 gateway route; --connect-timeout 1
   scaling   --services of 3, 10 and 40 known services with --only dns tcp (names the lab has no endpoint for get
             DNS answers pointing at healthy ENIs, so it measures the doctor, not timeouts); linear fit ms/service
@@ -43,7 +45,7 @@ sys.path.insert(0, str(REPO))
 from tests.lab.fixture import Lab, LabError, lab_python  # noqa: E402
 from tests.lab.scenario import INTERFACE_ENIS, REGION, DOMAIN, S3_IP  # noqa: E402
 
-DOCTOR = str(REPO / ".venv" / "bin" / "vpce-doctor")
+DOCTOR = OWN_DOCTOR = str(REPO / ".venv" / "bin" / "vpce-doctor")
 AWSCLI_VENV = BENCH / ".venv-awscli"
 AWS = str(AWSCLI_VENV / "bin" / "aws")
 GNU_TIME = "/usr/bin/time"
@@ -60,7 +62,7 @@ SERVICES = [
     "states", "application-autoscaling", "servicecatalog", "backup", "ssm-quicksetup", "dynamodb",
 ]
 SCALING_SIZES = (3, 10, 40)
-CASES = ("healthy", "healthy-all", "dropped", "scaling", "version", "baseline")
+CASES = ("healthy", "healthy-all", "paired", "dropped", "scaling", "version", "baseline")
 # The issue's healthy full run: default services, the S3 probe (the lab config's bucket), session readiness, shipping.
 HEALTHY = ["--services", "ssm,ssmmessages,ec2messages,s3", "--ship"]
 
@@ -173,6 +175,9 @@ class Meter:
         return [lab_python(), "-c", WRAPPER, *argv]
 
     def measure(self, argv: list, env: dict | None = None, timeout: float = 180) -> dict:
+        if argv[0] == DOCTOR and DOCTOR != OWN_DOCTOR:
+            # another checkout's venv: the lab overlays only this tree's CA bundles, so give it the system store
+            env = {"AWS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt", **(env or {})}
         waited = wait_for_quiet(self.quiet, self.quiet_wait) if self.quiet_wait > 0 else 0.0
         labd_before, busy_before = cpu_seconds(self.labd), busy_seconds()
         started = time.perf_counter()
@@ -210,7 +215,30 @@ def repeat(meter: Meter, argv: list, runs: int, warmup: int, env: dict | None = 
            keep_outputs: bool = False) -> dict:
     for _ in range(warmup):
         meter.measure(argv, env)
-    samples = [meter.measure(argv, env) for _ in range(runs)]
+    return summarise(argv, env, [meter.measure(argv, env) for _ in range(runs)], keep_outputs)
+
+
+# The aws CLI in the lab: the Region a private-subnet shell must give it, regional STS (never sts.amazonaws.com), and
+# the system CA bundle (the lab overlays only its own Python's bundles, not the awscli venv's vendored one).
+AWSCLI_ENV = {"AWS_DEFAULT_REGION": REGION, "AWS_STS_REGIONAL_ENDPOINTS": "regional",
+              "AWS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt"}
+
+
+def paired(meter: Meter, runs: int, warmup: int) -> dict:
+    """The doctor's full run (the lab config) and one `aws sts get-caller-identity`, alternated run by run, so both of
+    a pair meet the same load; the ratios are per pair."""
+    doctor, cli = [DOCTOR], [AWS, "sts", "get-caller-identity"]
+    for _ in range(warmup):
+        meter.measure(doctor), meter.measure(cli, AWSCLI_ENV)
+    pairs = [(meter.measure(doctor), meter.measure(cli, AWSCLI_ENV)) for _ in range(runs)]
+    result = {"doctor": dict(summarise(doctor, None, [d for d, _ in pairs]), expect_exit=0),
+              "awscli": dict(summarise(cli, AWSCLI_ENV, [c for _, c in pairs]), expect_exit=0)}
+    for key in ("wall_s", "cpu_s", "rss_mib"):
+        result[f"ratio_{key}"] = stats([d[key] / c[key] for d, c in pairs if c[key] > 0] or [float("nan")])
+    return result
+
+
+def summarise(argv: list, env: dict | None, samples: list, keep_outputs: bool = False) -> dict:
     outputs = [s.pop("stdout") for s in samples]
     return {"argv": argv, "env": env or {}, "samples": samples,
             "wall_s": stats([s["wall_s"] for s in samples]), "rss_mib": stats([s["rss_mib"] for s in samples]),
@@ -249,11 +277,16 @@ def run_cases(lab: Lab, meter: Meter, args) -> dict:
     if "healthy" in want:
         print("bench: healthy full run ...", flush=True)
         results["healthy"] = dict(repeat(meter, [DOCTOR, *HEALTHY], args.runs, args.warmup), scenario="healthy",
-                                  expect_exit=0, targets={"wall_s": 0.8, "rss_mib": 70})
+                                  expect_exit=0, targets={"rss_mib": 50, "cpu_s": 0.3})
     if "healthy-all" in want:
         print("bench: healthy run, the lab's 8 services ...", flush=True)
         results["healthy-all"] = dict(repeat(meter, [DOCTOR], args.runs, args.warmup), scenario="healthy",
                                       expect_exit=0)
+    if "paired" in want:
+        print("bench: the lab config's run paired with one aws sts get-caller-identity ...", flush=True)
+        results["paired"] = dict(paired(meter, args.runs, args.warmup), scenario="healthy",
+                                 awscli_version=args.awscli_version,
+                                 targets={"ratio_wall_s": 1.0, "rss_mib": 60})
     if "version" in want:
         print("bench: --version ...", flush=True)
         results["version"] = dict(repeat(meter, [DOCTOR, "--version"], args.runs, args.warmup), scenario="healthy",
@@ -264,8 +297,7 @@ def run_cases(lab: Lab, meter: Meter, args) -> dict:
         # vendored bundle of the separate awscli venv's botocore; the system bundle in the lab has the lab CA.
         env = {"AWS": AWS, "AWS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt"}
         results["baseline"] = dict(repeat(meter, [str(BENCH / "by_hand.sh")], args.runs, args.warmup, env, True),
-                                   scenario="healthy", expect_exit=0, awscli=args.awscli_version,
-                                   targets={"ratio": 10})
+                                   scenario="healthy", expect_exit=0, awscli=args.awscli_version)
         results["baseline"]["steps"] = by_hand_steps(results["baseline"].pop("outputs"))
         same = "healthy-all" if "healthy-all" in results else "healthy"  # the same 8 names as by_hand.sh
         if same in results:
@@ -320,7 +352,7 @@ def machine(meter: Meter, lab: Lab) -> dict:
                             text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "vpce_doctor"],
                            capture_output=True, text=True).stdout.strip()
-    doctor = lab.run([DOCTOR, "--version"], timeout=30).stdout.strip()
+    doctor = lab.run([DOCTOR, "--version"], timeout=30).stdout.strip() + ("" if DOCTOR == OWN_DOCTOR else f" ({DOCTOR})")
     return {"nproc": os.cpu_count(), "cpu": model, "memory": mem, "kernel": platform.release(),
             "python": pyver, "doctor": doctor, "commit": commit + ("+dirty vpce_doctor/" if dirty else ""),
             "meter": meter.describe(), "lab_start_s": lab.start_seconds}
@@ -345,8 +377,12 @@ def fmt_cpu(st: dict) -> str:
     return "?" if st["median"] != st["median"] else f"{st['median']:.2f} s"
 
 
+def fmt_ratio(st: dict) -> str:
+    return f"**{st['median']:.2f}×** [{st['min']:.2f}–{st['max']:.2f}]"
+
+
 def table(results: dict) -> list:
-    """Markdown rows: case | wall | peak RSS | CPU | target | result (medians [min–max])."""
+    """Markdown rows: case | wall | peak RSS | CPU | target | result (medians [min–max]), the README's table."""
     rows = ["| case | wall, median [min–max] | peak RSS MiB, median [min–max] | CPU user+sys (lab's AWS side) "
             "| target | result |", "|---|---|---|---|---|---|"]
 
@@ -356,44 +392,57 @@ def table(results: dict) -> list:
 
     if "healthy" in results:
         r = results["healthy"]
-        rows.append(row("1. healthy full run (default services, S3 probe, session readiness, `--ship`)", r,
-                        "≤ 0.8 s, ≤ 70 MiB",
-                        f"wall {verdict(r['wall_s']['median'], 0.8)}, RSS {verdict(r['rss_mib']['median'], 70)}"))
+        rows.append(row("1. default run (default services, S3 probe, session readiness, `--ship`)", r,
+                        "≤ 50 MiB, CPU ≤ 0.3 s",
+                        f"RSS {verdict(r['rss_mib']['median'], 50)}, CPU {verdict(r['cpu_s']['median'], 0.3)}"))
+    if "paired" in results:
+        r = results["paired"]
+        rows.append(row("2. full diagnosis, the lab's config (8 services incl. sts, logs, kms, ec2 cross-check)",
+                        r["doctor"], "≤ 1.0 × one aws CLI call, ≤ 60 MiB",
+                        f"{fmt_ratio(r['ratio_wall_s'])} {verdict(r['ratio_wall_s']['median'], 1.0)}, "
+                        f"RSS {verdict(r['doctor']['rss_mib']['median'], 60)}"))
+        cli = r.get("awscli_version") or "?"
+        rows.append(row(f"2. paired with it, run by run: ONE `aws sts get-caller-identity` ({cli})", r["awscli"], "", f"CPU ratio {fmt_ratio(r['ratio_cpu_s'])}, "
+                        f"RSS ratio {fmt_ratio(r['ratio_rss_mib'])}"))
     if "healthy-all" in results:
-        rows.append(row("1b. healthy run, the lab's config (8 services incl. sts, logs, kms, ec2 cross-check)",
-                        results["healthy-all"], "", ""))
+        rows.append(row("2b. full diagnosis, the lab's config, unpaired", results["healthy-all"], "", ""))
     if "dropped" in results:
         r = results["dropped"]
-        rows.append(row("2. everything silently dropped, `--connect-timeout 1`", r,
+        rows.append(row("3. everything silently dropped, `--connect-timeout 1`", r,
                         "≤ 2.0 s (connect timeout + 1 s)", verdict(r["wall_s"]["median"], 2.0)))
     if "scaling" in results:
         r = results["scaling"]
         for size in SCALING_SIZES:
-            rows.append(row(f"3. `--only dns tcp`, {size} services", r["sizes"][str(size)], "", ""))
+            rows.append(row(f"4. `--only dns tcp`, {size} services", r["sizes"][str(size)], "", ""))
         fit = r["fit"]
-        rows.append(f"| 3. marginal cost per service (least squares over the medians) | "
+        rows.append(f"| 4. marginal cost per service (least squares over the medians) | "
                     f"**{fit['ms_per_service']:.1f} ms/service** (intercept {fit['intercept_s'] * 1000:.0f} ms) | "
                     f"{fit['rss_kib_per_service']:.0f} KiB/service | {fit['cpu_ms_per_service']:.1f} ms/service "
                     f"({fit['labd_cpu_ms_per_service']:.1f} ms) "
                     f"| ≤ 10 ms/service | {verdict(fit['ms_per_service'], 10)} |")
     if "version" in results:
         r = results["version"]
-        rows.append(row("4. `vpce-doctor --version`", r, "≤ 80 ms", verdict(r["wall_s"]["median"], 0.08)))
+        rows.append(row("5. `vpce-doctor --version`", r, "≤ 80 ms", verdict(r["wall_s"]["median"], 0.08)))
     if "baseline" in results:
         r = results["baseline"]
         ratio = r.get("ratio")
-        rows.append(row("5. by hand (`bench/by_hand.sh`: dig, /dev/tcp, openssl s_client ×8, aws CLI ×5)", r,
-                        f"by hand / {r.get('ratio_against', 'healthy')} doctor ≥ 10×",
-                        f"**{ratio:.1f}×** {verdict(ratio, 10, True)}" if ratio else "(no healthy case)",
-                        " (largest process)"))
+        rows.append(row("6. by hand (`bench/by_hand.sh`: dig, /dev/tcp, openssl s_client ×8, aws CLI ×5)", r,
+                        f"by hand / {r.get('ratio_against', 'healthy')} doctor",
+                        f"**{ratio:.1f}×**" if ratio else "(no healthy case)", " (largest process)"))
     return rows
+
+
+def flat_results(results: dict) -> dict:
+    """Every measured command's summary by name (the scaling sizes and the two sides of the pairs apart)."""
+    flat = {k: v for k, v in results.items() if k not in ("scaling", "paired")}
+    flat.update({f"scaling/{n}": v for n, v in results.get("scaling", {}).get("sizes", {}).items()})
+    flat.update({f"paired/{n}": results["paired"][n] for n in ("doctor", "awscli") if "paired" in results})
+    return flat
 
 
 def check_exits(results: dict) -> list:
     problems = []
-    flat = {k: v for k, v in results.items() if k != "scaling"}
-    flat.update({f"scaling/{n}": v for n, v in results.get("scaling", {}).get("sizes", {}).items()})
-    for name, r in flat.items():
+    for name, r in flat_results(results).items():
         if r["exits"] != [r["expect_exit"]]:
             problems.append(f"{name}: exit {r['exits']}, expected {r['expect_exit']} "
                             f"(last line: {r['last_line']!r}; stderr: {r['stderr']!r})")
@@ -410,7 +459,20 @@ def profile(lab: Lab, prefix: Path) -> list:
     return [str(prefix) + suffix for suffix in (".main.txt", ".threads.txt", ".html")]
 
 
+def write_readme(lines: list) -> None:
+    """The README's measured table, exactly as printed: between <!-- bench:start --> and <!-- bench:end -->."""
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        raise SystemExit("bench: README.md has no <!-- bench:start --> ... <!-- bench:end --> block")
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + "\n".join(lines).strip() + "\n" + end + rest.split(end, 1)[1])
+    print(f"bench: table written into {readme}")
+
+
 def main(argv=None) -> int:
+    global DOCTOR
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--runs", type=int, default=5, help="measured runs per case (default 5; at least 5 recommended)")
     p.add_argument("--warmup", type=int, default=1, help="discarded runs before each case (default 1)")
@@ -424,14 +486,19 @@ def main(argv=None) -> int:
     p.add_argument("--quiet-wait", type=float, default=20, metavar="S",
                    help="... for at most S seconds (default 20; 0: never wait)")
     p.add_argument("--awscli", default="awscli", help="pip requirement for bench/.venv-awscli (default awscli)")
+    p.add_argument("--readme", action="store_true",
+                   help="also write the table and its notes into README.md (between the bench:start/end markers)")
+    p.add_argument("--doctor", default=DOCTOR, help="the vpce-doctor to measure (default: this tree's .venv), e.g. "
+                   "another checkout's, for a before/after comparison")
     p.add_argument("--profile", action="store_true",
                    help="also profile one healthy run with pyinstrument (every thread): bench/profile.*")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
+    DOCTOR = args.doctor
     command = shlex.join([".venv/bin/python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])])
 
-    args.awscli_version = ensure_awscli(args.awscli) if "baseline" in args.cases else None
+    args.awscli_version = ensure_awscli(args.awscli) if {"baseline", "paired"} & set(args.cases) else None
     started = time.perf_counter()
     try:
         lab = Lab.start("healthy")
@@ -457,19 +524,17 @@ def main(argv=None) -> int:
              + (f" Before each run it waited up to {args.quiet_wait:g} s for the machine to be quiet (other work "
                 f"< {args.quiet:g} CPUs)." if args.quiet_wait > 0 else "")]
     if "scaling" in results:
-        notes.append("Case 3 runs `--only dns tcp` (not tls): the services the lab has no endpoint for get DNS "
+        notes.append("Case 4 runs `--only dns tcp` (not tls): the services the lab has no endpoint for get DNS "
                      "answers pointing at healthy ENIs of other services, so TLS would fail on the name; "
                      "`dynamodb` points at the S3 gateway address.")
     if "baseline" in results:
-        notes.append(f"Case 5 runs in the healthy scenario with {args.awscli_version} (bench/.venv-awscli) and "
+        notes.append(f"Case 6 runs in the healthy scenario with {args.awscli_version} (bench/.venv-awscli) and "
                      "AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt (the lab overlays only its own Python's "
                      "CA bundles). Of its wall time, by its own step timings (medians): dig + /dev/tcp + openssl "
                      f"{results['baseline']['steps']['network_s']['median']:.2f} s, the 5 aws CLI calls "
                      f"{results['baseline']['steps']['awscli_s']['median']:.2f} s.")
-    flat = {k: r for k, r in results.items() if k != "scaling"}
-    flat.update({f"scaling {n}": r for n, r in results.get("scaling", {}).get("sizes", {}).items()})
     busy = {}
-    for name, r in flat.items():
+    for name, r in flat_results(results).items():
         # /proc/stat counts in 10 ms ticks and the harness (nsenter, time) costs a little: runs whose other work is
         # under 0.1 CPU-seconds are not called loaded
         r["other_cpus"] = stats([s["other_cpu_s"] / s["outer_s"] for s in r["samples"] if s["outer_s"] > 0] or [0])
@@ -490,6 +555,8 @@ def main(argv=None) -> int:
         print("\nprofile: " + ", ".join(profile_path))
     if problems:
         print("\nUNEXPECTED:\n  " + "\n  ".join(problems))
+    if args.readme:
+        write_readme(lines[2:])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": info, "command": command, "runs": args.runs, "warmup": args.warmup,

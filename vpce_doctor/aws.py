@@ -6,6 +6,7 @@ makes exactly one attempt, and has its timeouts cut to the run's budget.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from email.utils import parsedate_to_datetime
@@ -25,7 +26,6 @@ CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_CONTAINER_CREDE
 
 def other_credential_sources(environ: Mapping[str, str]) -> Tuple[str, ...]:
     """What could supply credentials besides the instance profile: variables, or ~/.aws files."""
-    import os.path
     found = [v for v in CREDENTIAL_VARIABLES if environ.get(v)]
     home = environ.get("HOME") or ""
     files = [environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, ".aws", "credentials"),
@@ -61,8 +61,11 @@ class Clients:
         with self._session_lock:
             if self._session is None:
                 import botocore.session
-                _load_cas_once()
+
+                from . import cas
+                cas.install()
                 session = botocore.session.Session()
+                session.set_config_variable("data_path", data_path(session.get_config_variable("data_path")))
                 session.set_config_variable("region", self.region)
                 # IMDSv2 only: botocore would otherwise fall back to IMDSv1 when the token PUT fails.
                 session.set_config_variable("ec2_metadata_v1_disabled", True)
@@ -111,42 +114,16 @@ class Clients:
                 pass
 
 
-def _load_cas_once() -> None:
-    """Load the CA bundle once per run instead of once per connection.
+MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 
-    botocore hands urllib3 the bundle's path for every new connection, and urllib3 then parses the whole bundle
-    again: 18 times a run, most of a second of CPU. Loading it once into one SSL context that every client's
-    connections share keeps verification exactly as strict and does the work once. Skipped on a botocore whose
-    internals differ: then it is only slower.
+
+def data_path(configured: Optional[str]) -> str:
+    """The doctor's reduced service models (packaging/reduce-models.py) first, then AWS_DATA_PATH's, then botocore's.
+
+    botocore's loader takes each file from the first search path that holds it, so only the reduced service-2.json
+    files and endpoints.json are replaced; rule sets, paginators and the rest still come from botocore.
     """
-    from botocore import httpsession
-    session_cls = httpsession.URLLib3Session
-    needed = (hasattr(session_cls, "_get_ssl_context") and hasattr(session_cls, "_setup_ssl_cert")
-              and hasattr(httpsession, "get_cert_path"))
-    if getattr(session_cls, "_vpce_doctor_cas_once", False) or not needed:
-        return
-    original_context, original_setup = session_cls._get_ssl_context, session_cls._setup_ssl_cert
-    loaded: Dict[str, object] = {}  # CA bundle path → one context for every client (SSLContexts are shareable)
-    lock = threading.Lock()
-
-    def get_ssl_context(self):
-        if not getattr(self, "_verify", None):
-            return original_context(self)
-        path = httpsession.get_cert_path(self._verify)
-        with lock:
-            if path not in loaded:
-                context = original_context(self)
-                context.load_verify_locations(path)
-                loaded[path] = context
-            return loaded[path]
-
-    def setup_ssl_cert(self, conn, url, verify):
-        original_setup(self, conn, url, verify)
-        if verify and getattr(conn, "cert_reqs", None) == "CERT_REQUIRED":
-            conn.ca_certs = None  # already in the shared context; verification stays required
-
-    session_cls._get_ssl_context, session_cls._setup_ssl_cert = get_ssl_context, setup_ssl_cert
-    session_cls._vpce_doctor_cas_once = True
+    return os.pathsep.join([MODELS] + ([configured] if configured else []))
 
 
 def call(client, operation: str, **params) -> Dict[str, object]:

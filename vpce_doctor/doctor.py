@@ -33,7 +33,7 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
     checks = checks_for(ctx)
     if any(c.id == "creds:source" for c in checks):
         clients = clients_for(ctx)
-        clients.prewarm(api_services(checks))
+        clients.prewarm(api_services(checks) + (("logs",) if settings.ship else ()))
         ctx = replace(ctx, clients=clients)
     return ctx
 

@@ -89,15 +89,14 @@ def test_tarball_layout_and_checksums(built):
     assert modes["bin/vpce-doctor"] == 0o755 and modes["libexec/vpce-doctor.py"] == 0o644
     assert not [n for n in modes if "__pycache__" in n or n.startswith("lib/bin/")]
     assert {"share/systemd/vpce-doctor.service", "share/systemd/vpce-doctor.timer", "BUILDINFO",
-            "lib/vpce_doctor/report.schema.json"} <= set(modes)
+            "lib/vpce_doctor/report.schema.json", "lib/vpce_doctor/models/ec2/2016-11-15/service-2.json"} <= set(modes)
     info = dict(line.split("=", 1) for line in (root / "BUILDINFO").read_text().splitlines())
     assert info["version"] == version() and info["arch"] == ARCH
     installed = dict(p.name[:-len(".dist-info")].split("-") for p in (root / "lib").glob("*.dist-info"))
     installed = {name.lower().replace("_", "-"): pin for name, pin in installed.items()}
     assert installed == lock()
     # Compiled code: stable ABI only, so one bundle serves CPython 3.9 to 3.13.
-    assert sorted(p.name for p in (root / "lib").rglob("*.so")) == ["_psutil_linux.abi3.so", "cd.abi3.so",
-                                                                      "md.abi3.so"]
+    assert sorted(p.name for p in (root / "lib").rglob("*.so")) == ["_psutil_linux.abi3.so"]
 
 
 def run_bundle(root: Path, *args: str, cwd: Path, env=None):
@@ -107,8 +106,8 @@ def run_bundle(root: Path, *args: str, cwd: Path, env=None):
 
 def test_the_launcher_runs_on_the_system_python_without_the_repository(built, tmp_path):
     _, root = built
-    # Decoys: a vpce_doctor and a boto3 in the working directory and on PYTHONPATH must be ignored (-I -S).
-    for decoy in ("vpce_doctor", "boto3"):
+    # Decoys: a vpce_doctor and a botocore in the working directory and on PYTHONPATH must be ignored (-I -S).
+    for decoy in ("vpce_doctor", "botocore"):
         (tmp_path / decoy).mkdir()
         (tmp_path / decoy / "__init__.py").write_text("raise SystemExit('decoy imported')\n")
     env = {"PYTHONPATH": f"{tmp_path}:{REPO}", "PYTHONHOME": "/nonexistent", "PYTHONSTARTUP": "/nonexistent",
@@ -129,12 +128,21 @@ def test_the_launcher_runs_on_the_system_python_without_the_repository(built, tm
 PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-import boto3, botocore, dns.version, requests, urllib3, psutil, charset_normalizer, idna, certifi, vpce_doctor.doctor
-mods = [boto3, botocore, dns.version, requests, urllib3, psutil, charset_normalizer, idna, certifi, vpce_doctor.doctor]
-boto3.session.Session(region_name="eu-west-1").client("sts")
+import botocore.session, dns.version, urllib3, psutil, vpce_doctor.doctor, vpce_doctor.aws
+mods = [botocore, dns.version, urllib3, psutil, vpce_doctor.doctor]
+session = botocore.session.Session()  # as vpce_doctor.aws makes it: the reduced models first
+session.set_config_variable("data_path", vpce_doctor.aws.data_path(None))
+session.create_client("sts", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b")
+absent = []  # boto3 and requests are not dependencies (pyproject.toml): the bundle works without them
+for name in ("boto3", "requests", "s3transfer", "certifi", "charset_normalizer", "idna"):
+    try:
+        __import__(name)
+    except ImportError:
+        absent.append(name)
 print(json.dumps({"python": list(sys.version_info[:2]), "outside": [m.__name__ for m in mods
-                  if not m.__file__.startswith(sys.argv[1])], "pid": psutil.Process().pid > 0,
-                  "versions": [boto3.__version__, urllib3.__version__, dns.version.version, requests.__version__]}))
+                  if not m.__file__.startswith(sys.argv[1])], "pid": psutil.Process().pid > 0, "absent": absent,
+                  "models": session.get_component("data_loader").search_paths[0],
+                  "versions": [botocore.__version__, urllib3.__version__, dns.version.version]}))
 """
 
 
@@ -146,8 +154,9 @@ def test_every_library_comes_from_the_bundle(built, tmp_path, python):
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert seen["outside"] == [] and seen["pid"]
+    assert len(seen["absent"]) == 6 and seen["models"].startswith(str(root / "lib" / "vpce_doctor" / "models"))
     pins = lock()
-    assert seen["versions"] == [pins["boto3"], pins["urllib3"], pins["dnspython"], pins["requests"]]
+    assert seen["versions"] == [pins["botocore"], pins["urllib3"], pins["dnspython"]]
 
 
 @pytest.mark.parametrize("python", INTERPRETERS)

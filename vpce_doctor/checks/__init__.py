@@ -71,8 +71,9 @@ def _resolve_after(checks: Sequence[Check]) -> Tuple[Check, ...]:
 def api_services(checks: Sequence[Check]) -> Tuple[str, ...]:
     """The services whose clients these checks will call, to create them ahead of time."""
     ids = {c.id for c in checks}
-    wanted = {"sts:identity": "sts", "vpc:endpoints": "ec2", "s3:bucket": "s3"}
-    return tuple(service for check_id, service in wanted.items() if check_id in ids)
+    wanted = {"sts:identity": "sts", "vpc:endpoints": "ec2", "s3:bucket": "s3", "s3:list": "s3",
+              "session:preferences": "ssm", "session:s3": "s3", "session:logs": "logs", "session:kms": "kms"}
+    return tuple(dict.fromkeys(service for check_id, service in wanted.items() if check_id in ids))
 
 
 def select(checks: Sequence[Check], wanted: Sequence[str]) -> Tuple[Check, ...]:
