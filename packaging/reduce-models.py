@@ -30,7 +30,7 @@ OUT = Path(__file__).resolve().parent.parent / "vpce_doctor" / "models"
 # AssumeRoleWithWebIdentityProvider create an 'sts' client with the session's create_client).
 OPERATIONS = {
     "ec2": ["DescribeVpcEndpoints", "DescribeVpcAttribute", "DescribeRouteTables", "DescribeSecurityGroups",
-            "DescribeSubnets", "DescribeManagedPrefixLists", "GetManagedPrefixListEntries"],
+            "DescribeSubnets", "DescribeNetworkAcls", "DescribeManagedPrefixLists", "GetManagedPrefixListEntries"],
     "kms": ["DescribeKey"],
     "logs": ["CreateLogStream", "DescribeLogGroups", "GetLogEvents", "PutLogEvents"],
     # s3 CreateSession: botocore's S3 Express identity resolver calls it for directory buckets (names ending in

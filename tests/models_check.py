@@ -24,8 +24,9 @@ FILTER = [{"Name": "vpc-id", "Values": ["vpc-0abc1234def567890"]}]
 CALLS = [
     ("ec2", "describe_vpc_endpoints", {"Filters": FILTER}),                                     # checks/vpc.py
     ("ec2", "describe_vpc_attribute", {"VpcId": "vpc-0abc1234def567890", "Attribute": "enableDnsSupport"}),
-    ("ec2", "describe_route_tables", {"Filters": [{"Name": "association.subnet-id",
-                                                   "Values": ["subnet-0123456789abcdef0"]}]}),
+    ("ec2", "describe_route_tables", {"Filters": FILTER}),
+    ("ec2", "describe_network_acls", {"Filters": [{"Name": "association.subnet-id",
+                                                   "Values": ["subnet-0123456789abcdef0", "subnet-0fedcba987654321"]}]}),
     ("ec2", "describe_security_groups", {"GroupIds": ["sg-0123456789abcdef0", "sg-0fedcba9876543210"]}),
     ("ec2", "describe_subnets", {"SubnetIds": ["subnet-0123456789abcdef0"]}),
     ("ec2", "describe_managed_prefix_lists", {"Filters": [{"Name": "prefix-list-name",

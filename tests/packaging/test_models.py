@@ -25,6 +25,17 @@ def generator():
     return module
 
 
+def client_services() -> set:
+    """Every service the package makes a client for: `.client("svc")` with a literal."""
+    found = set()
+    for path in (REPO / "vpce_doctor").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "client" and node.args \
+                    and isinstance(node.args[0], ast.Constant):
+                found.add(node.args[0].value)
+    return found
+
+
 def used_operations() -> set:
     """Every `call(client, "operation", ...)` and `get_paginator("operation")` in the package, by method name."""
     used = set()
@@ -53,6 +64,14 @@ def test_every_operation_the_package_calls_is_in_the_reduced_models():
     assert used - carried == set(), "add them to OPERATIONS in packaging/reduce-models.py and run it"
 
 
+def test_every_service_the_package_makes_clients_for_is_carried():
+    """endpoints.json is reduced too: a client of a service it lacks could sign for the wrong Region (iam, a global
+    service, signs for us-east-1 by its entry), so a new service must go through packaging/reduce-models.py."""
+    services = client_services()
+    assert {"ec2", "s3", "sts"} <= services  # the scan works
+    assert services - set(generator().OPERATIONS) == set()
+
+
 def run_check(python: str) -> dict:
     done = subprocess.run([python, str(CHECK)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -64,7 +83,7 @@ def test_requests_are_byte_equal_with_the_full_models(python):
     if not Path(python).exists():
         pytest.fail(f"{python} is missing: make oldest")
     result = run_check(python)
-    assert result["calls"] >= 56 and result["clients"] >= 54 and result["differences"] == [], json.dumps(result["differences"], indent=1)[:4000]
+    assert result["calls"] >= 58 and result["clients"] >= 54 and result["differences"] == [], json.dumps(result["differences"], indent=1)[:4000]
     assert set(result["absent"]) <= {"s3.create_session"}  # only what is newer than botocore 1.33.0
 
 
