@@ -44,7 +44,12 @@ CALLS = [
     ("s3", "put_object", {"Bucket": "vpclab-probe", "Key": "vpce-doctor/i-0abc1234def567890.probe",
                           "Body": b"vpce-doctor probe\n"}),
     ("s3", "put_object", {"Bucket": "session-logs", "Key": "vpce-doctor/i-0abc1234def567890.probe",  # session_logs
-                          "Body": b"vpce-doctor session-log probe\n", "ACL": "bucket-owner-full-control"}),
+                          "Body": b"vpce-doctor session-log probe\n", "ACL": "bucket-owner-full-control",
+                          "ContentType": "text/plain"}),  # .agent_upload_headers, no default encryption
+    ("s3", "put_object", {"Bucket": "session-logs", "Key": "vpce-doctor/i-0abc1234def567890.probe",  # ... SSE-KMS
+                          "Body": b"vpce-doctor session-log probe\n", "ACL": "bucket-owner-full-control",
+                          "ContentType": "text/plain", "ServerSideEncryption": "aws:kms",
+                          "SSEKMSKeyId": "arn:aws:kms:ap-northeast-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"}),
     ("s3", "get_object", {"Bucket": "vpclab-probe", "Key": "vpce-doctor/i-0abc1234def567890.probe"}),
     ("s3", "delete_object", {"Bucket": "vpclab-probe", "Key": "vpce-doctor/i-0abc1234def567890.probe"}),
     ("s3", "get_bucket_encryption", {"Bucket": "session-logs"}),
