@@ -36,6 +36,7 @@ GATEWAY_SERVICES = ("s3", "dynamodb")
 # Admin credentials for the in-process control path (seeding and `client()`): once IAM enforcement
 # is on, moto only accepts keys it knows, so apply() plants this key on an IAM user with "*" allowed.
 ADMIN_KEY, ADMIN_SECRET = "AKIAVPCLABADMIN00000", "vpclab-admin-secret-not-a-real-key-000000"
+KMS_KEY_ID = "0b5e55ed-1ab0-4c1d-9e7a-5e55101d0b5e"  # the session key, alias/vpclab-sessions
 VPCE_ZONE = {"ap-northeast-1": "Z2E726K9Y6RL4W"}  # hosted zone of *.vpce.amazonaws.com names
 
 
@@ -72,6 +73,7 @@ class AwsWorld:
         self.ssm_ping = "Online"  # DescribeInstanceInformation's PingStatus; None: not registered
         self.agent_version = "3.3.2958.0"
         self.fleet_runs: dict = {}  # command id -> the [fleet] instances it reached (aws_front.fleet_sent)
+        self.denied: list = []  # the instance role's calls the front denied since apply(): "action resource (type)"
         self.apply_seconds = 0.0
         # apply() closes the gate and waits for requests in flight; requests arriving meanwhile wait for it
         # to finish, so none sees half a world or has moto reset under it.
@@ -117,7 +119,7 @@ class AwsWorld:
                 self._gate.wait_for(lambda: self._inflight == 0, timeout=10)
             try:
                 get_backend("moto_api")["global"].reset()  # what POST /moto-api/reset does; backends stay warm
-                self.fleet_runs = {}
+                self.fleet_runs, self.denied = {}, []
                 moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")  # seed without IAM checks
                 self.facts = self._seed(scenario)
                 self.scenario, self.clock_offset = scenario, scenario["clock"]["offset_seconds"]
@@ -361,9 +363,17 @@ class AwsWorld:
             entries.append({"dns_name": f"{svc}.{self.region}.amazonaws.com", "hosted_zone_id": private_zone})
         vpce.dns_entries = entries
 
+    def _pin_key(self, key_id: str) -> str:
+        """One key id in every world, so a scenario's policy can name the key's ARN (moto's ids are random)."""
+        keys = self.backend("kms").keys
+        key = keys.pop(key_id)
+        key.id, key.arn = KMS_KEY_ID, key.arn.replace(key_id, KMS_KEY_ID)
+        keys[KMS_KEY_ID] = key
+        return key.arn
+
     def _seed_kms_logs_ssm(self, sc: dict) -> str:
         kms = self.client("kms")
-        key_arn = kms.create_key(Description="vpclab session encryption")["KeyMetadata"]["Arn"]
+        key_arn = self._pin_key(kms.create_key(Description="vpclab session encryption")["KeyMetadata"]["KeyId"])
         kms.create_alias(AliasName="alias/vpclab-sessions", TargetKeyId=key_arn)
         if sc["logs"]["group"]:
             self.client("logs").create_log_group(logGroupName="/vpclab/sessions",

@@ -93,6 +93,7 @@ class Request:
         else:
             form = parse_qs(self.body.decode("utf-8", "replace")) if self.method == "POST" else {}
             self.operation = (form.get("Action") or self.query.get("Action") or [""])[0]
+            self.params = {name: values[0] for name, values in form.items()}
         if self.protocol != "s3":
             self.action = f"{self.signing_service}:{self.operation}"
 
@@ -123,6 +124,9 @@ class Request:
             return f"{prefix}:document/{name}"
         if self.action.startswith("ssm:GetParameter") and name:
             return f"{prefix}:parameter/{name.lstrip('/')}"
+        if self.action == "ec2:GetManagedPrefixListEntries" and self.params.get("PrefixListId"):
+            # an AWS-managed prefix list is owned by "aws" (EC2 user guide, managed prefix lists)
+            return f"arn:aws:ec2:{region}:aws:prefix-list/{self.params['PrefixListId']}"
         if self.action == "logs:DescribeLogGroups":  # as AWS names it in its denials (tests/unit/test_denials.py)
             return f"{prefix}:log-group::log-stream:"
         if self.signing_service == "logs" and self.params.get("logGroupName"):
@@ -326,6 +330,7 @@ class Front:
             return None
         kind, policy_type, action, target = found
         log.info("%s denies %s on %s (%s)", policy_type, action, target, kind)
+        self.world.denied.append(f"{action} {target or '*'} ({kind}: {policy_type})")
         return self._access_denied(req, iam.denial_message(arn, action, target, kind, policy_type))
 
     def _judge(self, arn: str, req: Request, action: str, named: str | None):

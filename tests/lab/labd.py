@@ -416,7 +416,7 @@ class Labd:
                 "switches": self.switches[-5:], "agent": self.agent_state, "threads": threading.active_count(),
                 "dns_queries": dict(self.dns.queries), "imds_requests": len(self.imds.requests),
                 "addresses": sorted(self.lo_addresses), "owners": self.owners, "eni_modes": self.eni_modes,
-                "bundle_targets": self.bundle_targets}
+                "bundle_targets": self.bundle_targets, "iam_denied": self.world.denied[-50:]}
 
     # -- control socket --
     def handle(self, message: dict) -> dict:

@@ -154,8 +154,8 @@ def test_policy_is_least_privilege():
                                  "logs:CreateLogGroup", "logs:Delete")) for a in actions)
     # Only actions without resource-level permissions get "*".
     assert {a for a, r in actions.items() if "*" in r} == {
-        "sts:GetCallerIdentity", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcAttribute", "ec2:DescribeRouteTables",
-        "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkAcls"}
+        "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcAttribute", "ec2:DescribeRouteTables",
+        "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkAcls", "ec2:DescribeSubnets", "ec2:DescribeManagedPrefixLists"}
     # Objects: only the probe keys (and the bundles, read-only).
     assert actions["s3:PutObject"] == ["arn:aws:s3:::probe-bucket/diag/vpce-doctor/*",
                                        "arn:aws:s3:::session-logs/sessions/vpce-doctor/*"]
@@ -176,7 +176,7 @@ def test_policy_is_least_privilege():
 def test_optional_statements_disappear_without_their_parameters():
     minimal = template_policy(EXAMPLE, everything=False)
     assert [st["Sid"] for st in minimal["Statement"]] == [
-        "CallerIdentity", "DescribeVpc", "SessionPreferences", "DescribeLogGroups", "ShipReports"]
+        "DescribeVpc", "S3PrefixList", "SessionPreferences", "DescribeLogGroups", "ShipReports"]
 
 
 def test_endpoint_policy_statement_admits_the_bundle_download_only():
