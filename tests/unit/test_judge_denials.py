@@ -90,3 +90,28 @@ def test_a_malformed_endpoint_policy_gives_a_clear_finding(text):
     verdict = api.judge(err("AccessDenied", "Access Denied"), "s3:PutObject", OBJECT, SESSION, text, "vpce-0s3gw",
                         gateway=True, context=CONTEXT)
     assert verdict.code == "access-denied" and verdict.certainty == "unknown"
+
+
+def test_imds_turned_off_means_no_session_not_probably_one():
+    from vpce_doctor.checks import session
+    prior = {"imds:token": ("fail", "forbidden", "IMDSv2 token request failed: HTTP 403"),
+             "session:preferences": ("skip", "blocked", "not run")}
+    found = session.predict(prior, {})
+    assert (found.status, found.code) == (Status.FAIL, "fails")
+    assert "no credentials from IMDS" in found.summary and found.evidence["caused_by"] == ["imds:token"]
+    # a container behind a hop limit of 1 loses IMDS while the agent on the host keeps it: not a prediction
+    hop = session.predict({**prior, "imds:token": ("fail", "timeout", "no answer")}, {})
+    assert hop.code == "unknown"
+
+
+def test_other_region_bucket_says_what_a_gateway_cannot_and_cross_region_interface_endpoints_can():
+    result = {**err("301", "", 301), "headers": {"x-amz-bucket-region": "us-west-2"}}
+    found = s3.assess_bucket("far-bucket", "eu-west-1", result, s3.Seen(vpc="vpc-0a1b", subnet="subnet-0c2d"))
+    assert (found.status, found.code) == (Status.FAIL, "other-region")
+    assert "only buckets in its own Region (eu-west-1)" in found.remedy.text
+    assert "S3 interface endpoint for us-west-2" in found.remedy.text
+    assert "--service-region us-west-2" in found.remedy.commands[0]
+    assert found.remedy.commands[1] == (
+        "aws ec2 create-vpc-endpoint --region eu-west-1 --vpc-id vpc-0a1b --vpc-endpoint-type Interface "
+        "--service-name com.amazonaws.us-west-2.s3 --service-region us-west-2 --subnet-ids subnet-0c2d")
+    assert any("cross-region-privatelink" in link for link in found.remedy.links)

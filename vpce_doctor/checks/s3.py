@@ -9,11 +9,22 @@ from ..aws import call, summary
 from ..model import Check, Remedy, Result, Severity, Status
 from . import api
 
+# A gateway endpoint carries only its own Region's S3 (https://docs.aws.amazon.com/vpc/latest/privatelink/
+# vpc-endpoints-s3.html); cross-Region PrivateLink lets an interface endpoint reach a list of services, S3 among them,
+# in another Region (https://docs.aws.amazon.com/vpc/latest/privatelink/aws-services-cross-region-privatelink-support
+# .html): which Region pairs offer it is what describe-vpc-endpoint-services --service-region answers.
 CROSS_REGION = Remedy(
-    "A gateway endpoint reaches only buckets in its own Region. Use a bucket in this Region, or reach the other "
-    "Region through an interface endpoint over peering or a transit gateway.",
-    ("aws s3api get-bucket-location --bucket {bucket}",),
-    ("https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html",))
+    "A gateway endpoint reaches only buckets in its own Region ({region}). Use a bucket in {region}, or create an "
+    "S3 interface endpoint for {bucket_region} in this VPC (cross-Region PrivateLink supports S3, where both Regions "
+    "offer it: the first command lists what {bucket_region} offers here), or reach an interface endpoint in "
+    "{bucket_region} over peering or a transit gateway.",
+    ("aws ec2 describe-vpc-endpoint-services --region {region} --service-region {bucket_region} --filters "
+     "Name=service-type,Values=Interface Name=owner,Values=amazon --query 'ServiceNames'",
+     "aws ec2 create-vpc-endpoint --region {region} --vpc-id {vpc} --vpc-endpoint-type Interface --service-name "
+     "com.amazonaws.{bucket_region}.s3 --service-region {bucket_region} --subnet-ids {subnet}",
+     "aws s3api get-bucket-location --bucket {bucket}"),
+    ("https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html",
+     "https://docs.aws.amazon.com/vpc/latest/privatelink/aws-services-cross-region-privatelink-support.html"))
 
 
 def checks(bucket: Optional[str], cross_check: bool, identity: Tuple[str, ...] = ()):
@@ -44,12 +55,15 @@ def assess_bucket(bucket: str, region: str, result: Mapping[str, object], reques
     headers = result.get("headers") or (result.get("response") or {}).get("ResponseMetadata", {}).get(  # type: ignore
         "HTTPHeaders", {})
     found = headers.get("x-amz-bucket-region")
+    seen = request or Seen()
     evidence = {"bucket": bucket, "bucket_region": found, "status": result.get("status"), "code": result.get("code")}
     if found and found != region:
         return Result(Status.FAIL, f"bucket {bucket} is in {found}, not {region}", code="other-region",
                       cause="The gateway endpoint carries traffic only to S3 in its own Region; requests for this "
                             "bucket go to another Region's addresses, which a private subnet cannot reach.",
-                      remedy=CROSS_REGION.filled(bucket=bucket), evidence=evidence)
+                      remedy=CROSS_REGION.filled(bucket=bucket, region=region, bucket_region=found,
+                                                 vpc=seen.vpc or "<vpc-id>", subnet=seen.subnet or "<subnet-id>"),
+                      evidence=evidence)
     if result.get("ok"):
         return Result(Status.PASS, f"bucket {bucket} answers in {found or region} ({result['ms']:.0f} ms)",
                       evidence=evidence)
@@ -58,7 +72,7 @@ def assess_bucket(bucket: str, region: str, result: Mapping[str, object], reques
                       cause="HeadBucket answered 404: the name is wrong or the bucket was deleted.",
                       remedy=Remedy("Create the bucket in this Region or point --bucket at an existing one."))
     if result.get("status") == 403 and found:
-        return _head_denied(bucket, found, result, request or Seen(), evidence)
+        return _head_denied(bucket, found, result, seen, evidence)
     verdict = api.judge(result, "s3:ListBucket", f"arn:aws:s3:::{bucket}")
     return Result(Status.FAIL, f"HeadBucket {bucket} failed: {result.get('code')}", code=verdict.code,
                   cause=verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
@@ -148,6 +162,8 @@ class Seen:
     endpoint: Mapping[str, Optional[str]] = field(default_factory=dict)
     principal: Optional[str] = None
     context: Optional[Mapping[str, Optional[str]]] = None
+    vpc: Optional[str] = None
+    subnet: Optional[str] = None
 
 
 def _request(ctx, prior) -> Seen:
@@ -155,7 +171,7 @@ def _request(ctx, prior) -> Seen:
     identity = prior.get("sts:identity")
     principal = identity.evidence.get("arn") if identity is not None else None
     return Seen(endpoint, principal, policy.request_context(principal, endpoint.get("id"), ctx.facts.vpc_id,
-                                                            ctx.facts.private_ip))
+                                                            ctx.facts.private_ip), ctx.facts.vpc_id, ctx.facts.subnet_id)
 
 
 def _gateway(endpoint: Mapping[str, Optional[str]]) -> bool:

@@ -16,7 +16,7 @@ DESTINATIONS = ("session:s3", "session:logs", "session:kms", "session:run_as")
 
 
 def checks(document: str, agent_planned: bool):
-    outcome_after = ("session:preferences", *DESTINATIONS, "tls:ssm", "tls:ssmmessages",
+    outcome_after = ("imds:token", "session:preferences", *DESTINATIONS, "tls:ssm", "tls:ssmmessages",
                      *(("ssm:agent",) if agent_planned else ()))
     return (
         Check("session:preferences", f"Session Manager preferences ({document}) can be read", Severity.HIGH,
@@ -115,6 +115,10 @@ def run_outcome(ctx, prior) -> Result:
 # 4. shell.go:134-138 validate: GetBucketEncryption (s3util.go:143 IsBucketEncrypted) with the SDK's retries:
 #    about 120 s more when s3EncryptionEnabled, then refused.
 CONNECTION = ("ssm:agent", "tls:ssmmessages", "tls:ssm")
+# IMDS turned off answers 403 (EC2 user guide, "Configure the instance metadata options"): the agent's credentials
+# (instance profile or Default Host Management) come from IMDS, so it cannot register. A timeout is not enough: a
+# container behind a hop limit of 1 loses IMDS while the agent on the host keeps it.
+NO_IMDS = "the agent gets no credentials from IMDS and cannot register (TargetNotConnected)"
 REFUSED = "the agent refuses the session"
 REFUSING = ("unencrypted", "unsupported-encryption", "encryption-unverifiable")  # session:s3 codes, when required
 AT_ONCE = (
@@ -147,6 +151,8 @@ def predict(prior: Mapping[str, tuple], inputs: Mapping[str, object]) -> Result:
         status = seen(check_id)[0]
         return status in ("fail", "error") or (status == "skip" and check_id in CONNECTION)
 
+    if seen("imds:token")[:2] == ("fail", "forbidden"):  # see NO_IMDS
+        return _fails(f"{NO_IMDS} (imds:token: {seen('imds:token')[2]})", ["imds:token"], evidence)
     for check_id, then in AT_ONCE:
         if broken(check_id):
             return _fails(f"{then} ({check_id}: {seen(check_id)[2]})", [check_id], evidence)
