@@ -20,7 +20,12 @@ TOKEN_RE = re.compile(r"^[\x21-\x7e]{1,1024}$")  # printable ASCII: anything els
 
 TOP_PATHS = ("instance-id", "placement/region", "placement/availability-zone", "services/domain",
              "services/partition", "mac", "local-ipv4", "iam/info")
-MAC_PATHS = ("vpc-id", "vpc-ipv4-cidr-blocks", "subnet-id", "subnet-ipv4-cidr-block", "security-group-ids")
+# The IPv6 paths are documented under network/interfaces/macs/mac/ in "Instance metadata categories"
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-categories.html); an IPv4-only VPC answers
+# them 404, an IPv6-only subnet answers local-ipv4 404.
+MAC_PATHS = ("vpc-id", "vpc-ipv4-cidr-blocks", "subnet-id", "subnet-ipv4-cidr-block", "security-group-ids",
+             "vpc-ipv6-cidr-blocks", "subnet-ipv6-cidr-blocks", "ipv6s")
+IPV6_ENDPOINT = "http://[fd00:ec2::254]"  # botocore utils.METADATA_BASE_URL_IPv6; HttpProtocolIpv6 must be enabled
 VALID = {
     "instance-id": re.compile(r"^i-[0-9a-f]{8,17}$"),
     # Region names of every partition (botocore/data/partitions.json: eusc-de-east-1, us-isob-east-1, us-gov-west-1).
@@ -53,6 +58,7 @@ class Imds:
     disabled_by_env: bool = False
     token: Optional[Reply] = None
     replies: Mapping[str, Reply] = field(default_factory=dict)
+    tokens: Mapping[str, Reply] = field(default_factory=dict)  # endpoint → its token PUT, when both families were tried
 
 
 @dataclass(frozen=True)
@@ -71,23 +77,39 @@ class Facts:
     private_ip: Optional[str] = None
     instance_profile_arn: Optional[str] = None
     malformed: Tuple[str, ...] = ()  # IMDS paths whose answers were not what IMDS returns
+    vpc_ipv6_cidrs: Tuple[str, ...] = ()
+    subnet_ipv6_cidrs: Tuple[str, ...] = ()
+    ipv6s: Tuple[str, ...] = ()      # this interface's IPv6 addresses
+
+    def families(self) -> Tuple[str, ...]:
+        """The address families this instance has, by IMDS ("IPv4", "IPv6"); empty when IMDS did not say."""
+        return tuple(f for f, has in (("IPv4", self.private_ip), ("IPv6", self.ipv6s)) if has)
 
     def as_dict(self) -> Dict[str, object]:
         return {"instance_id": self.instance_id, "region": self.region, "availability_zone": self.az,
                 "domain": self.domain, "partition": self.partition, "vpc_id": self.vpc_id,
                 "vpc_cidrs": list(self.vpc_cidrs), "subnet_id": self.subnet_id, "subnet_cidr": self.subnet_cidr,
                 "security_groups": list(self.security_groups), "private_ip": self.private_ip,
-                "instance_profile_arn": self.instance_profile_arn}
+                "instance_profile_arn": self.instance_profile_arn, "vpc_ipv6_cidrs": list(self.vpc_ipv6_cidrs),
+                "ipv6_addresses": list(self.ipv6s), "imds_endpoint": self.imds.endpoint}
 
 
 def gather(environ: Mapping[str, str], remaining: Callable[[], float]) -> Facts:
-    endpoint = (environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    override = (environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or "").rstrip("/")
+    endpoint = override or DEFAULT_ENDPOINT
     if environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
         return Facts(Imds(endpoint, disabled_by_env=True))
+    # Without an override both families are asked at once: an IPv6-only subnet has no IPv4 IMDS, and asking one
+    # after the other would cost a whole timeout.
+    endpoints = (override,) if override else (DEFAULT_ENDPOINT, IPV6_ENDPOINT)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        tokens = dict(zip(endpoints, pool.map(lambda e: _Client(e, remaining).request(
+            "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL}), endpoints)))
+    endpoint = next((e for e in endpoints if _usable(tokens[e])), endpoint)
+    token, tokens = tokens[endpoint], (tokens if len(tokens) > 1 else {})
     client = _Client(endpoint, remaining)
-    token = client.request("PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL})
-    if token.status != 200 or not TOKEN_RE.match(token.body):
-        return Facts(Imds(endpoint, token=token))
+    if not _usable(token):
+        return Facts(Imds(endpoint, token=token, tokens=tokens))
     headers = {"X-aws-ec2-metadata-token": token.body}
     with ThreadPoolExecutor(max_workers=8) as pool:
         replies = dict(zip(TOP_PATHS, pool.map(
@@ -97,7 +119,11 @@ def gather(environ: Mapping[str, str], remaining: Callable[[], float]) -> Facts:
             prefix = f"network/interfaces/macs/{mac}/"
             replies.update(zip(MAC_PATHS, pool.map(
                 lambda p: client.request("GET", "/latest/meta-data/" + prefix + p, headers), MAC_PATHS)))
-    return interpret(Imds(endpoint, token=token, replies=replies))
+    return interpret(Imds(endpoint, token=token, replies=replies, tokens=tokens))
+
+
+def _usable(token: Reply) -> bool:
+    return token.status == 200 and bool(TOKEN_RE.match(token.body))
 
 
 def interpret(imds: Imds) -> Facts:
@@ -118,13 +144,16 @@ def interpret(imds: Imds) -> Facts:
     cidrs = _networks(value("vpc-ipv4-cidr-blocks"), "vpc-ipv4-cidr-blocks", malformed)
     subnet = _networks(value("subnet-ipv4-cidr-block"), "subnet-ipv4-cidr-block", malformed)
     groups = tuple(g for g in (value("security-group-ids") or "").split() if re.match(r"^sg-[0-9a-f]{8,17}$", g))
+    v6_cidrs = _networks(value("vpc-ipv6-cidr-blocks"), "vpc-ipv6-cidr-blocks", malformed)
+    v6_subnets = _networks(value("subnet-ipv6-cidr-blocks"), "subnet-ipv6-cidr-blocks", malformed)
+    ipv6s = tuple(a for a in (_address(t) for t in (value("ipv6s") or "").split()) if a and ":" in a)
     return Facts(
         imds=imds, instance_id=value("instance-id"), region=value("placement/region"),
         az=value("placement/availability-zone"), domain=value("services/domain"),
         partition=value("services/partition"), vpc_id=value("vpc-id"), vpc_cidrs=cidrs,
         subnet_id=value("subnet-id"), subnet_cidr=subnet[0] if subnet else None, security_groups=groups,
         private_ip=_address(value("local-ipv4")), instance_profile_arn=_profile_arn(value("iam/info")),
-        malformed=tuple(malformed))
+        malformed=tuple(malformed), vpc_ipv6_cidrs=v6_cidrs, subnet_ipv6_cidrs=v6_subnets, ipv6s=ipv6s)
 
 
 def _networks(text: Optional[str], path: str, malformed: list) -> Tuple[str, ...]:

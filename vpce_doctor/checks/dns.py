@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Dict, List, Optional, Sequence
 
+from ..addresses import dns64_source, inside, parse
 from ..model import Check, Remedy, Result, Severity, Status
 
 PRIVATE_DNS_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/privatelink-access-aws-services.html"
@@ -19,6 +20,17 @@ PUBLIC_ANSWER = Remedy(
      "aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --private-dns-enabled",
      "aws ec2 modify-vpc-attribute --vpc-id {vpc} --enable-dns-hostnames '{{\"Value\":true}}'"),
     (PRIVATE_DNS_DOC,))
+# IpAddressType and DnsRecordIpType of an interface endpoint (PrivateLink guide, "IP address types",
+# https://docs.aws.amazon.com/vpc/latest/privatelink/create-interface-endpoint.html#aws-service-ip-address-type);
+# dual-stack needs subnets with IPv6 CIDRs, and only services that support IPv6 offer it.
+DUALSTACK = Remedy(
+    "Give the endpoint the dual-stack IP address type so its private DNS name gets AAAA records as well (its subnets "
+    "need IPv6 CIDRs; check the service supports IPv6 in the PrivateLink guide's list).",
+    ("aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} Name=service-name,Values={endpoint_service} "
+     "--query 'VpcEndpoints[].[VpcEndpointId,IpAddressType,DnsOptions.DnsRecordIpType]'",
+     "aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --ip-address-type dualstack "
+     "--dns-options DnsRecordIpType=dualstack"),
+    ("https://docs.aws.amazon.com/vpc/latest/privatelink/aws-services-privatelink-support.html",))
 FIREWALL = Remedy(
     "Find what answers for the name instead of Amazon DNS: a private hosted zone named like it (amazonaws.com, "
     "{region}.amazonaws.com or the service name) without the record, or a Route 53 Resolver DNS Firewall rule. "
@@ -56,7 +68,8 @@ def run(ctx, prior, *, target) -> Result:
     facts = ctx.facts
     context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>", "region": ctx.region,
                "endpoint_service": ctx.endpoint_service_name(target.service), "domain": ctx.domain}
-    return assess(target.name, target.gateway, a, aaaa, list(facts.vpc_cidrs), context, target.source)
+    return assess(target.name, target.gateway, a, aaaa, list(facts.vpc_cidrs) + list(facts.vpc_ipv6_cidrs), context,
+                  target.source, facts.families())
 
 
 def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, object]:
@@ -84,9 +97,11 @@ def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, object]:
 
 
 def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[str],
-           context: Optional[Dict[str, str]] = None, source: str = "default") -> Result:
+           context: Optional[Dict[str, str]] = None, source: str = "default", families: Sequence[str] = ()) -> Result:
+    """families: the instance's own address families from IMDS (("IPv6",) in an IPv6-only subnet); vpc_cidrs: the
+    VPC's CIDRs of both families."""
     context = context or {}
-    addresses: List[str] = list(a.get("addresses") or ()) or list(aaaa.get("addresses") or ())
+    addresses: List[str] = list(a.get("addresses") or ()) + list(aaaa.get("addresses") or ())
     evidence = {"name": name, "name_source": source, "A": a, "AAAA": aaaa, "addresses": addresses,
                 "vpc_cidrs": list(vpc_cidrs)}
     if not addresses:
@@ -94,6 +109,59 @@ def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[st
         template, cause, remedy = NO_ADDRESS.get(code, NO_ADDRESS["error"])
         summary = template.format(name=name, timeout=float(a.get("timeout_s") or 0), error=a.get("error", code))
         return Result(Status.FAIL, summary, cause=cause, code=code, remedy=remedy and remedy.filled(**context), evidence=evidence)
+    for judge in (_bad_answer, _one_family_missing, _dns64):
+        verdict = judge(name, gateway, addresses, list(vpc_cidrs), families, context, evidence)
+        if verdict is not None:
+            return verdict
+    return _placement(name, gateway, addresses, list(vpc_cidrs), context, evidence)
+
+
+def _bad_answer(name, gateway, addresses, vpc_cidrs, families, context, evidence) -> Optional[Result]:
+    bad = {address: why for address, why in ((x, parse(x)[1]) for x in addresses) if why}
+    if not bad:
+        return None
+    evidence["addresses"] = [x for x in addresses if x not in bad]  # nothing downstream dials what cannot be dialled
+    shown = "; ".join(f"{x!r} is {why}" for x, why in bad.items())
+    return Result(Status.FAIL, f"{name}: the answer holds what is not a usable address: {shown}",
+                  cause="Amazon DNS answers an endpoint's name with plain IPv4 and IPv6 addresses; this answer comes "
+                        "from something else (a hosts entry, a custom DNS server or a private hosted zone record).",
+                  code="bad-answer", remedy=FIREWALL.filled(**context), evidence=evidence)
+
+
+def _one_family_missing(name, gateway, addresses, vpc_cidrs, families, context, evidence) -> Optional[Result]:
+    """An IPv6-only instance cannot use an A-only answer (an endpoint whose DnsRecordIpType is ipv4)."""
+    if tuple(families) != ("IPv6",) or any(":" in x for x in addresses):
+        return None
+    region, domain = context.get("region", "<region>"), context.get("domain", "amazonaws.com")
+    what = (f"this name has no IPv6 address: IPv6 clients use the dual-stack name s3.dualstack.{region}.{domain}"
+            if gateway else "the endpoint's private DNS gives only A records (DnsRecordIpType ipv4)")
+    return Result(Status.FAIL, f"{name} → {', '.join(addresses)}: IPv4 only, and this instance has only IPv6",
+                  cause=f"In an IPv6-only subnet the instance has no IPv4 address, so it cannot connect to these; "
+                        f"{what}.",
+                  code="ipv4-only", remedy=None if gateway else DUALSTACK.filled(**context), evidence=evidence)
+
+
+def _dns64(name, gateway, addresses, vpc_cidrs, families, context, evidence) -> Optional[Result]:
+    synthesised = {x: dns64_source(x) for x in addresses if dns64_source(x)}
+    if not synthesised:
+        return None
+    evidence["dns64"] = synthesised
+    sources = ", ".join(f"{x} (from {v4})" for x, v4 in synthesised.items())
+    behind = [v4 for v4 in synthesised.values() if _inside(v4, vpc_cidrs)]
+    cause = ("DNS64 on this subnet made these AAAA records from the name's A records, because the name has no AAAA "
+             "of its own. They work only through NAT64: a route for 64:ff9b::/96 to a NAT gateway in this "
+             "subnet's route table.")
+    if behind or gateway:
+        return Result(Status.WARN, f"{name} → {sources}: synthesised by DNS64", code="dns64", evidence=evidence,
+                      cause=cause + " A dual-stack endpoint would give real IPv6 addresses and need no NAT64.",
+                      remedy=None if gateway else DUALSTACK.filled(**context))
+    return Result(Status.FAIL, f"{name} → {sources}: DNS64 synthesis of a public address", code="dns64-public",
+                  cause=cause + " The address is the public service's, so no endpoint answers for this name: "
+                        "the traffic would leave through NAT64, which a private subnet does not have.",
+                  remedy=PUBLIC_ANSWER.filled(**context), evidence=evidence)
+
+
+def _placement(name, gateway, addresses, vpc_cidrs, context, evidence) -> Result:
     inside = [ip for ip in addresses if _inside(ip, vpc_cidrs)]
     outside = [ip for ip in addresses if ip not in inside]
     where = f"inside {', '.join(vpc_cidrs)}" if vpc_cidrs else "private"
@@ -131,11 +199,7 @@ def is_private(address: str) -> bool:
 
 
 def _inside(address: str, vpc_cidrs: Sequence[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
     if not vpc_cidrs:  # IMDS did not say: private addresses are the best evidence left
-        return ip.is_private and not ip.is_loopback
-    return any(ip in ipaddress.ip_network(cidr) for cidr in vpc_cidrs)
-
+        ip, _ = parse(address)
+        return ip is not None and ip.is_private and not ip.is_loopback
+    return inside(address, vpc_cidrs)

@@ -1,6 +1,7 @@
 """imds:token and imds:profile: what IMDSv2 said about this instance, judged from facts gathered up front."""
 from __future__ import annotations
 
+from ..addresses import parse
 from ..facts import Facts, Imds, Reply
 from ..model import Check, Remedy, Result, Severity, Status
 
@@ -17,6 +18,14 @@ ENABLE = Remedy(
     "Turn the instance metadata service on, with tokens required (IMDSv2).",
     ("aws ec2 modify-instance-metadata-options --instance-id {instance} --http-endpoint enabled "
      "--http-tokens required",), (IMDS_DOC,))
+ENABLE_IPV6 = Remedy(
+    "This instance has only IPv6 addresses, where IMDS is reachable only at [fd00:ec2::254], and that endpoint is "
+    "off (HttpProtocolIpv6 is disabled by default). Turn it on; then point the SDKs at it "
+    "(AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6, or ec2_metadata_service_endpoint_mode = IPv6 in ~/.aws/config).",
+    # modify-instance-metadata-options --http-protocol-ipv6 (EC2 user guide, "Configure the instance metadata
+    # options", https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-IMDS-existing-instances.html).
+    ("aws ec2 modify-instance-metadata-options --instance-id {instance} --http-protocol-ipv6 enabled "
+     "--http-endpoint enabled",), (IMDS_DOC,))
 ATTACH_PROFILE = Remedy(
     "Attach an instance profile whose role has AmazonSSMManagedInstanceCore, or turn on Default Host "
     "Management Configuration for the account and Region.",
@@ -48,7 +57,25 @@ def checks():
 
 
 def run_token(ctx, prior) -> Result:
-    return assess_token(ctx.facts, ctx.settings.region)
+    return assess_token(ctx.facts, ctx.settings.region, local_families())
+
+
+def local_families() -> tuple:
+    """The families of this host's usable addresses (not loopback, not link-local): ("IPv4", "IPv6"), ("IPv6",) ..."""
+    import socket
+    try:
+        import psutil
+        interfaces = psutil.net_if_addrs()
+    except Exception:  # psutil missing or /proc unreadable: the verdict then does not depend on it
+        return ()
+    found = set()
+    for addresses in interfaces.values():
+        for address in addresses:
+            kind = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}.get(address.family)
+            ip, _ = parse(str(address.address).split("%")[0])
+            if kind and ip is not None and not (ip.is_loopback or ip.is_link_local):
+                found.add(kind)
+    return tuple(sorted(found))
 
 
 def run_profile(ctx, prior) -> Result:
@@ -57,15 +84,18 @@ def run_profile(ctx, prior) -> Result:
     return assess_profile(ctx.facts, identity.get("CredentialSource") == "SSM")
 
 
-def assess_token(facts: Facts, region_flag=None) -> Result:
+def assess_token(facts: Facts, region_flag=None, local_families: tuple = ()) -> Result:
     imds: Imds = facts.imds
     evidence = {"endpoint": imds.endpoint, "token": _reply(imds.token),
-                "replies": {path: _reply(r) for path, r in imds.replies.items()}}
+                "replies": {path: _reply(r) for path, r in imds.replies.items()},
+                "endpoints": {e: _reply(r) for e, r in imds.tokens.items()}, "local_families": list(local_families)}
     if imds.disabled_by_env:
         return Result(Status.WARN, "IMDS not consulted: AWS_EC2_METADATA_DISABLED=true",
                       cause="Instance facts (VPC CIDRs, instance profile) are unknown, so addresses are judged "
                             "as private or public only.", code="disabled-by-env", evidence=evidence)
     token = imds.token or Reply(error="timeout")
+    if token.status != 200 and len(imds.tokens) > 1 and tuple(local_families) == ("IPv6",):
+        return _ipv6_disabled(facts, evidence)
     key = token.error or token.status
     if key in TOKEN_FAILURES:
         code, cause, remedy = TOKEN_FAILURES[key]
@@ -84,16 +114,26 @@ def assess_token(facts: Facts, region_flag=None) -> Result:
                       cause="Something other than IMDS answers at its address, or a proxy rewrites the replies.",
                       code="garbage", evidence=evidence)
     summary = (f"{facts.instance_id} in {facts.az or facts.region}, {facts.vpc_id or 'VPC unknown'} "
-               f"{' '.join(facts.vpc_cidrs) or ''}".rstrip() + f", token in {token.elapsed_ms:.0f} ms")
+               f"{' '.join(facts.vpc_cidrs + facts.vpc_ipv6_cidrs) or ''}".rstrip()
+               + f", token in {token.elapsed_ms:.0f} ms" + (f" from {imds.endpoint}" if "[" in imds.endpoint else ""))
     if region_flag and region_flag != facts.region:
         return Result(Status.WARN, summary, code="region-mismatch", evidence=evidence,
                       cause=f"--region {region_flag} differs from the instance's region {facts.region}; "
                             f"names are built for {region_flag}.")
-    if not facts.vpc_cidrs:
+    if not facts.vpc_cidrs and not facts.vpc_ipv6_cidrs:
         return Result(Status.WARN, summary, code="no-vpc-cidrs", evidence=evidence,
                       cause="IMDS did not give the VPC's CIDR blocks, so resolved addresses are judged as private "
                             "or public only.")
     return Result(Status.PASS, summary, evidence=evidence)
+
+
+def _ipv6_disabled(facts: Facts, evidence: dict) -> Result:
+    seen = ", ".join(f"{e}: {r.error or f'HTTP {r.status}'}" for e, r in facts.imds.tokens.items())
+    return Result(Status.FAIL, f"IMDS answers on neither family ({seen}) on an instance with only IPv6 addresses",
+                  cause="In an IPv6-only subnet there is no IPv4 path to 169.254.169.254; IMDS is reachable only at "
+                        "[fd00:ec2::254], which answers only when the instance's HttpProtocolIpv6 option is enabled.",
+                  code="ipv6-disabled", remedy=ENABLE_IPV6.filled(instance=facts.instance_id or "<instance-id>"),
+                  evidence=evidence)
 
 
 def assess_profile(facts: Facts, dhmc: bool = False) -> Result:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Dict, List, Optional
 
+from ..addresses import dns64_source, family
 from ..model import Check, Remedy, Result, Severity, Status
 
 SG_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/create-interface-endpoint.html"
@@ -30,6 +31,22 @@ GATEWAY_ROUTE = Remedy(
 LOCAL_FIREWALL = Remedy(
     "Look for a local firewall rule or a proxy on the instance that rejects the connection.",
     ("sudo nft list ruleset", "sudo iptables -S"))
+
+NAT64 = Remedy(
+    "Give the subnet a NAT64 path (a route for 64:ff9b::/96 to a NAT gateway), or, better for endpoints, make the "
+    "endpoint dual-stack so its name has real IPv6 addresses and DNS64 is not involved.",
+    ("aws ec2 describe-route-tables --filters Name=association.subnet-id,Values={subnet} "
+     "--query 'RouteTables[].Routes[?DestinationIpv6CidrBlock==`64:ff9b::/96`]'",
+     "aws ec2 create-route --route-table-id <rtb-id> --destination-ipv6-cidr-block 64:ff9b::/96 "
+     "--nat-gateway-id <nat-id>"),
+    ("https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-nat64-dns64.html",))
+
+IPV6_INGRESS = Remedy(
+    "Allow TCP 443 over IPv6 to the endpoint: its security group needs an IPv6 rule (the VPC's IPv6 CIDR or this "
+    "instance's group), the network ACLs an IPv6 entry, for 443 out and the ephemeral ports back.",
+    ("aws ec2 authorize-security-group-ingress --group-id <endpoint-sg-id> --ip-permissions "
+     "'IpProtocol=tcp,FromPort=443,ToPort=443,Ipv6Ranges=[{{CidrIpv6={cidr6}}}]'",),
+    (SG_DOC,))
 
 CAUSES = {
     ("timeout", False): ("Packets to the endpoint are silently dropped: its security group does not admit TCP 443 "
@@ -57,7 +74,7 @@ def run(ctx, prior, *, target) -> Result:
         probes = dict(zip(addresses, pool.map(lambda ip: connect(ip, ctx.settings.port, timeout), addresses)))
     facts = ctx.facts
     context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>",
-               "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0],
+               "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0], "cidr6": (facts.vpc_ipv6_cidrs or ("<vpc-ipv6-cidr>",))[0],
                "endpoint_service": ctx.endpoint_service_name(target.service)}
     return assess(target.service, ctx.settings.port, target.gateway, probes, context)
 
@@ -91,11 +108,34 @@ def assess(service: str, port: int, gateway: bool, probes: Dict[str, Dict[str, o
     cause, remedy = CAUSES.get((code, gateway and code == "timeout"), CAUSES[("error", False)])
     failed = ", ".join(f"{ip} ({p['result']} after {p['ms']:.0f} ms)" for ip, p in bad.items())
     if open_:
-        return Result(Status.WARN, f"{port} open on {shown}; but {failed}", code="partial", evidence=evidence,
-                      cause="One endpoint network interface (one Availability Zone) is unreachable; clients that "
-                            "pick it stall until they time out. " + cause, remedy=remedy and remedy.filled(**context))
+        return _partial(port, shown, failed, open_, bad, cause, remedy, context, evidence)
+    if all(dns64_source(ip) for ip in bad) and code in ("timeout", "unreachable"):
+        return Result(Status.FAIL, f"{port} not reachable on {failed}: DNS64 addresses with no NAT64 path",
+                      cause="These are DNS64's IPv6 stand-ins (64:ff9b::/96) for the name's IPv4 addresses; only a "
+                            "NAT gateway doing NAT64, reached by a 64:ff9b::/96 route, answers for them, and there "
+                            "is none on this path.", code="no-nat64", remedy=NAT64.filled(**context), evidence=evidence)
     return Result(Status.FAIL, f"{port} not reachable on {failed}", cause=cause, code=code,
                   remedy=remedy and remedy.filled(**context), evidence=evidence)
+
+
+def _partial(port, shown, failed, open_, bad, cause, remedy, context, evidence) -> Result:
+    """Some addresses answer: one bad ENI (one Availability Zone), or one whole address family of a dual-stack
+    endpoint. Clients try IPv6 first (getaddrinfo's RFC 6724 order), so a dead IPv6 side stalls them although IPv4
+    works."""
+    dead = {family(ip) for ip in bad}
+    if len(dead) == 1 and not dead & {family(ip) for ip in open_}:
+        lost = dead.pop()
+        return Result(Status.WARN, f"{port} open on {shown} but not over {lost}: {failed}", code=f"{lost.lower()}-dropped",
+                      evidence=evidence, remedy=(IPV6_INGRESS if lost == "IPv6" else remedy).filled(
+                          **{"cidr6": "<vpc-ipv6-cidr>", **context}) if remedy else None,
+                      cause=f"The endpoint is reachable over one address family only: its {lost} addresses do not "
+                            f"answer. Clients that try {lost} first (IPv6 is preferred where the instance has it) "
+                            f"wait for a timeout before falling back, or fail. The endpoint's security group or the "
+                            f"network ACLs lack the {lost} rules (an ::/0 or IPv6 CIDR rule is separate from "
+                            f"0.0.0.0/0), or the route for {lost} is missing.")
+    return Result(Status.WARN, f"{port} open on {shown}; but {failed}", code="partial", evidence=evidence,
+                  cause="One endpoint network interface (one Availability Zone) is unreachable; clients that "
+                        "pick it stall until they time out. " + cause, remedy=remedy and remedy.filled(**context))
 
 
 def _split(probes):

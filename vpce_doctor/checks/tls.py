@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Dict
 
+from ..addresses import hostport
 from ..context import CaBundleError
 from ..model import Check, Remedy, Result, Severity, Status
 
@@ -15,12 +16,12 @@ INTERCEPTION = Remedy(
     "Something between the instance and the endpoint presents its own certificate: a TLS-inspecting proxy or "
     "firewall. Exempt *.amazonaws.com from inspection, or, if the interception is intended, add its CA to the "
     "system trust store and point AWS_CA_BUNDLE at it.",
-    ("openssl s_client -connect {address}:{port} -servername {name} -showcerts </dev/null",),
+    ("openssl s_client -connect {hostport} -servername {name} -showcerts </dev/null",),
     ("https://docs.aws.amazon.com/systems-manager/latest/userguide/troubleshooting-ssm-agent.html",))
 WRONG_NAME = Remedy(
     "The address answers for another name: the DNS answer or a hosts entry points this name at the wrong "
     "endpoint (for S3 interface endpoints the name needs its bucket., accesspoint. or control. label).",
-    ("getent hosts {name}", "openssl s_client -connect {address}:{port} -servername {name} </dev/null"))
+    ("getent hosts {name}", "openssl s_client -connect {hostport} -servername {name} </dev/null"))
 CLOCK = Remedy("Check the clock: sync it with the Amazon Time Sync Service at 169.254.169.123.",
                ("chronyc sources -v",))
 
@@ -105,7 +106,8 @@ def assess(name: str, port: int, results: Dict[str, Dict[str, object]]) -> Resul
     detail = f": {worst['detail']}" if worst.get("detail") else ""
     summary = f"TLS to {name} failed on {', '.join(bad)}: {code}{detail}"
     return Result(Status.FAIL, summary, cause=cause, code=code, evidence=evidence,
-                  remedy=remedy and remedy.filled(address=address, port=port, name=name))
+                  remedy=remedy and remedy.filled(address=address, port=port, name=name,
+                                                    hostport=hostport(address, port)))
 
 
 def _name(rdns) -> str:
