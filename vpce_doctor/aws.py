@@ -70,6 +70,10 @@ class Clients:
                 # IMDSv2 only: botocore would otherwise fall back to IMDSv1 when the token PUT fails.
                 session.set_config_variable("ec2_metadata_v1_disabled", True)
                 session.set_config_variable("sts_regional_endpoints", "regional")
+                # The doctor dials the names the network checks tested (endpoint_url); with FIPS or dual-stack also
+                # set, botocore's rule sets refuse a custom endpoint. Those settings are names:dialled's to judge.
+                session.set_config_variable("use_fips_endpoint", False)
+                session.set_config_variable("use_dualstack_endpoint", False)
                 session.register("after-call", self._record_date)
                 self._session = session
             return self._session

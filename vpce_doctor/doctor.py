@@ -28,7 +28,8 @@ def prepare(settings: Settings, environ: Mapping[str, str], clock: Callable[[], 
     if not region:
         raise UsageError("the region is unknown: IMDS did not give it (see imds:token) and --region was not given")
     agent_config = plan.read_agent_config(settings.root)
-    targets = plan.targets(settings.services, region, plan.domain_for(region, facts.domain), agent_config)
+    targets = plan.targets(settings.services, region, plan.domain_for(region, facts.domain), agent_config,
+                           facts.families() == ("IPv6",))
     ctx = Context(settings, facts, targets, agent_config, environ, deadline, clock)
     checks = checks_for(ctx)
     if any(c.id == "creds:source" for c in checks):

@@ -32,6 +32,9 @@ class AgentConfig:
     problem: str = ""                      # unreadable or malformed: overrides ignored
     endpoints: Tuple[Tuple[str, str], ...] = ()  # (service, host) pairs
     service_domain: Optional[str] = None
+    # "Agent": {"UseDualStackEndpoint": true} (agent >= 3.3.3270.0; its amazon-ssm-agent.json.template has it false;
+    # set by aws/amazon-ecs-agent#4931 for IPv6-only hosts): every name the agent builds becomes its dual-stack one.
+    use_dualstack: bool = False
 
 
 # Each partition's Region names and DNS suffix, from botocore/data/partitions.json (regionRegex, outputs.dnsSuffix;
@@ -66,7 +69,9 @@ def endpoint_service_name(service: str, region: str, domain: str) -> str:
     return ".".join(reversed(domain.split("."))) + f".{region}.{service}"
 
 
-def targets(services, region: str, domain: str, agent: AgentConfig) -> Tuple[Target, ...]:
+def targets(services, region: str, domain: str, agent: AgentConfig, ipv6_only: bool = False) -> Tuple[Target, ...]:
+    """ipv6_only: the instance has no IPv4 address, so S3 is reached by its dual-stack name (s3.<region>.<domain>
+    has only A records; https://docs.aws.amazon.com/AmazonS3/latest/API/dual-stack-endpoints.html)."""
     overrides = dict(agent.endpoints)
     domain = agent.service_domain or domain
     plan = []
@@ -74,6 +79,8 @@ def targets(services, region: str, domain: str, agent: AgentConfig) -> Tuple[Tar
         override = overrides.get(service)
         name = override or service_name(service, region, domain)
         source = f"{AGENT_CONFIG.split('/')[-1]} {AGENT_OVERRIDES[service]}.Endpoint" if override else "default"
+        if service == "s3" and ipv6_only and not override:
+            name, source = f"s3.dualstack.{region}.{domain}", "dual-stack name (IPv6-only instance)"
         plan.append(Target(service, name, service in GATEWAY_SERVICES, source))
     return tuple(plan)
 
@@ -101,7 +108,9 @@ def read_agent_config(root: str) -> AgentConfig:
             (endpoints.append((service, host)) if host else bad.append(f"{section}.Endpoint={raw!r}"))
     domain = _get(data, "Agent", "ServiceDomain")
     problem = f"ignored malformed {', '.join(bad)}" if bad else ""
-    return AgentConfig(shown, True, problem, tuple(endpoints), domain if domain and _host(domain) else None)
+    dualstack = isinstance(data.get("Agent"), dict) and data["Agent"].get("UseDualStackEndpoint") is True
+    return AgentConfig(shown, True, problem, tuple(endpoints), domain if domain and _host(domain) else None,
+                       dualstack)
 
 
 def _get(data: Dict, section: str, key: str) -> str:

@@ -5,8 +5,8 @@ from dataclasses import replace
 from typing import Sequence, Tuple
 
 from ..model import Check
-from . import (agent, agent_logs, clock, diagnostics, dns, identity, imds, local, resolver, run_command, s3, session,
-               session_logs, tcp, tls, vpc)
+from . import (agent, agent_logs, clock, diagnostics, dns, identity, imds, local, names, resolver, run_command, s3,
+               session, session_logs, tcp, tls, vpc)
 
 
 def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
@@ -21,6 +21,7 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *local.checks(),
         *(agent.checks() if ssm else ()),
         *(_channel(ssm, dns.check(t)) for t in targets),
+        names.check(tuple(t.service for t in targets)),
         *(_channel(ssm, tcp.check(t)) for t in targets),
         *(_channel(ssm, tls.check(t)) for t in targets),
         *(_agent_said(targets) if ssm else ()),

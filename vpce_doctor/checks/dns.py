@@ -190,6 +190,11 @@ def addresses(result) -> List[str]:
     return [str(a) for a in (result.evidence.get("addresses") or ())]
 
 
+def inside_vpc(address: str, vpc_cidrs: Sequence[str]) -> bool:
+    """Inside one of the VPC's CIDRs of its family (private, when IMDS gave none): how every answer is placed."""
+    return _inside(address, vpc_cidrs)
+
+
 def is_private(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)
