@@ -59,10 +59,18 @@ def botocore_settings(environ: Mapping[str, str], profile: Mapping[str, str], so
     keys += [(f"endpoint_url:{s}", f"AWS_ENDPOINT_URL_{SERVICE_IDS.get(s, s.upper())}") for s in BOTOCORE_SERVICES]
     for key, variable in keys:
         if environ.get(variable, "").strip():
-            found[key] = Setting(environ[variable].strip(), f"{variable}={environ[variable].strip()} in {source}")
+            value = environ[variable].strip()
+            found[key] = Setting(value, f"{variable}={_shown(value)} in {source}")
         elif ":" not in key and profile.get(key, "").strip():
-            found[key] = Setting(profile[key].strip(), f"{key} = {profile[key].strip()} in {profile.get('__where__')}")
+            value = profile[key].strip()
+            found[key] = Setting(value, f"{key} = {_shown(value)} in {profile.get('__where__')}")
     return found
+
+
+def _shown(value: str) -> str:
+    """A value as reports may print it: an endpoint URL's user:password hidden, and short."""
+    from .checks.local import _redact
+    return _redact(value)[:200]
 
 
 def botocore_names(services: Sequence[str], region: str, domain: str,

@@ -197,14 +197,29 @@ BEHAVIOUR = (st.sampled_from(["nxdomain", "nodata", "servfail", "refused", "time
 RCODES = ("nxdomain", "nodata", "servfail", "refused", "timeout")
 
 
+DNS64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix
+
+
+def _order(ip):
+    return ip.version, int(ip)
+
+
 def expected_dns(behaviour, gateway: bool):
-    """(status, code, addresses) the doctor must report for one name, from what the resolver was told to say."""
+    """(status, code, addresses) the doctor must report for one name, from what the resolver was told to say: every
+    A and AAAA address, each against the VPC's CIDRs of its family (this world's VPC has no IPv6 CIDR)."""
     if isinstance(behaviour, str):
         return "fail", behaviour, []
-    v4 = [a for a in behaviour if ipaddress.ip_address(a).version == 4]
-    addresses = v4 or [a for a in behaviour if ipaddress.ip_address(a).version == 6]
+    ips = [ipaddress.ip_address(a) for a in behaviour]
+    addresses = [str(a) for a in ips if a.version == 4] + [str(a) for a in ips if a.version == 6]
     if not addresses:
         return "fail", "nodata", []
+    mapped = [str(a) for a in ips if a.version == 6 and a.ipv4_mapped is not None]
+    if mapped:  # an IPv4-mapped address is never an endpoint's answer
+        return "fail", "bad-answer", [a for a in addresses if a not in mapped]
+    dns64 = [a for a in ips if a.version == 6 and a in DNS64]
+    if dns64:
+        behind = gateway or any(ipaddress.IPv4Address(int(a) & 0xFFFFFFFF) in CIDR for a in dns64)
+        return ("warn", "dns64", addresses) if behind else ("fail", "dns64-public", addresses)
     inside = [a for a in addresses if ipaddress.ip_address(a) in CIDR]
     if gateway or len(inside) == len(addresses):
         return "pass", "", addresses
@@ -239,7 +254,8 @@ def test_any_dns_answer_is_judged_as_what_it_is(fuzz_world, answers, default, do
         status, code, addresses = expected_dns(answers[service], gateway=service == "s3")
         assert (finding["status"], finding["code"]) == (status, code), (answers[service], finding["summary"])
         got = finding["evidence"]["addresses"]
-        assert sorted(map(ipaddress.ip_address, got)) == sorted(set(map(ipaddress.ip_address, addresses)))
+        assert sorted(set(map(ipaddress.ip_address, got)), key=_order) == \
+            sorted(set(map(ipaddress.ip_address, addresses)), key=_order)
     statuses = {f["status"] for f in found.values()}
     assert run.code == (1 if "fail" in statuses else 2 if statuses & {"skip", "error"} else 0)
 

@@ -128,3 +128,8 @@ def test_the_agents_flag_is_fixed_in_the_agents_config_file():
     assert result.summary.count("UseDualStackEndpoint") == 1  # one clause per setting
     assert "amazon-ssm-agent.json" in result.remedy.commands[0] and "restart amazon-ssm-agent" in \
         result.remedy.commands[0]
+
+
+def test_an_endpoint_url_with_credentials_is_shown_without_them():
+    found = botocore({"AWS_ENDPOINT_URL_SSM": "https://user:s3cret@ssm.example.internal"})
+    assert found[0].name == "ssm.example.internal" and "s3cret" not in found[0].setting

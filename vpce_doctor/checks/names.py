@@ -157,24 +157,14 @@ def read_profile(environ: Mapping[str, str], root: str) -> tuple:
 
 
 def _read_small(path: str):
-    import stat
+    """The file's text, None when absent, the error when unreadable (bounded: instance_files.read_text)."""
+    from ..instance_files import read_text
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        return read_text(path, CONFIG_LIMIT, whole=True)
     except FileNotFoundError:
         return None
     except OSError as error:
         return error
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return ValueError("not a regular file")
-        if info.st_size > CONFIG_LIMIT:
-            return ValueError(f"larger than {CONFIG_LIMIT} bytes")
-        return os.read(fd, CONFIG_LIMIT).decode("utf-8", "replace")
-    except OSError as error:
-        return error
-    finally:
-        os.close(fd)
 
 
 def _agent_environ(ctx) -> Dict[str, str]:
