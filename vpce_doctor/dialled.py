@@ -69,8 +69,8 @@ def botocore_settings(environ: Mapping[str, str], profile: Mapping[str, str], so
 
 def _shown(value: str) -> str:
     """A value as reports may print it: an endpoint URL's user:password hidden, and short."""
-    from .checks.local import _redact
-    return _redact(value)[:200]
+    from .redact import url
+    return url(value)[:200]
 
 
 def botocore_names(services: Sequence[str], region: str, domain: str,
