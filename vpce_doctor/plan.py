@@ -35,6 +35,10 @@ class AgentConfig:
     # "Agent": {"UseDualStackEndpoint": true} (agent >= 3.3.3270.0; its amazon-ssm-agent.json.template has it false;
     # set by aws/amazon-ecs-agent#4931 for IPv6-only hosts): every name the agent builds becomes its dual-stack one.
     use_dualstack: bool = False
+    # Agent.Region (appconfig contracts.go AgentInfo): the agent signs its ssm and ec2messages calls for this Region
+    # (agent/ssm/service.go:97, agent/runcommand/mds/service.go:95) while dialing the names its identity's Region
+    # gives (agent/sdkutil/awsconfig.go:31), all at aws/amazon-ssm-agent@1c217c89.
+    region: Optional[str] = None
 
 
 # Each partition's Region names and DNS suffix, from botocore/data/partitions.json (regionRegex, outputs.dnsSuffix;
@@ -109,8 +113,9 @@ def read_agent_config(root: str) -> AgentConfig:
     domain = _get(data, "Agent", "ServiceDomain")
     problem = f"ignored malformed {', '.join(bad)}" if bad else ""
     dualstack = isinstance(data.get("Agent"), dict) and data["Agent"].get("UseDualStackEndpoint") is True
+    region = _get(data, "Agent", "Region")
     return AgentConfig(shown, True, problem, tuple(endpoints), domain if domain and _host(domain) else None,
-                       dualstack)
+                       dualstack, region if re.match(r"^[a-z0-9-]{1,40}$", region) else None)
 
 
 def _get(data: Dict, section: str, key: str) -> str:

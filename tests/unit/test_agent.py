@@ -207,3 +207,20 @@ def test_a_planted_agent_binary_is_not_trusted(tmp_path):
     planted.write_text("#!/bin/sh\n")
     planted.chmod(0o777)
     assert _trusted(str(planted)) is False and _trusted(str(tmp_path / "missing")) is None
+
+
+def test_an_agent_region_other_than_the_instances_warns():
+    # Agent.Region re-signs ssm/ec2messages calls (agent/ssm/service.go:97, runcommand/mds/service.go:95) while the
+    # endpoints stay the identity Region's (sdkutil/awsconfig.go:31), aws/amazon-ssm-agent@1c217c89
+    result = judge(healthy(agent_region="us-east-1"))
+    assert (result.status, result.code) == (Status.WARN, "agent-region")
+    assert "Agent.Region us-east-1" in result.summary and "eu-west-1" in result.summary
+    assert judge(healthy(agent_region="eu-west-1")).status is Status.PASS
+
+
+def test_the_agent_config_gives_its_region(tmp_path):
+    from vpce_doctor import plan
+    (tmp_path / "etc/amazon/ssm").mkdir(parents=True)
+    (tmp_path / "etc/amazon/ssm/amazon-ssm-agent.json").write_text(
+        json.dumps({"Agent": {"Region": "us-east-1"}, "Ssm": {"Endpoint": ""}}))
+    assert plan.read_agent_config(str(tmp_path)).region == "us-east-1"

@@ -168,3 +168,29 @@ def test_service_of_a_line_is_the_endpoint_it_names():
     assert agent_explain.service_of("dns-timeout", CORPUS[0]["line"]) == "ssm"
     tls = next(c for c in CORPUS if c["code"] == "tls-handshake-timeout")
     assert agent_explain.service_of("tls-handshake-timeout", tls["line"]) == "ec2messages"
+
+
+def test_the_agents_s3_upload_lines_but_not_the_updaters():
+    # agent/s3util/s3util.go:127 "Failed uploading %v to s3://%v/%v err:%v - retrying", filled with an S3 error as
+    # aws-sdk-go prints it; update/processor/context.go:224 "failed uploading %v to s3://%v/%v \n err:%v".
+    path = "/var/lib/amazon/ssm/i-0123456789abcdef0/session/orchestration/ops-07e4d2c1b9a8f6e53/ipcTempFile.log"
+    denied = {"file": "amazon-ssm-agent.log", "line": f"2024-05-02 10:15:40.1234 WARN [ssm-session-worker] "
+              f"[ops-07e4d2c1b9a8f6e53] Failed uploading {path} to s3://session-logs/ops-07e4d2c1b9a8f6e53.log "
+              "err:AccessDenied: Access Denied\n\tstatus code: 403, request id: 8XK1H2V9Z0A3B4C5, host id: aG9zdA== "
+              "- retrying"}
+    assert agent_logs.assess_logs(tails([denied]), now_for([denied])).code == "s3-upload"
+    dropped = dict(denied, line=denied["line"].replace(
+        "AccessDenied: Access Denied\n\tstatus code: 403, request id: 8XK1H2V9Z0A3B4C5, host id: aG9zdA==",
+        "RequestError: send request failed\ncaused by: Put \"https://session-logs.s3.eu-west-1.amazonaws.com/"
+        "ops-07e4d2c1b9a8f6e53.log\": dial tcp 52.218.1.1:443: i/o timeout"))
+    assert agent_logs.assess_logs(tails([dropped]), now_for([dropped])).code == "dial-timeout"
+    updater = {"file": "amazon-ssm-agent.log", "line": "2024-05-02 10:15:40.1234 ERROR failed uploading "
+               "/var/log/amazon/ssm/update/stdout to s3://aws-ssm-eu-west-1/update/stdout \n err:AccessDenied"}
+    assert agent_logs.assess_logs(tails([updater]), now_for([updater])).status is Status.PASS
+
+
+def test_go_1_24_agents_get_the_mlkem_switch_too():
+    case = next(c for c in CORPUS if c["code"] == "connection-reset")
+    result = agent_logs.assess_logs(tails([case]), now_for([case]), VALUES,
+                                    {"tcp:ssm": ("pass", ""), "tls:ssm": ("pass", "")}, "3.3.3572.0")
+    assert "tlsmlkem=0" in result.cause and "golang/go#69985" in result.cause

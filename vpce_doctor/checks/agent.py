@@ -84,6 +84,7 @@ class AgentState:
     identity_problem: str = ""
     disk_free: Mapping[str, int] = field(default_factory=dict)  # path → free bytes
     problems: Tuple[str, ...] = ()                     # observations that failed (process table, …)
+    agent_region: str = ""                             # amazon-ssm-agent.json Agent.Region, "" when unset
 
 
 def version_tuple(text: str) -> Optional[Tuple[int, ...]]:
@@ -137,7 +138,7 @@ def run_agent(ctx, prior) -> Result:
             problems.append(f"free space on {shown} unknown: {error.strerror or error}")
     state = AgentState(binary, agents, unit, unit_state, systemd, version, source, proxy_env, environ_problem,
                        ctx.agent_config.endpoints, ctx.agent_config.problem, identity, identity_problem, disk_free,
-                       tuple(problems))
+                       tuple(problems), ctx.agent_config.region or "")
     return assess_agent(state, [t.name for t in ctx.targets],
                         {"instance": ctx.facts.instance_id or "<instance-id>", "region": ctx.region or "<region>"})
 
@@ -213,6 +214,7 @@ def assess_agent(state: AgentState, names: Sequence[str], values: Optional[Dict[
         notes.append("identity_config.json says Default Host Management: session-logging permissions (S3, "
                      "CloudWatch Logs, KMS) must be on the DHMC role; the doctor's own probes use the instance profile")
     notes.append(IDENTITY_NOTE)
+    found.extend(_agent_region(state.agent_region, str(values.get("region") or "")))
     if state.config_problem:
         found.append((Status.WARN, "config-malformed", f"amazon-ssm-agent.json {state.config_problem}",
                       "The agent may ignore its endpoint overrides.", CONFIG))
@@ -229,6 +231,17 @@ def assess_agent(state: AgentState, names: Sequence[str], values: Optional[Dict[
     evidence["problems"] = [{"code": f[1], "summary": f[2]} for f in found]
     also = " Also: " + "; ".join(f[2] for f in found[1:]) + "." if found[1:] else ""
     return Result(status, summary, cause=cause + also, code=code, remedy=remedy.filled(**values), evidence=evidence)
+
+
+def _agent_region(agent_region: str, region: str):
+    """Agent.Region only re-signs: the agent dials its identity's Region's names (agent/sdkutil/awsconfig.go:31) but
+    signs ssm and ec2messages calls for Agent.Region (agent/ssm/service.go:97, agent/runcommand/mds/service.go:95)."""
+    if not agent_region or not region or region.startswith("<") or agent_region == region:
+        return []
+    return [(Status.WARN, "agent-region", f"amazon-ssm-agent.json sets Agent.Region {agent_region}, but this "
+             f"instance is in {region}", f"The agent still dials the {region} endpoints, but signs its ssm and "
+             f"ec2messages calls for {agent_region}: AWS refuses them (a credential scope for the wrong Region) "
+             "and the instance does not come online.", CONFIG)]
 
 
 def version_of(prior) -> str:

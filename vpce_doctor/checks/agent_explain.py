@@ -118,9 +118,10 @@ def go_tls_note(svc: str, version: str) -> str:
                 "them resets some connections and not others.")
     return (f" The doctor's own TLS handshake with {svc} passes while the agent's connections are reset: the "
             "agent's TLS ClientHello differs. Agents built with Go >= 1.23 (3.3.2299.0 and later) offer a "
-            "post-quantum key share (X25519Kyber768, go.dev/doc/go1.23) that some proxies and firewalls reset "
-            "(aws/amazon-ssm-agent#640), which Python's TLS does not send. Test with GODEBUG=tlskyber=0 in the "
-            "agent's environment (tlsmlkem=0 for agents built with Go >= 1.24, go.dev/doc/go1.24).")
+            "post-quantum key share (X25519Kyber768Draft00) that some proxies and firewalls reset "
+            "(aws/amazon-ssm-agent#640); Python's TLS does not send it. Test with GODEBUG=tlskyber=0 in the "
+            "agent's environment; agents built with Go >= 1.24 (3.3.3572.0 names Go 1.24.11 in its release notes) "
+            "send X25519MLKEM768 instead, reverted by GODEBUG=tlsmlkem=0 (golang/go#69985).")
 
 
 def silence(network: Mapping[str, Tuple[str, str]], older_codes: Sequence[str]) -> str:

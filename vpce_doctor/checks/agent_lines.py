@@ -32,8 +32,9 @@ INTERCEPTED = _R("Something presents its own certificate for AWS names (TLS insp
                   "</dev/null | openssl x509 -noout -issuer -subject",))
 RESET = _R("Something between the agent and the endpoint resets its connections (a firewall, proxy or TLS "
            "inspection). Agents built with Go >= 1.23 (3.3.2299.0 and later) offer a post-quantum key share some "
-           "middleboxes reset: test with GODEBUG=tlskyber=0 in the agent's environment (aws/amazon-ssm-agent#640).",
-           ("sudo systemctl edit amazon-ssm-agent   # [Service] Environment=GODEBUG=tlskyber=0",
+           "middleboxes reset: test with GODEBUG=tlskyber=0 (Go 1.23 builds) or tlsmlkem=0 (Go >= 1.24 builds) in "
+           "the agent's environment (aws/amazon-ssm-agent#640, golang/go#69985); Go ignores the one it lacks.",
+           ("sudo systemctl edit amazon-ssm-agent   # [Service] Environment=GODEBUG=tlskyber=0,tlsmlkem=0",
             "sudo systemctl restart amazon-ssm-agent"), ("https://github.com/aws/amazon-ssm-agent/issues/640",))
 PROXY = _R("The agent sends its calls to a proxy that does not get them through: give the agent a no_proxy that "
            "covers 169.254.169.254 and the endpoint names (a systemd drop-in), or fix the proxy and its "
@@ -150,7 +151,10 @@ _CAUSES = (
     (r"HTTP HEAD request failed: url=|no region in HEAD response for bucket|Signed HeadBucket request failed",
      "bucket-region", "finding the session-log bucket's Region fails: sessions start after minutes of blank "
      "screen", S3),                                                        # s3util_dep.go:66, crossregion.go:156,211
-    (r"Failed to upload shell session logs to S3", "s3-upload", "session logs could not be uploaded to S3", S3),
+    # shell.go:665, and s3util.go:127,134 (S3Upload, used for session logs and command output); the updater's
+    # lower-case "failed uploading" (update/processor/context.go:224) is not session logging
+    (r"Failed to upload shell session logs to S3|Failed uploading \S+ to s3://|Failed to upload \S+ to s3://",
+     "s3-upload", "an upload to S3 (session logs or command output) failed", S3),
     (r"Failed to get datachannel token|CreateDataChannel failed|Setting up data channel with id \S+ failed",
      "data-channel", "sessions end as soon as they open: the data channel to ssmmessages fails", MESSAGES),
     (r"Failed to get controlchannel token|CreateControlChannel failed", "control-channel", "the control channel "
