@@ -239,7 +239,7 @@ class _ImdsHandler(BaseHTTPRequestHandler):
         path, mode = self.path.split("?", 1)[0], imds.mode
         with imds._lock:
             imds.requests.append((self.command, path, {k.lower(): v for k, v in self.headers.items()}))
-        if mode == "drip":  # a broken or hostile IMDS: one byte a second, never a whole reply
+        if mode == "drip":  # a broken or hostile IMDS: two bytes a second, never a whole reply
             return self._drip(imds)
         if mode in ("disabled", "garbage"):
             return self._reply(403) if mode == "disabled" else self._reply(200, _JUNK[:5000])
@@ -271,7 +271,7 @@ class _ImdsHandler(BaseHTTPRequestHandler):
     def _drip(self, imds: "ImdsServer") -> None:
         with suppress(OSError):
             for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000:
-                if imds._stopping.wait(1.0):
+                if imds._stopping.wait(0.5):
                     return
                 self.wfile.write(bytes([byte]))
                 self.wfile.flush()

@@ -276,12 +276,26 @@ def test_ship_must_be_true_or_false(sandbox, shell):
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_an_agent_without_env_var_interpolation_is_refused(sandbox, shell):
-    """Agents before 3.3.2746.0 set no SSM_* variables: the script refuses instead of falling back to {{ }}."""
-    for missing in [list(DEFAULTS)] + [[k] for k in DEFAULTS]:
+    """Agents before 3.3.2746.0 set no SSM_* variables: the script refuses instead of falling back to {{ }}. Only
+    parameters that can never be empty tell (issue 12 item 25): bucket's default is empty, and whether an agent
+    exports an empty parameter is not documented (the agent turns the plugin input's Environment map into variables,
+    agent/plugins/runscript/runscript.go and agent/executers/executers.go prepareEnvironment, as the service sent it)."""
+    for missing in [list(DEFAULTS)] + [[k] for k in DEFAULTS if k != "bucket"]:
         values = {k: v for k, v in DEFAULTS.items() if k not in missing}
         result, argv = run_script(sandbox, shell, values)
         assert result.returncode == 78 and argv is None, missing
         assert "3.3.2746.0" in result.stderr
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("bucket", ["unset", "empty"])
+def test_an_unset_or_empty_bucket_is_the_default_no_probe(sandbox, shell, bucket):
+    values = {k: v for k, v in DEFAULTS.items() if k != "bucket"}
+    if bucket == "empty":
+        values["bucket"] = ""
+    result, argv = run_script(sandbox, shell, values)
+    assert result.returncode == 0, result.stderr
+    assert argv == expected_argv(dict(values, bucket="")) and not any(a.startswith("--bucket") for a in argv)
 
 
 @pytest.mark.parametrize("shell", SHELLS)
