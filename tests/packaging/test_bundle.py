@@ -196,6 +196,10 @@ def in_private_opt(tmp_path: Path, commands: str):
                           text=True, timeout=300, env=dict(CLEAN_ENV, TMP_DIR=str(tmp_path)))
 
 
+ROLLBACK = "/opt/vpce-doctor/releases/vpce-doctor-0.0.9-x86_64-000000000000"
+STALE = f"vpce-doctor-0.0.8-{ARCH}.tar.gz"
+
+
 def test_the_install_document_installs_the_bundle(built, tmp_path):
     tarball, _ = built
     sha = hashlib.sha256(tarball.read_bytes()).hexdigest()
@@ -214,6 +218,11 @@ echo "== install"; stage {tarball.name}; install {sha}
 echo "== run"; /opt/vpce-doctor/bin/vpce-doctor --version; readlink /opt/vpce-doctor/bin /opt/vpce-doctor/current
 find /opt/vpce-doctor/current/lib/botocore -name '*.pyc' | head -1
 echo "== again"; stage {tarball.name}; install {sha}; ls /opt/vpce-doctor/releases
+echo "== rollback kept"; mkdir -p {ROLLBACK}/bin && cp /bin/true {ROLLBACK}/bin/vpce-doctor
+ln -sfn releases/{ROLLBACK.rsplit("/", 1)[1]} /opt/vpce-doctor/current
+stage {tarball.name}; install {sha} >/dev/null; stage {tarball.name}; install {sha}; ls /opt/vpce-doctor/releases
+echo "== stale bundle"; stage {tarball.name}; head -c 1000 /dev/urandom > /opt/vpce-doctor/incoming/{STALE}
+install {sha}; ls /opt/vpce-doctor/incoming 2>&1; true
 """)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -228,4 +237,8 @@ echo "== again"; stage {tarball.name}; install {sha}; ls /opt/vpce-doctor/releas
     assert sections["run"].splitlines()[:3] == [f"vpce-doctor {version()}", "current/bin", release]
     assert ".cpython-" in sections["run"].splitlines()[3]          # byte-compiled by the instance's python3
     assert sections["again"].splitlines()[-2:] == ["rc=0", release.split("/")[1]]
-    assert "vpce-doctor 0" in result.stdout and "SHA-256 of" in result.stderr and "is for" in result.stderr
+    assert "vpce-doctor 0" in result.stdout and "has SHA-256" in result.stderr and "is for" in result.stderr
+    # Issue 12 item 23: the same bundle again kept the rollback release only by chance of order in 0.1.0 (it was
+    # deleted); a bundle left in incoming/ by a cancelled install made the next install exit 66.
+    assert sections["rollback kept"].splitlines()[-3:] == ["rc=0", ROLLBACK.rsplit("/", 1)[1], release.split("/")[1]]
+    assert sections["stale bundle"].splitlines()[-2].startswith("rc=0") and "No such file" in sections["stale bundle"]

@@ -87,9 +87,9 @@ def test_service_directives():
     service = directives(SERVICE)["Service"]
     one = {k: v[-1] for k, v in service.items()}
     assert one["Type"] == "oneshot"
-    assert one["ExecStart"] == "/opt/vpce-doctor/bin/vpce-doctor --ship --log-group ${LOG_GROUP} --output text"
+    assert one["ExecStart"] == "/opt/vpce-doctor/bin/vpce-doctor --ship --output text"
     assert one["EnvironmentFile"] == "-/etc/vpce-doctor/environment"
-    assert service["Environment"] == ["LOG_GROUP=/vpce-doctor/reports"]
+    assert "Environment" not in service
     assert one["SuccessExitStatus"].split() == ["1", "2"]     # 64, 70, signals and timeouts fail the unit
     assert one["ProtectSystem"] == "strict" and one["StateDirectory"] == "vpce-doctor"
     assert one["CapabilityBoundingSet"] == "CAP_SYS_PTRACE" and one["AmbientCapabilities"] == ""
@@ -112,3 +112,17 @@ def test_the_unit_and_the_run_document_agree_on_shipping():
     text = "\n".join(document["mainSteps"][0]["inputs"]["runCommand"])
     assert '--ship "--log-group=$SSM_logGroup"' in text and "--output summary" in text
     assert document["parameters"]["logGroup"]["default"] == "/vpce-doctor/reports"
+
+
+def test_the_units_command_line_leaves_the_log_group_to_the_environment_and_config(tmp_path):
+    """Issue 12: `--log-group ${LOG_GROUP}` (default /vpce-doctor/reports) silently overrode log-group from the config
+    file and VPCE_DOCTOR_LOG_GROUP. The unit's argv must carry no setting the operator configures elsewhere."""
+    import shlex
+    from vpce_doctor import cli, settings
+    argv = shlex.split(directives(SERVICE)["Service"]["ExecStart"][-1])[1:]
+    flags = {k: v for k, v in vars(cli.parser().parse_args(argv)).items() if k != "list_checks"}
+    config = tmp_path / "vpce-doctor.conf"
+    config.write_text("[vpce-doctor]\nlog-group = /from/config\n")
+    assert settings.load(flags, {"VPCE_DOCTOR_CONFIG": str(config)}).log_group == "/from/config"
+    environ = {"VPCE_DOCTOR_CONFIG": str(config), "VPCE_DOCTOR_LOG_GROUP": "/from/environment"}
+    assert settings.load(flags, environ).log_group == "/from/environment"
