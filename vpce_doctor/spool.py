@@ -12,11 +12,11 @@ import errno
 import fcntl
 import os
 import re
-import stat
 import time
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from . import owned_dir
 from .instance_files import parse_json
 
 SPOOL_FILES, SPOOL_BYTES = 50, 5 * 1024 * 1024
@@ -41,10 +41,13 @@ class Spool:
 
     @contextmanager
     def _locked(self) -> Iterator[int]:
-        fd = _own_directory(self.dir)
+        try:
+            fd = owned_dir.open_dir(self.dir)
+        except OSError as error:
+            raise SpoolError(error.errno or errno.EIO, f"spool {error.strerror or error}") from None
         try:
             try:
-                lock = _open_own(fd, LOCK, os.O_RDWR | os.O_CREAT)
+                lock = owned_dir.open_own(fd, LOCK, os.O_RDWR | os.O_CREAT)
             except OSError as error:  # read-only, full, or a symlink planted as the lock
                 raise _unusable(self.dir, error) from None
             try:
@@ -60,7 +63,7 @@ class Spool:
         with self._locked() as fd:
             name = f"report-{batch[0][0]:015d}-{os.getpid()}-{time.monotonic_ns()}.json"
             try:
-                _write_new(fd, name, _encode(batch))
+                owned_dir.write_new(fd, name, _encode(batch))
             except OSError as error:
                 raise _unusable(self.dir, error) from None
             return name, self._trim(fd, keep=name)
@@ -88,7 +91,7 @@ class Spool:
         for name in sorted(n for n in os.listdir(fd) if REPORT_RE.match(n)):
             batch = _read_batch(fd, name)
             if batch is None:
-                _rename(fd, name, _set_aside_name(name, "bad"))  # kept for a human, never blocks the queue
+                owned_dir.rename(fd, name, _set_aside_name(name, "bad"))  # kept for a human, never blocks the queue
                 result.outcome[name] = "bad"
             else:
                 yield name, batch
@@ -110,7 +113,7 @@ class Spool:
                 break
             if name == keep:
                 continue
-            _unlink(fd, name)
+            owned_dir.unlink(fd, name)
             total, dropped = total - sizes[name], dropped + 1
         if dropped:
             _add_counter(fd, dropped)
@@ -159,12 +162,12 @@ def _index(value) -> Optional[int]:
 
 def _settle(fd: int, name: str, verdicts: set, result: Drained) -> None:
     if verdicts <= {"accepted"}:
-        _unlink(fd, name)
+        owned_dir.unlink(fd, name)
         result.outcome[name] = "accepted"
     elif "too-new" in verdicts:  # the instance clock runs ahead: CloudWatch takes it once time catches up
         result.outcome[name] = "too-new"
     else:
-        _rename(fd, name, _set_aside_name(name, "rejected"))
+        owned_dir.rename(fd, name, _set_aside_name(name, "rejected"))
         result.outcome[name] = "rejected"
 
 
@@ -187,7 +190,7 @@ def _one_call(queue):
 def _read_batch(fd: int, name: str) -> Optional[List[Event]]:
     """A spooled batch, or None when it is not one the doctor could have written (hostile or damaged)."""
     try:
-        text = _read_own(fd, name, MAX_FILE).decode("utf-8")
+        text = owned_dir.read_own(fd, name, MAX_FILE).decode("utf-8")
         data = parse_json(text, max_depth=3)
     except (OSError, ValueError):
         return None
@@ -212,69 +215,12 @@ def _unusable(path: str, error: OSError) -> SpoolError:
     return SpoolError(error.errno or errno.EIO, f"spool {path} cannot be used: {reason}")
 
 
-def _own_directory(path: str) -> int:
-    """The spool directory, opened without following a symlink; created 0700; refused unless ours."""
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as error:
-        reason = "is a symlink" if os.path.islink(path) else error.strerror or str(error)
-        raise SpoolError(error.errno or errno.EACCES, f"spool {path} cannot be used: {reason}") from None
-    info = os.fstat(fd)
-    if info.st_uid != os.geteuid():
-        os.close(fd)
-        raise SpoolError(errno.EPERM, f"spool {path} is owned by uid {info.st_uid}, not by this user")
-    if stat.S_IMODE(info.st_mode) != 0o700:  # made under Run Command's umask, or loosened by hand
-        os.fchmod(fd, 0o700)
-    return fd
-
-
-def _open_own(fd: int, name: str, flags: int, mode: int = 0o600) -> int:
-    """A file in the spool: never through a symlink, never a FIFO or device, never someone else's."""
-    handle = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode, dir_fd=fd)
-    info = os.fstat(handle)
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
-        os.close(handle)
-        raise SpoolError(errno.EPERM, f"{name} in the spool is not a regular file of this user")
-    return handle
-
-
-def _read_own(fd: int, name: str, limit: int) -> bytes:
-    handle = _open_own(fd, name, os.O_RDONLY)
-    try:
-        data = os.read(handle, limit + 1)
-    finally:
-        os.close(handle)
-    if len(data) > limit:
-        raise ValueError("too large")
-    return data
-
-
-def _write_new(fd: int, name: str, data: bytes) -> None:
-    """Write a new file in full under a temporary name, then rename it: a reader never sees half a file."""
-    temporary = f".{name[:-5]}.tmp"
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=fd)
-    try:
-        os.fchmod(handle, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(handle, view):]
-        os.fsync(handle)
-    except BaseException:
-        os.close(handle)
-        _unlink(fd, temporary)
-        raise
-    os.close(handle)
-    os.rename(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
-
-
 def _remove_stale_temporaries(fd: int, names: Sequence[str]) -> None:
     """Half-written files of runs killed mid-write (SIGKILL): ours by name, and an hour old at least."""
     for name in names:
         try:
             if time.time() - os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime > 3600:
-                _unlink(fd, name)
+                owned_dir.unlink(fd, name)
         except FileNotFoundError:
             continue
 
@@ -284,34 +230,20 @@ def _set_aside_name(name: str, kind: str) -> str:
     return f"{stem}.{kind}"
 
 
-def _rename(fd: int, name: str, new: str) -> None:
-    try:
-        os.rename(name, new, src_dir_fd=fd, dst_dir_fd=fd)
-    except FileNotFoundError:  # a concurrent run got there first
-        pass
-
-
-def _unlink(fd: int, name: str) -> None:
-    try:
-        os.unlink(name, dir_fd=fd)
-    except FileNotFoundError:
-        pass
-
-
 def _take_counter(fd: int) -> int:
     """How many reports earlier runs dropped for lack of room (then reset). Anything but digits counts as 0."""
     try:
-        text = _read_own(fd, COUNTER, 32).decode("ascii")
+        text = owned_dir.read_own(fd, COUNTER, 32).decode("ascii")
     except (OSError, ValueError):
         text = ""
-    _unlink(fd, COUNTER)
+    owned_dir.unlink(fd, COUNTER)
     return int(text) if re.fullmatch(r"[0-9]{1,12}", text, re.ASCII) else 0
 
 
 def _add_counter(fd: int, dropped: int) -> None:
     total = _take_counter(fd) + dropped
     temporary = f".{COUNTER}.{os.getpid()}.tmp"
-    _unlink(fd, temporary)
+    owned_dir.unlink(fd, temporary)
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=fd)
     try:
