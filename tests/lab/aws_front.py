@@ -298,9 +298,12 @@ class Front:
         if stub is not None:
             return 200, [("Content-Type", JSON_TYPE), ("x-amzn-RequestId", str(uuid.uuid4()))], \
                 json.dumps(stub).encode()
-        status, headers, body = self._backend(req)
+        return self._answer(req, arn, *self._backend(req))
+
+    def _answer(self, req: Request, arn: str | None, status: int, headers: list, body: bytes):
+        """moto's answer, made AWS's."""
         if req.protocol == "json" and req.action == "ssm:SendCommand" and status == 200:
-            fleet_sent(world, json.loads(body)["Command"]["CommandId"], req.params)
+            fleet_sent(self.world, json.loads(body)["Command"]["CommandId"], req.params)
         if arn and status == 404 and req.action in ("s3:GetObject", "s3:GetObjectVersion") and \
                 self._judge(arn, req, "s3:ListBucket", f"arn:aws:s3:::{req.bucket}") is not None:
             # S3 answers 403, not 404, for a missing key to a caller without s3:ListBucket (GetObject API

@@ -77,21 +77,24 @@ def _condition(operator: str, key: str, values, context: dict) -> bool:
     negated = "Not" in base
     if value is None:  # absent: only negated operators and ...IfExists hold
         return negated or if_exists
+    hit = _matches(base, values, value)
+    return hit != negated
+
+
+def _matches(base: str, values: list, value: str) -> bool:
     if base.startswith("Ip") or base == "NotIpAddress":
-        hit = any(ipaddress.ip_address(value) in ipaddress.ip_network(v, strict=False) for v in values)
-    elif base.startswith("Arn"):  # each of the six colon-separated parts is matched on its own
-        hit = any(len(v.split(":", 5)) == len(value.split(":", 5)) == 6 and all(
+        return any(ipaddress.ip_address(value) in ipaddress.ip_network(v, strict=False) for v in values)
+    if base.startswith("Arn"):  # each of the six colon-separated parts is matched on its own
+        return any(len(v.split(":", 5)) == len(value.split(":", 5)) == 6 and all(
             fnmatch.fnmatchcase(have, want.replace("[", "[[]"))
             for want, have in zip(v.split(":", 5), value.split(":", 5))) for v in values)
-    elif base.startswith(("StringLike", "StringNotLike")):
-        hit = any(fnmatch.fnmatchcase(value, v.replace("[", "[[]")) for v in values)
-    elif base == "Bool" or base.startswith(("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase")):
-        hit = value.lower() in (v.lower() for v in values)
-    elif base.startswith(("StringEquals", "StringNotEquals")):
-        hit = value in values
-    else:
-        raise ValueError(f"the lab does not evaluate the condition operator {operator}")
-    return hit != negated
+    if base.startswith(("StringLike", "StringNotLike")):
+        return any(fnmatch.fnmatchcase(value, v.replace("[", "[[]")) for v in values)
+    if base == "Bool" or base.startswith(("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase")):
+        return value.lower() in (v.lower() for v in values)
+    if base.startswith(("StringEquals", "StringNotEquals")):
+        return value in values
+    raise ValueError(f"the lab does not evaluate the condition operator {base}")
 
 
 def combine(endpoint: str, identity: str, resource: str | None) -> tuple[str, str] | None:
