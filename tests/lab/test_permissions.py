@@ -23,7 +23,8 @@ VALUES = {"PARTITION": "aws", "REGION": REGION, "ACCOUNT_ID": ACCOUNT, "SESSION_
           "SESSION_LOG_GROUP": "/vpclab/sessions",
           "SESSION_KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KMS_KEY_ID}"}
 # The statement removed -> the check that must then say so (not pass), or "ship" for --ship's own line.
-NEEDED_BY = {"DescribeVpc": "vpc:endpoints", "S3PrefixList": "vpc:endpoints", "SessionPreferences": "session:preferences",
+NEEDED_BY = {"DescribeVpc": "vpc:endpoints", "S3PrefixList": "vpc:endpoints",
+             "SessionPreferences": "session:preferences",
              "DescribeLogGroups": "session:logs", "ShipReports": "ship", "ProbeBucket": "s3:bucket",
              "ProbeObject": "s3:get_put", "SessionLogBucket": "session:s3", "SessionLogObject": "session:s3",
              "SessionLogGroup": "session:logs", "SessionKmsKey": "session:kms"}

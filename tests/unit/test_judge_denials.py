@@ -115,3 +115,22 @@ def test_other_region_bucket_says_what_a_gateway_cannot_and_cross_region_interfa
         "aws ec2 create-vpc-endpoint --region eu-west-1 --vpc-id vpc-0a1b --vpc-endpoint-type Interface "
         "--service-name com.amazonaws.us-west-2.s3 --service-region us-west-2 --subnet-ids subnet-0c2d")
     assert any("cross-region-privatelink" in link for link in found.remedy.links)
+
+
+def test_remedies_use_what_was_seen():
+    pinned = (f'User: {SESSION} is not authorized to perform: s3:PutObject on resource: "{OBJECT}" with an explicit '
+              "deny in a resource-based policy")
+    verdict = api.judge(err("AccessDenied", pinned), "s3:PutObject", OBJECT, SESSION, ALLOW_ALL, "vpce-0s3gw")
+    assert (verdict.code, verdict.certainty) == ("resource-policy", "stated")
+    assert "The bucket policy of probe-bucket denies s3:PutObject" in verdict.remedy.text
+    assert "admit this endpoint (vpce-0s3gw)" in verdict.remedy.text
+    assert verdict.remedy.commands == ("aws s3api get-bucket-policy --bucket probe-bucket --query Policy --output text",)
+    identity = api.judge(err("AccessDenied", f'User: {SESSION} is not authorized to perform: s3:PutObject on resource: '
+                                            f'"{OBJECT}" because no identity-based policy allows the s3:PutObject '
+                                            "action"), "s3:PutObject", OBJECT, SESSION)
+    assert "--policy-source-arn arn:aws:iam::123456789012:role/app " in identity.remedy.commands[0]
+    gateway = api.judge(err("AccessDenied", "Access Denied"), "s3:PutObject", OBJECT, SESSION, ACCOUNT_PRINCIPAL,
+                        "vpce-0s3gw", gateway=True, context=CONTEXT)
+    assert '"Principal":"*"' in gateway.remedy.text
+    assert '"Condition":{"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::123456789012:role/app"}}' in gateway.remedy.text
+    assert "--vpc-endpoint-id vpce-0s3gw" in gateway.remedy.commands[1]

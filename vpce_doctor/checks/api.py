@@ -7,6 +7,8 @@ from typing import Dict, Mapping, Optional
 from ..model import Remedy
 
 POLICY_DOC = "https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html"
+S3_ENDPOINT_POLICIES_DOC = ("https://docs.aws.amazon.com/AmazonS3/latest/userguide/"
+                            "example-bucket-policies-vpc-endpoint.html")
 KMS_DOC = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html"
 TIME_SYNC = Remedy("Point chrony at the Amazon Time Sync Service (169.254.169.123), which needs no internet, and "
                    "restart it.", ("echo 'server 169.254.169.123 prefer iburst' | sudo tee /etc/chrony.d/aws.conf",
@@ -103,7 +105,7 @@ def _stated(denial, action: str, resource: str, endpoint_policy: Optional[str], 
         else None
     if decision is not None and not isinstance(decision, str) and decision.effect.endswith("deny"):
         cause += f" Evaluated here: {decision.reason}."  # which statement, and why (e.g. gateway root-only)
-    return Verdict(slug, cause, _remedy(slug, action, resource, endpoint_id), "stated")
+    return Verdict(slug, cause, _remedy(slug, action, resource, endpoint_id, principal, request.gateway), "stated")
 
 
 def _by(explicit: Optional[bool], who: str) -> str:
@@ -150,26 +152,54 @@ def _by_endpoint_policy(action: str, resource: str, principal: Optional[str], en
     if not decision.allowed and decision.effect != "unknown":
         return Verdict("endpoint-policy", f"AWS denied {action} without naming the policy; evaluating "
                        f"{endpoint_id or 'the endpoint'}'s policy here says it does not allow it: {decision.reason}",
-                       _remedy("endpoint-policy", action, resource, endpoint_id), "inferred")
+                       _remedy("endpoint-policy", action, resource, endpoint_id, principal, request.gateway),
+                       "inferred")
     if decision.allowed:
         return Verdict("not-endpoint-policy", f"AWS denied {action}, but {endpoint_id or 'the endpoint'}'s policy "
                        f"allows it ({decision.reason}): the role's policies or the bucket policy deny it.",
-                       _remedy("identity-policy", action, resource, endpoint_id), "inferred")
+                       _remedy("identity-policy", action, resource, endpoint_id, principal), "inferred")
     return Verdict("access-denied", f"AWS denied {action}; the endpoint policy has conditions the doctor cannot "
                    f"evaluate ({', '.join(decision.unevaluated)}).", None, "unknown")
 
 
-def _remedy(slug: str, action: str, resource: str, endpoint_id: Optional[str]) -> Remedy:
-    statement = ('{"Effect":"Allow","Principal":"*","Action":"%s","Resource":"%s"}' % (action, resource))
+def _remedy(slug: str, action: str, resource: str, endpoint_id: Optional[str], principal: Optional[str] = None,
+            gateway: bool = False) -> Remedy:
     if slug == "endpoint-policy":
-        return Remedy(f"Add a statement allowing {action} on {resource} to the endpoint policy, e.g. {statement}.",
-                      (f"aws ec2 describe-vpc-endpoints --vpc-endpoint-ids {endpoint_id or '<vpce-id>'} "
-                       "--query 'VpcEndpoints[0].PolicyDocument' --output text",
-                       f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {endpoint_id or '<vpce-id>'} "
-                       "--policy-document file://policy.json"), (POLICY_DOC,))
+        return _endpoint_remedy(action, resource, endpoint_id, principal if gateway else None)
+    bucket = resource.split(":::", 1)[1].split("/", 1)[0] if resource.startswith("arn:aws") and ":s3:::" in resource \
+        else None
+    if slug == "resource-policy" and bucket:
+        # Bucket-policy denies that lock out endpoint traffic usually test aws:SourceVpce, aws:SourceVpc or
+        # aws:SourceIp, which is absent through an endpoint (https://repost.aws/knowledge-center/
+        # iam-restrict-access-policy; S3 user guide, example-bucket-policies-vpc-endpoint).
+        return Remedy(f"The bucket policy of {bucket} denies {action}: find the Deny statement (often a condition on "
+                      "aws:SourceVpce, aws:SourceVpc, or aws:SourceIp, which is absent through a VPC endpoint) and "
+                      f"admit this endpoint{f' ({endpoint_id})' if endpoint_id else ''}.",
+                      (f"aws s3api get-bucket-policy --bucket {bucket} --query Policy --output text",),
+                      (S3_ENDPOINT_POLICIES_DOC, POLICY_DOC))
+    role = (policy_context(principal).get("aws:principalarn") if principal else None) or "<role-arn>"
     return Remedy(f"Allow {action} on {resource} for the instance role (and in the bucket policy, if it has one).",
-                  (f"aws iam simulate-principal-policy --policy-source-arn <role-arn> --action-names {action} "
+                  (f"aws iam simulate-principal-policy --policy-source-arn {role} --action-names {action} "
                    f"--resource-arns {resource}",), (POLICY_DOC,))
+
+
+def _endpoint_remedy(action: str, resource: str, endpoint_id: Optional[str],
+                     gateway_principal: Optional[str]) -> Remedy:
+    # On a gateway endpoint roles are granted with "Principal": "*" and aws:PrincipalArn (PrivateLink guide,
+    # "Principals for gateway endpoints").
+    role = policy_context(gateway_principal).get("aws:principalarn") if gateway_principal else None
+    condition = ',"Condition":{"ArnEquals":{"aws:PrincipalArn":"%s"}}' % role if role else ""
+    statement = '{"Effect":"Allow","Principal":"*","Action":"%s","Resource":"%s"%s}' % (action, resource, condition)
+    return Remedy(f"Add a statement allowing {action} on {resource} to the endpoint policy, e.g. {statement}.",
+                  (f"aws ec2 describe-vpc-endpoints --vpc-endpoint-ids {endpoint_id or '<vpce-id>'} "
+                   "--query 'VpcEndpoints[0].PolicyDocument' --output text",
+                   f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {endpoint_id or '<vpce-id>'} "
+                   "--policy-document file://policy.json"), (POLICY_DOC,))
+
+
+def policy_context(principal: Optional[str]) -> Mapping[str, Optional[str]]:
+    from ..policy import request_context
+    return request_context(principal)
 
 
 def endpoint_of(prior: Mapping[str, object], service: str) -> Dict[str, Optional[str]]:

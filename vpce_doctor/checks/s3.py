@@ -170,8 +170,9 @@ def _request(ctx, prior) -> Seen:
     endpoint = api.endpoint_of(prior, "s3")
     identity = prior.get("sts:identity")
     principal = identity.evidence.get("arn") if identity is not None else None
-    return Seen(endpoint, principal, policy.request_context(principal, endpoint.get("id"), ctx.facts.vpc_id,
-                                                            ctx.facts.private_ip), ctx.facts.vpc_id, ctx.facts.subnet_id)
+    facts = ctx.facts
+    context = policy.request_context(principal, endpoint.get("id"), facts.vpc_id, facts.private_ip)
+    return Seen(endpoint, principal, context, facts.vpc_id, facts.subnet_id)
 
 
 def _gateway(endpoint: Mapping[str, Optional[str]]) -> bool:
