@@ -268,6 +268,23 @@ def ensure_awscli(spec: str) -> str:
     return subprocess.run([AWS, "--version"], capture_output=True, text=True).stdout.strip() or "?"
 
 
+def bundle_doctor() -> str:
+    """The deliverable as an instance runs it: the native bundle (packaging/build-bundle.py; wheels cached where the
+    bundle tests cache them) unpacked in bench/.bundle and byte-compiled as the install document does
+    (packaging/ssm/vpce-doctor-install.yaml: compileall, unchecked-hash); its bin/vpce-doctor runs /usr/bin/python3."""
+    import tarfile
+    out = BENCH / ".bundle"
+    shutil.rmtree(out, ignore_errors=True)
+    subprocess.run([sys.executable, str(REPO / "packaging" / "build-bundle.py"), "--arch", "native", "--out",
+                    str(out / "dist"), "--cache", str(REPO / "build" / "packaging-cache" / "wheels")], check=True)
+    with tarfile.open(next((out / "dist").glob("*.tar.gz"))) as tar:
+        tar.extractall(out / "root")
+    root = next((out / "root").iterdir())
+    subprocess.run(["/usr/bin/python3", "-I", "-S", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
+                    "unchecked-hash", str(root / "lib"), str(root / "libexec")], check=True, stdout=subprocess.DEVNULL)
+    return str(root / "bin" / "vpce-doctor")
+
+
 def run_cases(lab: Lab, meter: Meter, args) -> dict:
     results: dict = {}
     want = set(args.cases)
@@ -352,7 +369,8 @@ def machine(meter: Meter, lab: Lab) -> dict:
                             text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "vpce_doctor"],
                            capture_output=True, text=True).stdout.strip()
-    doctor = lab.run([DOCTOR, "--version"], timeout=30).stdout.strip() + ("" if DOCTOR == OWN_DOCTOR else f" ({DOCTOR})")
+    doctor = lab.run([DOCTOR, "--version"], timeout=30).stdout.strip()
+    doctor += "" if DOCTOR == OWN_DOCTOR else f" ({DOCTOR})"
     return {"nproc": os.cpu_count(), "cpu": model, "memory": mem, "kernel": platform.release(),
             "python": pyver, "doctor": doctor, "commit": commit + ("+dirty vpce_doctor/" if dirty else ""),
             "meter": meter.describe(), "lab_start_s": lab.start_seconds}
@@ -402,8 +420,8 @@ def table(results: dict) -> list:
                         f"{fmt_ratio(r['ratio_wall_s'])} {verdict(r['ratio_wall_s']['median'], 1.0)}, "
                         f"RSS {verdict(r['doctor']['rss_mib']['median'], 60)}"))
         cli = r.get("awscli_version") or "?"
-        rows.append(row(f"2. paired with it, run by run: ONE `aws sts get-caller-identity` ({cli})", r["awscli"], "", f"CPU ratio {fmt_ratio(r['ratio_cpu_s'])}, "
-                        f"RSS ratio {fmt_ratio(r['ratio_rss_mib'])}"))
+        rows.append(row(f"2. paired with it, run by run: ONE `aws sts get-caller-identity` ({cli})", r["awscli"], "",
+                        f"CPU ratio {fmt_ratio(r['ratio_cpu_s'])}, RSS ratio {fmt_ratio(r['ratio_rss_mib'])}"))
     if "healthy-all" in results:
         rows.append(row("2b. full diagnosis, the lab's config, unpaired", results["healthy-all"], "", ""))
     if "dropped" in results:
@@ -490,12 +508,14 @@ def main(argv=None) -> int:
                    help="also write the table and its notes into README.md (between the bench:start/end markers)")
     p.add_argument("--doctor", default=DOCTOR, help="the vpce-doctor to measure (default: this tree's .venv), e.g. "
                    "another checkout's, for a before/after comparison")
+    p.add_argument("--bundle", action="store_true", help="measure the bundle as installed on an instance (built, "
+                   "unpacked and byte-compiled under bench/.bundle; /usr/bin/python3) instead of this tree's .venv")
     p.add_argument("--profile", action="store_true",
                    help="also profile one healthy run with pyinstrument (every thread): bench/profile.*")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
-    DOCTOR = args.doctor
+    DOCTOR = bundle_doctor() if args.bundle else args.doctor
     command = shlex.join([".venv/bin/python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])])
 
     args.awscli_version = ensure_awscli(args.awscli) if {"baseline", "paired"} & set(args.cases) else None

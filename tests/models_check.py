@@ -20,19 +20,20 @@ REPO = Path(__file__).resolve().parent.parent
 MODELS = str(REPO / "vpce_doctor" / "models")
 VOLATILE = {"amz-sdk-invocation-id", "x-amz-date", "authorization"}
 FILTER = [{"Name": "vpc-id", "Values": ["vpc-0abc1234def567890"]}]
+KEY = "arn:aws:kms:ap-northeast-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 # (service, method, parameters): as the doctor's modules call them (paths relative to vpce_doctor/)
 CALLS = [
     ("ec2", "describe_vpc_endpoints", {"Filters": FILTER}),                                     # checks/vpc.py
     ("ec2", "describe_vpc_attribute", {"VpcId": "vpc-0abc1234def567890", "Attribute": "enableDnsSupport"}),
     ("ec2", "describe_route_tables", {"Filters": FILTER}),
-    ("ec2", "describe_network_acls", {"Filters": [{"Name": "association.subnet-id",
-                                                   "Values": ["subnet-0123456789abcdef0", "subnet-0fedcba987654321"]}]}),
+    ("ec2", "describe_network_acls", {"Filters": [
+        {"Name": "association.subnet-id", "Values": ["subnet-0123456789abcdef0", "subnet-0fedcba987654321"]}]}),
     ("ec2", "describe_security_groups", {"GroupIds": ["sg-0123456789abcdef0", "sg-0fedcba9876543210"]}),
     ("ec2", "describe_subnets", {"SubnetIds": ["subnet-0123456789abcdef0"]}),
     ("ec2", "describe_managed_prefix_lists", {"Filters": [{"Name": "prefix-list-name",
                                                            "Values": ["com.amazonaws.ap-northeast-1.s3"]}]}),
     ("ec2", "get_managed_prefix_list_entries", {"PrefixListId": "pl-61a54008"}),
-    ("kms", "describe_key", {"KeyId": "arn:aws:kms:ap-northeast-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"}),
+    ("kms", "describe_key", {"KeyId": KEY}),
     ("logs", "describe_log_groups", {"logGroupNamePrefix": "/aws/ssm/sessions", "limit": 50}),  # checks/session_logs.py
     ("logs", "create_log_stream", {"logGroupName": "/vpce-doctor/reports", "logStreamName": "i-0abc1234def567890"}),
     ("logs", "put_log_events", {"logGroupName": "/vpce-doctor/reports", "logStreamName": "i-0abc1234def567890",
@@ -49,7 +50,7 @@ CALLS = [
     ("s3", "put_object", {"Bucket": "session-logs", "Key": "vpce-doctor/i-0abc1234def567890.probe",  # ... SSE-KMS
                           "Body": b"vpce-doctor session-log probe\n", "ACL": "bucket-owner-full-control",
                           "ContentType": "text/plain", "ServerSideEncryption": "aws:kms",
-                          "SSEKMSKeyId": "arn:aws:kms:ap-northeast-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"}),
+                          "SSEKMSKeyId": KEY}),
     ("s3", "get_object", {"Bucket": "vpclab-probe", "Key": "vpce-doctor/i-0abc1234def567890.probe"}),
     ("s3", "delete_object", {"Bucket": "vpclab-probe", "Key": "vpce-doctor/i-0abc1234def567890.probe"}),
     ("s3", "get_bucket_encryption", {"Bucket": "session-logs"}),

@@ -1,9 +1,10 @@
 """botocore's CA bundle loaded once per process instead of once per TLS connection.
 
 botocore hands urllib3 the bundle's path for every new connection (URLLib3Session._setup_ssl_cert sets conn.ca_certs),
-and urllib3 parses the whole bundle into that connection's context again: 20-45 ms of CPU each on a small instance,
+and urllib3 parses the whole bundle into that connection's context again: 20-45 ms of CPU each (a 2-CPU VM),
 and a diagnosis opens 8-18 connections, more CPU than the rest of the run. bench/run.py decided it: without this the
-default run's CPU is several times its 0.3 s budget.
+default run took 0.91 s of CPU instead of 0.50 s, the full diagnosis 1.16 s instead of 0.58 s (same machine, same
+load; README, Benchmarks).
 
 install() is idempotent and thread-safe; vpce_doctor.aws calls it before it makes its one botocore session (so never
 at import: --version and the network-only runs never import botocore). tests/lab/test_clients.py proves it on the

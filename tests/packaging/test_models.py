@@ -83,7 +83,8 @@ def test_requests_are_byte_equal_with_the_full_models(python):
     if not Path(python).exists():
         pytest.fail(f"{python} is missing: make oldest")
     result = run_check(python)
-    assert result["calls"] >= 60 and result["clients"] >= 54 and result["differences"] == [], json.dumps(result["differences"], indent=1)[:4000]
+    assert result["calls"] >= 60 and result["clients"] >= 54
+    assert result["differences"] == [], json.dumps(result["differences"], indent=1)[:4000]
     assert set(result["absent"]) <= {"s3.create_session"}  # only what is newer than botocore 1.33.0
 
 
