@@ -128,7 +128,7 @@ _RCODES = {"nxdomain": dns.rcode.NXDOMAIN, "nodata": dns.rcode.NOERROR,
 
 
 def _behaviour(value: Behaviour):
-    if isinstance(value, str) and (value in _RCODES or value == "timeout"):
+    if isinstance(value, str) and (value in _RCODES or value == "timeout" or value.startswith("cname:")):
         return value
     addresses = [value] if isinstance(value, str) else list(value)
     return [str(ipaddress.ip_address(a)) for a in addresses]  # a typo raises here, not a silent NXDOMAIN later
@@ -173,6 +173,8 @@ class DnsServer(_Server):
         if self.down or found == "timeout":
             return None
         response.flags = (response.flags & ~dns.flags.AA) | dns.flags.RA
+        if isinstance(found, str) and found.startswith("cname:"):
+            return self._alias(question, response, found[len("cname:"):])
         if isinstance(found, str):
             response.set_rcode(_RCODES[found])
         else:
@@ -181,6 +183,27 @@ class DnsServer(_Server):
             if addresses:
                 response.answer.append(dns.rrset.from_text(question.name, 60, dns.rdataclass.IN, question.rdtype,
                                                            *addresses))
+        return response.to_wire()
+
+    def _alias(self, question, response, target: str) -> bytes:
+        """A recursive resolver's answer for an alias: the CNAME itself to a CNAME query (RFC 1034 5.2.2), else the
+        chain followed in the table, and SERVFAIL when it loops (as BIND and Unbound answer an alias loop)."""
+        response.answer.append(dns.rrset.from_text(question.name, 60, dns.rdataclass.IN, dns.rdatatype.CNAME,
+                                                   target + "."))
+        if question.rdtype == dns.rdatatype.CNAME:
+            return response.to_wire()
+        seen, current = {question.name.to_text(omit_final_dot=True).lower()}, target.lower()
+        with self._lock:
+            while current not in seen:
+                seen.add(current)
+                following = self._answers.get(current)
+                if not (isinstance(following, str) and following.startswith("cname:")):
+                    if following in _RCODES:  # the target fails: so does the whole lookup
+                        response.set_rcode(_RCODES[following])
+                    return response.to_wire()
+                current = following[len("cname:"):].lower()
+        response.answer.clear()
+        response.set_rcode(dns.rcode.SERVFAIL)
         return response.to_wire()
 
     def start(self) -> "DnsServer":

@@ -154,3 +154,16 @@ def test_proxy_and_hosts_overrides_are_reported(world, tmp_path):
     assert run.finding("local:proxy")["code"] == "proxy-without-no-proxy"
     assert run.finding("local:proxy")["evidence"]["probe"]["result"] == "tunnel"
     assert run.code == 0  # warnings alone keep the run healthy
+
+
+def test_a_cname_loop_is_named_not_reported_as_servfail(world):
+    """Issue 12 item 24: resolvers answer an alias loop with SERVFAIL (RFC 1034 5.2.2: "Alias loops ... should be
+    caught and an error condition passed back"), which sent the operator to the VPC's DNS support."""
+    name = world.name("ssm")
+    world.dns.set(name, "cname:ssm.internal.example")
+    world.dns.set("ssm.internal.example", "cname:" + name)
+    finding = world.doctor(only=["dns:ssm"]).finding("dns:ssm")
+    assert (finding["status"], finding["code"]) == ("fail", "cname-loop")
+    assert finding["summary"] == f"{name} is a CNAME loop: {name} → ssm.internal.example → {name}"
+    world.dns.set("ssm.internal.example", "servfail")  # a chain that merely ends in SERVFAIL is no loop
+    assert world.doctor(only=["dns:ssm"]).finding("dns:ssm")["code"] == "servfail"

@@ -133,3 +133,15 @@ def test_tls_failure_on_one_address_fails_and_names_it():
 def test_tls_expired_certificate_points_at_the_clock():
     result = tls.assess(NAME, 443, {"10.0.1.10": handshake("expired", detail="certificate has expired")})
     assert result.code == "expired" and "169.254.169.123" in result.remedy.text
+
+
+def test_a_cname_loop_is_its_own_cause():
+    """Issue 12 item 24: the loop's chain, as dns.lookup records it after the resolver's SERVFAIL."""
+    from vpce_doctor.checks import dns as dns_check
+    name = "ssm.eu-west-1.amazonaws.com"
+    loop = [name, "ssm.corp.example", name]
+    result = dns_check.assess(name, False, {"code": "cname-loop", "cnames": loop, "error": " → ".join(loop),
+                                            "timeout_s": 2.0}, {"code": "nodata"}, ["10.0.0.0/16"])
+    assert (result.status.value, result.code) == ("fail", "cname-loop")
+    assert result.summary == f"{name} is a CNAME loop: {name} → ssm.corp.example → {name}"
+    assert "RFC 1034" in result.cause

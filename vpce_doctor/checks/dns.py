@@ -51,8 +51,11 @@ NO_ADDRESS = {
                 "this zone.", FIREWALL),
     "timeout": ("no answer for {name} within {timeout:.1f} s", "The resolver answers other queries but not this "
                 "one: a forwarding rule to a dead server, or the 1024 packets/s per ENI limit.", FIREWALL),
+    "cname-loop": ("{name} is a CNAME loop: {error}", "The aliases point back at each other, so no address can "
+                   "ever be found; resolvers answer SERVFAIL (RFC 1034 5.2.2: alias loops are an error).", FIREWALL),
     "error": ("looking up {name} failed: {error}", "The lookup failed locally.", None),
 }
+MAX_ALIASES = 8  # CNAME hops followed to tell a loop from another SERVFAIL (dnspython itself gives up at 16)
 
 
 def check(target) -> Check:
@@ -87,6 +90,9 @@ def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, object]:
         outcome["code"] = "nxdomain"
     except dns.resolver.NoNameservers as error:
         outcome["code"] = "refused" if "REFUSED" in str(error) else "servfail"
+        loop = cname_loop(resolver, name, timeout) if outcome["code"] == "servfail" else []
+        if loop:  # name it: "SERVFAIL" alone sends the operator to the VPC's DNS support
+            outcome.update(code="cname-loop", cnames=loop, error=" → ".join(loop))
     except dns.exception.Timeout:
         outcome["code"] = "timeout"
     except (dns.exception.DNSException, OSError, ValueError) as error:
@@ -94,6 +100,26 @@ def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, object]:
     outcome["ms"] = round((time.monotonic() - started) * 1000, 1)
     outcome["timeout_s"] = timeout
     return outcome
+
+
+def cname_loop(resolver, name: str, timeout: float) -> List[str]:
+    """The alias chain from name when it comes back to a name already seen, else []. CNAME queries are answered
+    with the CNAME itself, not chased (RFC 1034 5.2.2), so each hop is one query."""
+    import dns.exception
+    import dns.resolver
+    chain, current = [name.rstrip(".").lower()], name
+    for _ in range(MAX_ALIASES):
+        try:
+            answer = resolver.resolve(current, "CNAME", lifetime=timeout, search=False, raise_on_no_answer=False)
+        except (dns.exception.DNSException, OSError, ValueError):
+            return []
+        if answer.rrset is None:
+            return []
+        current = str(answer.rrset[0].target).rstrip(".").lower()
+        chain.append(current)
+        if current in chain[:-1]:
+            return chain
+    return []
 
 
 def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[str],
