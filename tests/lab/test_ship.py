@@ -111,3 +111,34 @@ def test_spooled_reports_are_private_and_rejected_ones_are_kept(lab):
         second.stderr
     assert len([e for e in events(lab) if "findings" in e]) == 2
     assert lab.run(["sh", "-c", f"ls {SPOOL}"]).stdout.split() == ["report-001000000000000-1-1.rejected"]
+
+
+# Issue 12 item 7: SIGTERM while shipping (a Run Command timeout, systemd stop) left the report neither shipped nor
+# spooled in 0.1.0: KeyboardInterrupt is no Exception. The report is spooled before anything is sent.
+SIGTERM_WHILE_SHIPPING = r'''
+work=$(mktemp -d)
+"$1" --ship --output json --timeout 20 --connect-timeout 5 > "$work/out" 2> "$work/err" &
+pid=$!
+i=0
+until grep -q '^}' "$work/out" 2>/dev/null || [ $i -gt 600 ]; do sleep 0.05; i=$((i+1)); done
+sleep 0.5
+kill -TERM $pid
+wait $pid
+echo "rc=$? report=$(sed -n 's/^  "exit_code": \([0-9]*\),$/\1/p' "$work/out")"
+cat "$work/err"
+ls /var/lib/vpce-doctor/spool
+'''
+
+
+def test_sigterm_while_shipping_leaves_the_report_spooled(lab):
+    lab.switch({"eni": {"10.0.1.13": {"mode": "drop"}}})  # the logs ENI drops everything: shipping waits
+    clear(lab)
+    done = lab.run(["sh", "-c", SIGTERM_WHILE_SHIPPING, "sh", DOCTOR], timeout=60)
+    lines = done.stdout.splitlines()
+    rc, report = (part.split("=")[1] for part in lines[0].split())
+    assert rc == report != "", done.stdout  # the process exits with the code its report printed
+    assert lines[1] == f"vpce-doctor: interrupted while shipping; the report waits in {SPOOL} for the next run"
+    assert len([n for n in lines[2:] if n.startswith("report-") and n.endswith(".json")]) == 1, lines
+    lab.switch("healthy")
+    second = lab.run([DOCTOR, "--ship", "--output", "json"], timeout=60)
+    assert "with 1 spooled report(s)" in second.stderr, second.stderr
