@@ -194,3 +194,24 @@ def test_go_1_24_agents_get_the_mlkem_switch_too():
     result = agent_logs.assess_logs(tails([case]), now_for([case]), VALUES,
                                     {"tcp:ssm": ("pass", ""), "tls:ssm": ("pass", "")}, "3.3.3572.0")
     assert "tlsmlkem=0" in result.cause and "golang/go#69985" in result.cause
+
+
+def test_default_host_managements_shared_file_and_the_refreshers_warning():
+    # ec2_role_provider.go:97 fmt.Errorf("unable to load shared credentials. Err: %w") logged by p.Log.Error, with
+    # the SDK's SharedCredsLoad error (vendor aws-sdk-go credentials/shared_credentials_provider.go:82) for the
+    # DHMC file (appconfig/constants_unix.go:112 DefaultEC2SharedCredentialsFilePath) inside; and
+    # credentialrefresher.go:311 Warnf("Credentials are not available when they should be: %v") (agent@1c217c89)
+    shared = {"file": "amazon-ssm-agent.log", "line": "2024-05-03 07:10:02.5566 ERROR EC2RoleProvider unable to "
+              "load shared credentials. Err: SharedCredsLoad: failed to load shared credentials file\ncaused by: "
+              "open /var/lib/amazon/ssm/credentials: no such file or directory"}
+    assert agent_logs.assess_logs(tails([shared]), now_for([shared])).code == "dhmc-failed"
+    expired = dict(shared, line="2024-05-03 07:10:02.5566 ERROR EC2RoleProvider unable to load shared credentials. "
+                   "Err: shared credentials are already expired, they were retrieved at 2024-05-03T05:03:45Z and "
+                   "expired at 2024-05-03T06:07:14Z")  # sharedprovider.go:92
+    assert agent_logs.assess_logs(tails([expired]), now_for([expired])).code == "credentials-expired"
+    refresher = dict(shared, line="2024-05-03 07:10:02.5566 WARN [CredentialRefresher] Credentials are not "
+                     "available when they should be: EC2RoleRequestError: no EC2 instance role found")
+    assert agent_logs.assess_logs(tails([refresher]), now_for([refresher])).code == "no-role"
+    bare = dict(shared, line="2024-05-03 07:10:02.5566 WARN [CredentialRefresher] Credentials are not available "
+                "when they should be: context canceled")
+    assert agent_logs.assess_logs(tails([bare]), now_for([bare])).code == "credentials-retry"

@@ -127,8 +127,9 @@ _CAUSES = (
     (r"instance profile role credentials\..*(?:AccessDenied|not authorized to perform)", "profile-rejected",
      "the instance profile's role was refused by Systems Manager (ssm:UpdateInstanceInformation); the agent "
      "falls back to Default Host Management", ROLE_POLICY),
-    (r"error calling RequestManagedInstanceRoleToken|instance management role is not configured", "dhmc-failed",
-     "Default Host Management could not get credentials", DHMC),
+    # ec2_role_provider.go:97: the shared credentials file is Default Host Management's (ShareFile, :215-216)
+    (r"error calling RequestManagedInstanceRoleToken|instance management role is not configured|unable to load "
+     r"shared credentials", "dhmc-failed", "Default Host Management could not get credentials", DHMC),
     (r"is not authorized to perform", "access-denied", "the agent's role lacks a permission", ROLE_POLICY),
     # agent@1c217c89 common/identity/identity/identity_selector.go:98,109
     (r"Agent failed to assume any identity|failed to find agent identity", "no-identity", "the agent found no "
@@ -164,7 +165,9 @@ _CAUSES = (
     # ec2_role_provider.go:134: a first ssm call that failed for a non-permission reason (network, usually)
     (r"Skipping default host management fallback", "profile-network-error", "the agent's first call to Systems "
      "Manager failed with a non-permission error, so Default Host Management was not tried", CHECKS),
-    (r"Retrieve credentials produced error|failed to retrieve instance profile role credentials",
+    # credentialrefresher.go:218 and :311 ("Credentials are not available when they should be: %v")
+    (r"Retrieve credentials produced error|failed to retrieve instance profile role credentials|Credentials are "
+     r"not available when they should be",
      "credentials-retry", "the agent keeps failing to get credentials", CHECKS),   # credentialrefresher.go:218
     # agent/agent.go:113 and hibernation.go:77,104,141: the wrapper; its cause, if any, was matched above
     (r"Entering SSM Agent hibernate|Health ping failed with error|Backing off health check|Agent is in hibernate "
