@@ -102,9 +102,7 @@ def gather(environ: Mapping[str, str], remaining: Callable[[], float]) -> Facts:
     # Without an override both families are asked at once: an IPv6-only subnet has no IPv4 IMDS, and asking one
     # after the other would cost a whole timeout.
     endpoints = (override,) if override else (DEFAULT_ENDPOINT, IPV6_ENDPOINT)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        tokens = dict(zip(endpoints, pool.map(lambda e: _Client(e, remaining).request(
-            "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL}), endpoints)))
+    tokens = _tokens(endpoints, remaining)
     endpoint = next((e for e in endpoints if _usable(tokens[e])), endpoint)
     token, tokens = tokens[endpoint], (tokens if len(tokens) > 1 else {})
     client = _Client(endpoint, remaining)
@@ -120,6 +118,23 @@ def gather(environ: Mapping[str, str], remaining: Callable[[], float]) -> Facts:
             replies.update(zip(MAC_PATHS, pool.map(
                 lambda p: client.request("GET", "/latest/meta-data/" + prefix + p, headers), MAC_PATHS)))
     return interpret(Imds(endpoint, token=token, replies=replies, tokens=tokens))
+
+
+def _tokens(endpoints, remaining: Callable[[], float]) -> Dict[str, Reply]:
+    """Token PUTs to every endpoint at once; once the first (IPv4) one has a token the others are not waited for:
+    with HttpProtocolIpv6 off (the default) [fd00:ec2::254] may stay silent for a whole request timeout. Daemon
+    threads, so an unanswered request never holds the doctor's exit either (each ends at its own deadline)."""
+    results: Dict[str, Reply] = {}
+    threads = [threading.Thread(target=lambda e=e: results.__setitem__(e, _Client(e, remaining).request(
+        "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL})), daemon=True)
+        for e in endpoints]
+    for thread in threads:
+        thread.start()
+    threads[0].join()
+    if not _usable(results.get(endpoints[0], Reply(error="timeout"))):
+        for thread in threads[1:]:
+            thread.join()
+    return {e: results[e] for e in endpoints if e in results}
 
 
 def _usable(token: Reply) -> bool:

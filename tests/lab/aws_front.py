@@ -99,7 +99,9 @@ class Request:
 
     def _classify_s3(self) -> None:
         host = self.environ.get("HTTP_HOST", "").split(":")[0]
-        match = re.match(r"(.+)\.s3[.-]([a-z0-9-]+\.)?amazonaws\.com$", host)
+        # bucket.s3.<region>.amazonaws.com, and S3's dual-stack bucket.s3.dualstack.<region>.amazonaws.com
+        # (https://docs.aws.amazon.com/AmazonS3/latest/API/dual-stack-endpoints.html)
+        match = re.match(r"(.+)\.s3[.-](dualstack\.)?([a-z0-9-]+\.)?amazonaws\.com$", host)
         if match:  # virtual-host style: the bucket is in the name
             self.bucket, self.key = match.group(1), self.path.lstrip("/") or None
         else:

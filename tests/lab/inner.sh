@@ -68,6 +68,11 @@ link set eth0 up
 link set vpcrtr0 up
 route add default via 10.0.1.1 dev eth0
 neigh add 10.0.1.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent
+addr add fd00:ec2::253/128 dev lo nodad
+addr add fd00:ec2::254/128 dev lo nodad
+addr add 2001:db8:1200:1::100/64 dev eth0 nodad
+route add ::/0 via fe80::1 dev eth0
+neigh add fe80::1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent
 EOF
 
 "$PY" "$HERE/labd.py" --run "$RUN" --scenario "$SCENARIO" --python "$PY" </dev/null >"$RUN/labd.log" 2>&1 &

@@ -38,7 +38,7 @@ if str(REPO) not in sys.path:
 
 from tests.lab import scenario as scenarios  # noqa: E402
 from tests.lab.agent import FakeAgent  # noqa: E402
-from tests.lab import netpolicy  # noqa: E402
+from tests.lab import family, netpolicy  # noqa: E402
 
 REGION, DOMAIN = scenarios.REGION, scenarios.DOMAIN
 PUBLIC_IP, S3_IP = scenarios.PUBLIC_IP, scenarios.S3_IP
@@ -56,7 +56,8 @@ def cert_names(services=scenarios.INTERFACE_ENIS) -> list:
     names = []
     for svc in services:
         names += [f"{svc}.{REGION}.{DOMAIN}", f"*.{svc}.{REGION}.vpce.{DOMAIN}"]
-    return names + [f"s3.{REGION}.{DOMAIN}", f"*.s3.{REGION}.{DOMAIN}", f"s3.{DOMAIN}", f"*.s3.{DOMAIN}"]
+    return names + [f"s3.{REGION}.{DOMAIN}", f"*.s3.{REGION}.{DOMAIN}", f"s3.{DOMAIN}", f"*.s3.{DOMAIN}",
+                    f"s3.dualstack.{REGION}.{DOMAIN}", f"*.s3.dualstack.{REGION}.{DOMAIN}"]
 
 
 # -- what the scenario implies (pure functions) ------------------------------------------------------------------
@@ -71,11 +72,16 @@ def endpoint_addresses(sc: dict) -> dict:
     owners = {}
     for svc, spec in interface_endpoints(sc).items():
         if spec.get("present", True):
-            for address in spec.get("addresses") or [scenarios.INTERFACE_ENIS.get(svc)]:
+            for address in family.endpoint_addresses(spec, _v4(spec, svc)):
                 if address:
                     owners.setdefault(address, svc)
     owners[S3_IP] = "s3"
+    owners[family.S3_IP6] = "s3"
     return owners
+
+
+def _v4(spec: dict, svc: str) -> list:
+    return [a for a in (spec.get("addresses") or [scenarios.INTERFACE_ENIS.get(svc)]) if a]
 
 
 def dns_table(sc: dict) -> tuple:
@@ -87,11 +93,14 @@ def dns_table(sc: dict) -> tuple:
         answers[f"*.{DOMAIN}"] = PUBLIC_IP
         answers[f"s3.{REGION}.{DOMAIN}"] = S3_IP
         answers[f"*.s3.{REGION}.{DOMAIN}"] = S3_IP
+        answers[f"*.api.aws"] = [PUBLIC_IP, family.PUBLIC_IP6]  # the public dual-stack names
+        for name in (f"s3.dualstack.{REGION}.{DOMAIN}", f"*.s3.dualstack.{REGION}.{DOMAIN}"):
+            answers[name] = [S3_IP, family.S3_IP6]
         answers[HOSTNAME] = "10.0.1.100"
         for svc, spec in interface_endpoints(sc).items():
             if not spec.get("present", True):
                 continue
-            addresses = list(spec.get("addresses") or [scenarios.INTERFACE_ENIS[svc]])
+            addresses = family.endpoint_addresses(spec, _v4(spec, svc))
             answers[f"*.{svc}.{REGION}.vpce.{DOMAIN}"] = addresses  # the endpoint's own names always resolve
             if spec.get("private_dns", True) and vpc.get("dns_hostnames", True):
                 answers[f"{svc}.{REGION}.{DOMAIN}"] = addresses
@@ -110,35 +119,38 @@ def dns_table(sc: dict) -> tuple:
             value = PUBLIC_IP
         for name in names:
             answers[name] = value
+    if sc.get("subnet", {}).get("dns64"):
+        answers = family.dns64(answers)
     return answers, default
 
 
 def nft_ruleset(sc: dict, lo_addresses) -> str:
     """The whole `table inet lab` for this scenario, as an `nft -f` script that replaces the previous one."""
-    rules = []
+    rules = family.nft_rules(sc)
     owners = endpoint_addresses(sc)
     explicit = sc.get("eni") or {}
     for address, knobs in explicit.items():
         mode = (knobs or {}).get("mode", "ok")
         if mode == "drop":
-            rules.append(f"ip daddr {address} tcp dport 443 drop")
+            rules.append(f"{family.daddr(address)} tcp dport 443 drop")
         elif mode == "reject":
-            rules.append(f"ip daddr {address} tcp dport 443 reject with tcp reset")
+            rules.append(f"{family.daddr(address)} tcp dport 443 reject with tcp reset")
     for svc, spec in interface_endpoints(sc).items():
         if spec.get("present", True) and not spec.get("sg_ingress_443", True):
-            for address in spec.get("addresses") or [scenarios.INTERFACE_ENIS.get(svc)]:
-                rules.append(f"ip daddr {address} tcp dport 443 drop")
+            for address in family.endpoint_addresses(spec, _v4(spec, svc)):
+                rules.append(f"{family.daddr(address)} tcp dport 443 drop")
     s3 = sc["endpoints"].get("s3", {})
     if not s3.get("present", True) or not s3.get("route", True):
         rules.append(f"ip daddr {S3_IP} tcp dport {{ 80, 443 }} drop")
+        rules.append(f"ip6 daddr {family.S3_IP6} tcp dport {{ 80, 443 }} drop")
     rules += netpolicy.nft_rules(sc, owners)
     for address in sorted(lo_addresses):
         if address in owners:
             continue
         if address not in explicit:  # no ENI there any more (absent endpoint): silence, as in a VPC
-            rules.append(f"ip daddr {address} tcp dport 443 drop")
+            rules.append(f"{family.daddr(address)} tcp dport 443 drop")
         elif (explicit[address] or {}).get("mode", "ok") == "ok":  # an address with nothing behind it
-            rules.append(f"ip daddr {address} tcp dport 443 reject with tcp reset")
+            rules.append(f"{family.daddr(address)} tcp dport 443 reject with tcp reset")
     body = "".join(f"\t\t{rule}\n" for rule in rules)
     return ("table inet lab\ndelete table inet lab\n"
             "table inet lab {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n"
@@ -257,6 +269,9 @@ class Labd:
         t = self.mark("certs", t)
         self.dns = servers.DnsServer(RESOLVER_IP, 53, {}, "nxdomain").start()
         self.imds = servers.ImdsServer(IMDS_IP, 80, {}, "v2").start()
+        # The same resolver and IMDS at their IPv6 addresses (nft decides whether IMDS's answers: family.py).
+        self.dns6 = servers.DnsServer(family.AMAZON_DNS6, 53, {}, "nxdomain").start()
+        self.imds6 = servers.ImdsServer(family.IMDS6, 80, {}, "v2").start()
         for address in sorted(self.lo_addresses):
             self._listen(address)
         self._listen(S3_IP, port=80)
@@ -372,7 +387,8 @@ class Labd:
             new = sorted(wanted - self.lo_addresses)
             if new:
                 subprocess.run([_tool("ip"), "-batch", "-"], check=True, text=True,
-                               input="".join(f"addr add {a}/32 dev lo\n" for a in new))
+                               input="".join(f"addr add {a}/128 dev lo nodad\n" if family.is_v6(a) else
+                                             f"addr add {a}/32 dev lo\n" for a in new))
                 self.lo_addresses |= set(new)
             owners = endpoint_addresses(sc)
             certificate_only = {a for a, k in (sc.get("eni") or {}).items()  # e.g. [dns] ssm = "10.0.1.30"
@@ -386,14 +402,17 @@ class Labd:
             steps["net"] = round(time.perf_counter() - t, 3)
             t = time.perf_counter()
             answers, default = dns_table(sc)
-            self.dns.reset(answers, default)
-            self.dns.down = sc["dns"].get("resolver", "up") == "down"
-            self.dns.queries.clear()
-            self.imds.metadata = imds_metadata(facts)
-            self.imds.mode = sc["imds"].get("mode", "v2")
-            with self.imds._lock:
-                self.imds._tokens.clear()
-                self.imds.requests.clear()
+            for dns in (self.dns, self.dns6):
+                dns.reset(answers, default)
+                dns.down = sc["dns"].get("resolver", "up") == "down"
+                dns.queries.clear()
+            for imds in (self.imds, self.imds6):
+                imds.metadata = family.imds_paths(sc, imds_metadata(facts), facts["mac"])
+                imds.mode = sc["imds"].get("mode", "v2")
+                with imds._lock:
+                    imds._tokens.clear()
+                    imds.requests.clear()
+            self._instance_family(sc)
             steps["dns_imds"] = round(time.perf_counter() - t, 3)
             t = time.perf_counter()
             self.agent_state = self.agent.apply(sc["agent"])
@@ -409,6 +428,15 @@ class Labd:
             self.switches.append({"scenario": sc.get("name"), "seconds": seconds, "steps": steps})
             log.info("scenario %s applied in %.3fs %s", sc.get("name"), seconds, steps)
             return {"scenario": sc.get("name"), "seconds": seconds, "steps": steps, "facts": facts}
+
+    def _instance_family(self, sc: dict) -> None:
+        """The instance's own IPv4 address exists unless the subnet is IPv6-only; resolv.conf names the Amazon DNS
+        server of the family the instance has."""
+        ipv6_only = bool(sc.get("subnet", {}).get("ipv6_only"))
+        batch = ("addr flush dev eth0 scope global to 10.0.0.0/8\n" if ipv6_only else
+                 "addr replace 10.0.1.100/24 dev eth0\nroute replace default via 10.0.1.1 dev eth0\n")
+        subprocess.run([_tool("ip"), "-batch", "-"], input=batch, text=True, check=True)
+        Path("/etc/resolv.conf").write_text(family.resolv_conf(sc))
 
     def status(self) -> dict:
         return {"pid": os.getpid(), "scenario": self.scenario.get("name"), "rss_mb": _rss_mb(),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from tests.lab import family
+
 INSTANCE_IP, INSTANCE_SUBNET, VPC_CIDR = "10.0.1.100", "10.0.1.0/24", "10.0.0.0/16"
 LAB_SUBNETS = ("10.0.1.0/24", "10.0.2.0/24")
 EPHEMERAL = (32768, 60999)  # the lab namespace's net.ipv4.ip_local_port_range (Linux's default)
@@ -80,9 +82,9 @@ def nft_rules(sc: dict, addresses) -> list:
     for address in sorted(addresses):
         forward, back = blocked(sc, address)
         if forward:
-            rules.append(f"ip daddr {address} tcp dport {{ 80, 443 }} drop")
+            rules.append(f"{family.daddr(address)} tcp dport {{ 80, 443 }} drop")
         if back:
-            rules.append(f"ip saddr {address} tcp sport {{ 80, 443 }} drop")
+            rules.append(f"{family.saddr(address)} tcp sport {{ 80, 443 }} drop")
     return rules
 
 

@@ -34,10 +34,12 @@ BASELINE: dict = {
     "eni": {},
     "endpoints": {
         **{svc: {"present": True, "private_dns": True, "addresses": [ip], "sg_ingress_443": True,
-                 "policy": ALLOW_ALL} for svc, ip in INTERFACE_ENIS.items()},
+                 "policy": ALLOW_ALL, "ip_type": "ipv4"} for svc, ip in INTERFACE_ENIS.items()},
         "s3": {"present": True, "route": True, "policy": ALLOW_ALL},
     },
-    "vpc": {"dns_support": True, "dns_hostnames": True, "route_table": "explicit"},
+    "vpc": {"dns_support": True, "dns_hostnames": True, "route_table": "explicit", "ipv6_cidr": ""},
+    # The instance's subnet: ipv6_only (no IPv4 at all), dns64 (AAAA synthesis in 64:ff9b::/96); see family.py.
+    "subnet": {"ipv6_only": False, "dns64": False},
     "instance": {"egress": "all"},  # the instance's security group: all, vpc-only (no S3 prefix list), none
     "nacl": {},  # {"<subnet cidr>": {"inbound": [entry, ...], "outbound": [...]}}: a custom ACL on that subnet
     "iam": {"instance_profile": True, "role_policies": None},  # None: the baseline policies
@@ -52,7 +54,7 @@ BASELINE: dict = {
         "cloudWatchEncryptionEnabled": False, "cloudWatchStreamingEnabled": False, "kmsKeyId": "",
         "runAsEnabled": False, "runAsDefaultUser": "",
     },
-    "imds": {"mode": "v2"},
+    "imds": {"mode": "v2", "ipv6": False},  # ipv6: HttpProtocolIpv6 (IMDS at [fd00:ec2::254])
     "clock": {"offset_seconds": 0},
     "agent": {"state": "running", "version": "3.3.2958.0", "env": {}, "log_lines": [], "config": {}, "connected": True,
               "credential_source": "EC2"},
@@ -83,9 +85,10 @@ def merge(base: dict, overrides: dict, where: str = "scenario") -> dict:
         raise ScenarioError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
     merged = copy.deepcopy(base)
     _merge_into(merged, overrides)
-    from tests.lab import netpolicy
+    from tests.lab import family, netpolicy
     try:
         netpolicy.validate(merged)
+        family.validate(merged)
     except (ValueError, KeyError, TypeError, IndexError) as error:
         raise ScenarioError(f"{where}: {error}") from None
     return merged

@@ -172,3 +172,11 @@ def test_dns64_addresses_that_time_out_have_no_nat64_path():
 def test_tls_remedy_brackets_an_ipv6_address():
     result = tls.assess(NAME, 443, {"2001:db8:1200:1::10": {"result": "untrusted", "verify_code": 20, "ms": 3}})
     assert any("-connect [2001:db8:1200:1::10]:443" in c for c in result.remedy.commands)
+
+
+def test_an_ipv6_only_instance_dials_only_ipv6_addresses():
+    # A dual-stack endpoint's A records are no path from an instance without IPv4 (IPv6-only subnet).
+    both = ["10.0.1.10", "2001:db8:1200:1::10"]
+    assert tcp.usable(both, ("IPv6",)) == ["2001:db8:1200:1::10"]
+    assert tcp.usable(both, ("IPv4", "IPv6")) == both
+    assert tcp.usable(["10.0.1.10"], ("IPv6",)) == ["10.0.1.10"]  # nothing else to try: the connect tells

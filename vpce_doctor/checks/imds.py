@@ -69,7 +69,9 @@ def local_families() -> tuple:
     except Exception:  # psutil missing or /proc unreadable: the verdict then does not depend on it
         return ()
     found = set()
-    for addresses in interfaces.values():
+    for name, addresses in interfaces.items():
+        if name == "lo":  # the loopback interface: nothing there reaches IMDS
+            continue
         for address in addresses:
             kind = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}.get(address.family)
             ip, _ = parse(str(address.address).split("%")[0])

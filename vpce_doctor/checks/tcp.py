@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 
 from ..addresses import dns64_source, family
 from ..model import Check, Remedy, Result, Severity, Status
+from . import dns
 
 SG_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/create-interface-endpoint.html"
 GATEWAY_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html"
@@ -68,7 +69,7 @@ def check(target) -> Check:
 
 
 def run(ctx, prior, *, target) -> Result:
-    addresses = list(prior[f"dns:{target.service}"].evidence.get("addresses") or ())
+    addresses = usable(dns.addresses(prior[f"dns:{target.service}"]), ctx.facts.families())
     timeout = ctx.io_timeout()
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(addresses)))) as pool:
         probes = dict(zip(addresses, pool.map(lambda ip: connect(ip, ctx.settings.port, timeout), addresses)))
@@ -77,6 +78,14 @@ def run(ctx, prior, *, target) -> Result:
                "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0], "cidr6": (facts.vpc_ipv6_cidrs or ("<vpc-ipv6-cidr>",))[0],
                "endpoint_service": ctx.endpoint_service_name(target.service)}
     return assess(target.service, ctx.settings.port, target.gateway, probes, context)
+
+
+def usable(addresses: List[str], families) -> List[str]:
+    """The addresses this instance can dial: on an IPv6-only instance (IMDS: IPv6 addresses, no local-ipv4) an IPv4
+    address is no path at all, and a dual-stack name's A records are not the endpoint's fault."""
+    if tuple(families) != ("IPv6",):
+        return list(addresses)
+    return [a for a in addresses if family(a) == "IPv6"] or list(addresses)
 
 
 def connect(address: str, port: int, timeout: float) -> Dict[str, object]:
