@@ -45,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ship", action="store_const", const=True,
                    help="after local output, send the JSON report to CloudWatch Logs (spooled when that fails)")
     p.add_argument("--log-group", help="log group for --ship (default: /vpce-doctor/reports)")
+    p.add_argument("--since", metavar="FILE", help="also say what changed since this earlier JSON report")
     p.add_argument("--config", help="INI file with a [vpce-doctor] section (default: "
                    "/etc/vpce-doctor/vpce-doctor.conf if it exists)")
     return p
@@ -105,10 +106,12 @@ def _say(stream, line: str) -> None:
 def _main(argv, environ, stdout, stderr) -> ExitCode:
     from . import settings as settings_mod
     args = parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k != "list_checks"}
+    flags = {k: v for k, v in vars(args).items() if k not in ("list_checks", "since")}
     settings = settings_mod.load(flags, environ)
     if args.list_checks:
         return _list_checks(settings, stdout)
+    from . import history
+    since = history.read_since(args.since) if args.since else None  # a bad FILE is a usage error before any check
 
     import time
     from . import doctor
@@ -137,14 +140,33 @@ def _main(argv, environ, stdout, stderr) -> ExitCode:
         if live and not shown:
             _write(stdout, stderr, ("" if ctx else text.header(__version__, report.instance))
                    + "".join(text.finding(f, color) for f in report.findings))
+    shipped, current, kept = _with_changes(document.to_dict(report), settings, since)
     if live:
-        _write(stdout, stderr, text.footer(report, color))
+        _write(stdout, stderr, text.footer(report, color) + text.changes(shipped))
+    elif settings.output == "summary":
+        extra = text.summary_changes(shipped)[:600]
+        _write(stdout, stderr, text.summary(report, limit=2400 - len(extra)) + extra)
     else:
-        _write(stdout, stderr, text.summary(report) if settings.output == "summary" else document.render(report))
+        _write(stdout, stderr, document.dumps(shipped))
     if settings.ship and ctx is not None:  # local output first: a broken logs path never hides the report
         from .delivery import deliver
-        _say(stderr, deliver(ctx, document.to_dict(report), shield=_signals_deferred))
+        problem = history.keep(settings.spool_dir, current, kept)
+        if problem:
+            _say(stderr, f"vpce-doctor: {problem}")
+        _say(stderr, deliver(ctx, shipped, shield=_signals_deferred))
     return report.exit_code  # the report printed it; the process says the same
+
+
+def _with_changes(report_dict, settings, since):
+    """The report with what changed since the runs kept beside the spool (and --since FILE); and those runs."""
+    from . import history
+    from .changes import record
+    current = record(report_dict)
+    kept, notes = history.load(settings.spool_dir)
+    comparisons, more = history.comparisons(current, kept, since)
+    if comparisons or notes or more:
+        report_dict["changes"] = {"comparisons": comparisons, "notes": notes + more}
+    return report_dict, current, kept
 
 
 def _write(stdout, stderr, text: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict
 
-from .. import redact
+from .. import fingerprint, redact
 from ..model import Finding, Report, Status
 
 SCHEMA = "vpce-doctor/report/1"
@@ -33,7 +33,9 @@ def _document(report: Report) -> Dict[str, Any]:
                             for f in report.root_causes],
             "warnings": [f.check.id for f in report.findings if f.status is Status.WARN],
         },
-        "findings": [finding_dict(f) for f in report.findings],
+        "findings": [{**finding_dict(f), "fingerprint": fingerprint.of(f.check.id, f.result.evidence,
+                                                                       report.instance)}
+                     for f in report.findings],
     }
 
 
@@ -57,5 +59,9 @@ def finding_dict(finding: Finding) -> Dict[str, Any]:
 
 
 def render(report: Report) -> str:
+    return dumps(to_dict(report))
+
+
+def dumps(document: Dict[str, Any]) -> str:
     # default=str: evidence is meant to be JSON-safe; a stray object must not cost the operator the report.
-    return json.dumps(to_dict(report), indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n"
+    return json.dumps(document, indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n"

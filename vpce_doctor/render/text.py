@@ -105,3 +105,19 @@ def summary(report: Report, limit: int = 2400) -> str:
         lines.append("warnings: " + ", ".join(warnings))
     text = "\n".join(line[:400] for line in lines) + "\n"
     return text if len(text) <= limit else text[:limit - 40] + "\n... (full report: --output json)\n"
+
+
+def changes(document: Dict[str, object]) -> str:
+    """What changed since the last run, the last healthy one and --since FILE, after the verdict."""
+    from ..changes import lines
+    found = document.get("changes") or {}
+    out = [line for comparison in found.get("comparisons") or () for line in lines(comparison)]  # type: ignore
+    out += [f"note: {note}" for note in found.get("notes") or ()]  # type: ignore
+    return "".join(line + "\n" for line in out)
+
+
+def summary_changes(document: Dict[str, object], limit: int = 3) -> str:
+    """The summary's view: the first comparison that found something, in a few lines."""
+    from ..changes import empty, lines
+    found = [c for c in (document.get("changes") or {}).get("comparisons") or () if not empty(c)]  # type: ignore
+    return "".join(line.strip()[:400] + "\n" for line in lines(found[0], limit)) if found else ""

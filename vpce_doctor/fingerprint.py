@@ -1,0 +1,113 @@
+"""Evidence fingerprints: what each check saw, compact and stable, so two runs can say what changed between them.
+
+A fingerprint keeps what identifies the path (addresses, certificate issuer and names, the resolver, the agent's
+version, endpoint ids, security groups, routes, policy hashes) and drops what differs from run to run on a healthy
+instance (timings, byte counts, ports, free disk, notes and messages with request ids). Nothing secret survives:
+keys that name a secret are dropped, credentials in URLs are hidden, and long strings (a policy document) are kept
+only as a hash. Pure: no I/O.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Dict, Mapping, Optional
+
+from . import redact
+
+# Differ between two runs of a healthy instance, or are prose: never part of what was seen.
+VOLATILE = frozenset({"ms", "timeout_s", "port", "bytes", "bytes_read", "lines", "duration_s", "responses", "pid",
+                      "disk_free_mib", "notes", "message", "summary", "cause", "skew_s", "not_after", "last",
+                      "example", "silence", "files", "version_source",
+                      "stream"})  # session:logs' CreateLogStream: created by the first run, "already exists" after
+SECRET_KEY = re.compile(r"secret|passw|token|credential|authoriz|signature|cookie", re.IGNORECASE | re.ASCII)
+# AWS access key ids (AKIA long-term, ASIA temporary) and anything base64-like of a secret key's length or more.
+SECRET_VALUE = re.compile(r"(?:AKIA|ASIA)[A-Z0-9]{12,}|[A-Za-z0-9/+=]{40,}", re.ASCII)
+LONG, ITEMS, DEPTH = 96, 32, 5
+INSTANCE_FACTS = ("region", "availability_zone", "vpc_id", "vpc_cidrs", "subnet_id", "subnet_cidr",
+                  "security_groups", "private_ip", "instance_profile_arn")
+
+
+def seen(check_id: str, evidence: Mapping[str, Any], instance: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The stable part of one check's evidence, as a small JSON-safe dict."""
+    special = _SPECIAL[check_id] if check_id in _SPECIAL else _dns_name if check_id.startswith("dns:") else None
+    if special is not None:
+        return special(evidence if isinstance(evidence, Mapping) else {}, instance or {})
+    value = _stable(evidence, 0)
+    return value if isinstance(value, dict) else {}
+
+
+def digest(values: Mapping[str, Any]) -> str:
+    """A short hash of what was seen: equal evidence, equal fingerprint."""
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def of(check_id: str, evidence: Mapping[str, Any], instance: Optional[Mapping[str, Any]] = None) -> str:
+    return digest(seen(check_id, evidence, instance))
+
+
+def _stable(value: Any, depth: int) -> Any:
+    if depth > DEPTH:
+        return "…"
+    if isinstance(value, Mapping):
+        return {str(k): _stable(v, depth + 1) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))[:ITEMS * 2]
+                if str(k) not in VOLATILE and not SECRET_KEY.search(str(k))}
+    if isinstance(value, (list, tuple)):
+        items = [_stable(v, depth + 1) for v in list(value)[:ITEMS]]
+        scalars = all(isinstance(i, (str, int, float, bool)) or i is None for i in items)
+        return sorted(items, key=lambda i: (str(type(i)), str(i))) if scalars else items
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, (bool, int)) or value is None:
+        return value
+    if isinstance(value, float):
+        return round(value, 3)
+    return _text(str(value))
+
+
+def _text(value: str) -> str:
+    value = redact.secrets(value)  # URL userinfo, secret-named pairs, this run's known passwords
+    value = SECRET_VALUE.sub(lambda m: "sha256:" + hashlib.sha256(m.group().encode()).hexdigest()[:12], value)
+    if len(value) > LONG:  # a policy document or a certificate name: its hash says whether it changed
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+    return value
+
+
+def _imds_token(evidence: Mapping[str, Any], instance: Mapping[str, Any]) -> Dict[str, Any]:
+    """What IMDS told about the instance (where it sits and which groups it has), not how fast it answered."""
+    token = evidence.get("token") if isinstance(evidence.get("token"), Mapping) else {}
+    facts = {k: _stable(instance.get(k), 1) for k in INSTANCE_FACTS if instance.get(k) not in (None, "", [])}
+    return {"token_status": token.get("status"), "token_error": _stable(token.get("error"), 1), **facts}
+
+
+def _dns_name(evidence: Mapping[str, Any], instance: Mapping[str, Any]) -> Dict[str, Any]:
+    """The answer (addresses, CNAMEs, each type's outcome), once: inside/outside and per-type lists repeat it."""
+    out = {"name": _stable(evidence.get("name"), 1), "addresses": _stable(evidence.get("addresses") or [], 1)}
+    for kind in ("A", "AAAA"):
+        answer = evidence.get(kind) if isinstance(evidence.get(kind), Mapping) else {}
+        if answer:
+            out[kind] = _stable(answer.get("code"), 1)
+            cnames = answer.get("cnames") if isinstance(answer.get("cnames"), list) else []
+            out["cnames"] = sorted(set(out.get("cnames", [])) | {str(c) for c in cnames})[:ITEMS]
+    return out
+
+
+def _agent_logs(evidence: Mapping[str, Any], instance: Mapping[str, Any]) -> Dict[str, Any]:
+    """The causes the agent's logs showed in the last 24 h, not their times or counts."""
+    matches = evidence.get("matches") if isinstance(evidence.get("matches"), list) else []
+    codes = {str(m.get("code")) for m in matches if isinstance(m, Mapping) and m.get("recent")}
+    caused = evidence.get("caused_by") if isinstance(evidence.get("caused_by"), list) else []
+    return {"recent_causes": sorted(codes)[:ITEMS], "caused_by": sorted(str(c) for c in caused)[:ITEMS]}
+
+
+def _clock(evidence: Mapping[str, Any], instance: Mapping[str, Any]) -> Dict[str, Any]:
+    """The skew's band (the thresholds clock:skew judges by), not its exact value, which moves every run."""
+    skew = evidence.get("skew_s")
+    if not isinstance(skew, (int, float)) or isinstance(skew, bool):
+        return {"skew": None}
+    size = abs(skew)
+    return {"skew": "≥ 5 min" if size >= 300 else "≥ 1 min" if size >= 60 else "< 1 min"}
+
+
+_SPECIAL: Dict[str, Any] = {"dns:resolver": None, "imds:token": _imds_token, "ssm:agent-logs": _agent_logs, "clock:skew": _clock}
