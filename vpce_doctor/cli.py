@@ -162,7 +162,7 @@ def _with_changes(report_dict, settings, since):
     from . import history
     from .changes import record
     current = record(report_dict)
-    kept, notes = history.load(settings.spool_dir)
+    kept, notes = history.load(settings.spool_dir, set_aside=settings.ship)
     comparisons, more = history.comparisons(current, kept, since)
     if comparisons or notes or more:
         report_dict["changes"] = {"comparisons": comparisons, "notes": notes + more}

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from . import changes
 from .instance_files import parse_json, read_bytes
 from .settings import UsageError
-from .spool import Spool, _own_directory, _read_own, _rename, _unlink, _write_new
+from .spool import Spool, _read_own, _rename, _unlink, _write_new
 
 KINDS = ("last", "healthy", "first-broken")
 MAX_RECORD = 1024 * 1024   # a record of ~60 checks is about 20 KB
@@ -26,12 +26,13 @@ def name(kind: str) -> str:
     return f".vpce-doctor.{kind}.json"
 
 
-def load(spool_dir: str) -> Tuple[Dict[str, Dict[str, Any]], List[str]]:
-    """The kept records by kind, and notes on what could not be read. Creates nothing when there is nothing."""
-    if not os.path.isdir(spool_dir):
-        return {}, []
+def load(spool_dir: str, set_aside: bool) -> Tuple[Dict[str, Dict[str, Any]], List[str]]:
+    """The kept records by kind, and notes on what could not be read. Writes nothing unless `set_aside` (a run
+    that keeps records moves a bad one out of its way, as *.bad)."""
     try:
-        fd = _own_directory(spool_dir)
+        fd = _existing(spool_dir)
+    except FileNotFoundError:
+        return {}, []
     except OSError as error:
         return {}, [f"earlier runs in {spool_dir} cannot be read: {error.strerror or error}"]
     kept, notes = {}, []
@@ -41,12 +42,23 @@ def load(spool_dir: str) -> Tuple[Dict[str, Dict[str, Any]], List[str]]:
             if rec is not None:
                 kept[kind] = rec
             elif problem:
-                _rename(fd, name(kind), name(kind)[:-5] + ".bad")
-                notes.append(f"the kept {kind} run in {spool_dir} is not a record vpce-doctor wrote ({problem}); "
-                             f"set aside as {name(kind)[:-5]}.bad")
+                aside = name(kind)[:-5] + ".bad"
+                if set_aside:
+                    _rename(fd, name(kind), aside)
+                notes.append(f"the kept {kind} run in {spool_dir} is not a record vpce-doctor wrote ({problem})"
+                             + (f"; set aside as {aside}" if set_aside else ""))
     finally:
         os.close(fd)
     return kept, notes
+
+
+def _existing(path: str) -> int:
+    """The spool directory for reading: never created here, never through a symlink, only when it is ours."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if os.fstat(fd).st_uid != os.geteuid():
+        os.close(fd)
+        raise PermissionError(errno.EPERM, "it is not owned by this user")
+    return fd
 
 
 def keep(spool_dir: str, current: Mapping[str, Any], kept: Mapping[str, Mapping[str, Any]]) -> Optional[str]:
