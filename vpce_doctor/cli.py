@@ -159,13 +159,14 @@ def _main(argv, environ, stdout, stderr) -> ExitCode:
 
 def _with_changes(report_dict, settings, since):
     """The report with what changed since the runs kept beside the spool (and --since FILE); and those runs."""
-    from . import history
+    from . import history, redact
     from .changes import record
     current = record(report_dict)
     kept, notes = history.load(settings.spool_dir, set_aside=settings.ship)
     comparisons, more = history.comparisons(current, kept, since)
     if comparisons or notes or more:
-        report_dict["changes"] = {"comparisons": comparisons, "notes": notes + more}
+        # a --since FILE or a kept record is outside input: shown only through the one redaction
+        report_dict["changes"] = redact.tree({"comparisons": comparisons, "notes": notes + more})
     return report_dict, current, kept
 
 

@@ -113,11 +113,11 @@ def changes(document: Dict[str, object]) -> str:
     found = document.get("changes") or {}
     out = [line for comparison in found.get("comparisons") or () for line in lines(comparison)]  # type: ignore
     out += [f"note: {note}" for note in found.get("notes") or ()]  # type: ignore
-    return "".join(line + "\n" for line in out)
+    return "".join(shown(line) + "\n" for line in out)
 
 
 def summary_changes(document: Dict[str, object], limit: int = 3) -> str:
     """The summary's view: the first comparison that found something, in a few lines."""
     from ..changes import empty, lines
     found = [c for c in (document.get("changes") or {}).get("comparisons") or () if not empty(c)]  # type: ignore
-    return "".join(line.strip()[:400] + "\n" for line in lines(found[0], limit)) if found else ""
+    return "".join(shown(line.strip())[:400] + "\n" for line in lines(found[0], limit)) if found else ""
