@@ -132,7 +132,8 @@ def written(records: List[dict]) -> List[str]:
 def _absolute(path: str) -> str:
     """The spool opens its files relative to its directory descriptor (dir_fd), so the audit sees bare names."""
     from vpce_doctor import spool
-    own = path.startswith(".vpce-doctor.") or any(p.match(path) for p in (
+    # ".vpce-doctor.*": the lock, the counter and the kept runs (history.py); "..vpce-doctor.*": their temporaries
+    own = path.startswith((".vpce-doctor.", "..vpce-doctor.")) or any(p.match(path) for p in (
         spool.REPORT_RE, spool.SET_ASIDE_RE, spool.TEMPORARY_RE))
     return f"{SPOOL}/{path}" if own and "/" not in path else path
 
@@ -165,7 +166,7 @@ def test_healthy_runs_print_and_ship_no_credentials(lab, hook_dir):
     assert next(f for f in report["findings"] if f["id"] == "s3:get_put")["status"] == "pass"
     assert "report shipped" in js.stderr, js.stderr
     assert_clean(lab, text, text_audit, secrets)
-    assert_clean(lab, js, js_audit, secrets, allowed_prefixes=(SHIP_DIR,))  # --ship: the spool's lock only
+    assert_clean(lab, js, js_audit, secrets, allowed_prefixes=(SHIP_DIR,))  # --ship: the spool and kept runs
     shipped = lab.aws("logs", "get_log_events", logGroupName="/vpce-doctor/reports",
                       logStreamName=lab.facts["instance_id"], startFromHead=True)["events"]
     assert shipped and leaks(json.dumps(shipped), secrets) == []
