@@ -14,8 +14,9 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import changes
 from .instance_files import parse_json, read_bytes
+from .owned_dir import read_own, rename, unlink, write_new
 from .settings import UsageError
-from .spool import Spool, _read_own, _rename, _unlink, _write_new
+from .spool import Spool
 
 KINDS = ("last", "healthy", "first-broken")
 MAX_RECORD = 1024 * 1024   # a record of ~60 checks is about 20 KB
@@ -44,7 +45,7 @@ def load(spool_dir: str, set_aside: bool) -> Tuple[Dict[str, Dict[str, Any]], Li
             elif problem:
                 aside = name(kind)[:-5] + ".bad"
                 if set_aside:
-                    _rename(fd, name(kind), aside)
+                    rename(fd, name(kind), aside)
                 notes.append(f"the kept {kind} run in {spool_dir} is not a record vpce-doctor wrote ({problem})"
                              + (f"; set aside as {aside}" if set_aside else ""))
     finally:
@@ -68,7 +69,7 @@ def keep(spool_dir: str, current: Mapping[str, Any], kept: Mapping[str, Mapping[
             _replace(fd, "last", current)
             if changes.healthy(current):
                 _replace(fd, "healthy", current)
-                _unlink(fd, name("first-broken"))
+                unlink(fd, name("first-broken"))
             elif current.get("exit_code") == 1 and "first-broken" not in kept:
                 _replace(fd, "first-broken", current)
     except OSError as error:
@@ -114,7 +115,7 @@ def read_since(path: str) -> Dict[str, Any]:
 
 def _read_record(fd: int, filename: str) -> Tuple[Optional[Dict[str, Any]], str]:
     try:
-        data = parse_json(_read_own(fd, filename, MAX_RECORD).decode("utf-8"), max_depth=12)
+        data = parse_json(read_own(fd, filename, MAX_RECORD).decode("utf-8"), max_depth=12)
     except FileNotFoundError:
         return None, ""
     except OSError as error:  # a symlink (ELOOP), a FIFO, another user's file
@@ -138,6 +139,6 @@ def valid(data: Any) -> bool:
 
 def _replace(fd: int, kind: str, rec: Mapping[str, Any]) -> None:
     import json
-    temporary = f".{name(kind)[:-5]}.tmp"
-    _unlink(fd, temporary)  # a run killed mid-write left it; we hold the lock, so it is no one else's
-    _write_new(fd, name(kind), json.dumps(rec, sort_keys=True, default=str).encode())
+    temporary = f".{name(kind).rsplit('.', 1)[0]}.tmp"  # owned_dir.write_new's
+    unlink(fd, temporary)  # a run killed mid-write left it; we hold the lock, so it is no one else's
+    write_new(fd, name(kind), json.dumps(rec, sort_keys=True, default=str).encode())
