@@ -429,6 +429,9 @@ def _ping_status(sc: dict) -> str | None:
 
     def unreachable(svc: str) -> bool:
         spec = endpoints.get(svc, {})
+        hub = sc["hub"]["services"].get(svc)
+        if hub:  # a shared endpoint in the hub VPC
+            return sc["eni"].get(hub, {}).get("mode", "ok") != "ok" or sc["dns"].get(svc, "auto") != "auto"
         if not (spec.get("present", True) and spec.get("private_dns", True) and spec.get("sg_ingress_443", True)):
             return True
         modes = [sc["eni"].get(ip, {}).get("mode", "ok") for ip in spec.get("addresses", [])]

@@ -75,6 +75,8 @@ def endpoint_addresses(sc: dict) -> dict:
             for address in family.endpoint_addresses(spec, _v4(spec, svc)):
                 if address:
                     owners.setdefault(address, svc)
+    for svc, address in sc["hub"]["services"].items():  # shared endpoints in the hub VPC, routed inside the lab
+        owners.setdefault(address, svc)
     owners[S3_IP] = "s3"
     owners[family.S3_IP6] = "s3"
     return owners
@@ -104,6 +106,9 @@ def dns_table(sc: dict) -> tuple:
             answers[f"*.{svc}.{REGION}.vpce.{DOMAIN}"] = addresses  # the endpoint's own names always resolve
             if spec.get("private_dns", True) and vpc.get("dns_hostnames", True):
                 answers[f"{svc}.{REGION}.{DOMAIN}"] = addresses
+        if vpc.get("dns_hostnames", True):  # the hub's private hosted zones, shared with (associated to) this VPC
+            for svc, address in sc["hub"]["services"].items():
+                answers[f"{svc}.{REGION}.{DOMAIN}"] = [address]
     else:  # the Amazon-provided resolver is switched off for this VPC
         default = "servfail"
     for key, value in sc["dns"].items():

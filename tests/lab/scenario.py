@@ -41,7 +41,11 @@ BASELINE: dict = {
     # The instance's subnet: ipv6_only (no IPv4 at all), dns64 (AAAA synthesis in 64:ff9b::/96); see family.py.
     "subnet": {"ipv6_only": False, "dns64": False},
     "instance": {"egress": "all"},  # the instance's security group: all, vpc-only (no S3 prefix list), none
-    "nacl": {},  # {"<subnet cidr>": {"inbound": [entry, ...], "outbound": [...]}}: a custom ACL on that subnet
+    "nacl": {},
+    # Interface endpoints that live in a hub VPC (reached over a transit gateway, routed inside the lab) and whose
+    # names a private hosted zone shared with this VPC answers: {service: address in the hub CIDR}. Listing a
+    # service here removes its endpoint from this VPC.
+    "hub": {"cidr": "10.100.0.0/16", "services": {}},  # {"<subnet cidr>": {"inbound": [entry, ...], "outbound": [...]}}: a custom ACL on that subnet
     "iam": {"instance_profile": True, "role_policies": None},  # None: the baseline policies
     "buckets": {
         "vpclab-probe": {"region": REGION, "encryption": "AES256", "policy": None},
@@ -85,6 +89,8 @@ def merge(base: dict, overrides: dict, where: str = "scenario") -> dict:
         raise ScenarioError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
     merged = copy.deepcopy(base)
     _merge_into(merged, overrides)
+    for service in merged["hub"]["services"]:
+        merged["endpoints"].setdefault(service, {})["present"] = False
     from tests.lab import family, netpolicy
     try:
         netpolicy.validate(merged)

@@ -198,6 +198,12 @@ def _placement(name, gateway, addresses, vpc_cidrs, context, evidence) -> Result
         return Result(Status.PASS, f"{name} → {', '.join(addresses)} ({kind})", evidence=evidence)
     if not outside:
         return Result(Status.PASS, f"{name} → {', '.join(addresses)} ({where})", evidence=evidence)
+    if not inside and vpc_cidrs and all(is_private(ip) for ip in outside):
+        # Hub-and-spoke: endpoints centralised in another VPC, their names answered by private hosted zones shared
+        # with this one (ministryofjustice/modernisation-platform#13725, awslabs/landing-zone-accelerator-on-aws#1014).
+        return Result(Status.PASS, f"{name} → {', '.join(outside)}: private, outside this VPC's "
+                      f"{', '.join(vpc_cidrs)} (a shared endpoint in another VPC; TCP and TLS decide)",
+                      code="outside-vpc", evidence=evidence)
     if inside:
         return Result(Status.FAIL, f"{name} → {', '.join(inside)} ({where}) but also {', '.join(outside)}",
                       cause="Part of the answer is not the endpoint's: a hosts entry, a custom DNS server or a "
@@ -221,12 +227,25 @@ def inside_vpc(address: str, vpc_cidrs: Sequence[str]) -> bool:
     return _inside(address, vpc_cidrs)
 
 
+def shared(result) -> List[str]:
+    """The private addresses outside this VPC a dns:<service> finding accepted: a shared endpoint's."""
+    return [str(a) for a in (result.evidence.get("outside") or ())] if result.code == "outside-vpc" else []
+
+
+# The ranges a VPC (hence a hub VPC's endpoint) is numbered from: RFC 1918 and RFC 6598's 100.64.0.0/10
+# ("VPC CIDR blocks", https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html), and IPv6 ULAs.
+# Not ipaddress's is_private, which also counts documentation ranges such as 203.0.113.0/24.
+VPC_RANGES = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                                         "100.64.0.0/10", "fc00::/7"))
+
+
 def is_private(address: str) -> bool:
+    """Could this address belong to a VPC (this one or a peered, shared one)?"""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return ip.is_private and not ip.is_loopback and not ip.is_link_local
+    return any(ip.version == n.version and ip in n for n in VPC_RANGES)
 
 
 def _inside(address: str, vpc_cidrs: Sequence[str]) -> bool:

@@ -6,7 +6,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from ..addresses import dns64_source, family
 from ..model import Check, Remedy, Result, Severity, Status
@@ -29,6 +29,18 @@ GATEWAY_ROUTE = Remedy(
     ("aws ec2 describe-route-tables --filters Name=association.subnet-id,Values={subnet}",
      "aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --add-route-table-ids <rtb-id>"),
     (GATEWAY_DOC,))
+SHARED_SG = Remedy(
+    "The endpoint lives in another VPC (a shared endpoint, hub and spoke): in that VPC, let the endpoint's "
+    "security group accept TCP 443 from this VPC's CIDR, and check the transit gateway or peering routes both "
+    "ways and the network ACLs on the path.",
+    ("aws ec2 describe-network-interfaces --filters Name=addresses.private-ip-address,Values={address} "
+     "--query 'NetworkInterfaces[].[VpcId,Groups,SubnetId]'   # with the hub account's credentials",
+     "aws ec2 authorize-security-group-ingress --group-id <hub-endpoint-sg-id> --protocol tcp --port 443 "
+     "--cidr {cidr}",
+     "aws ec2 search-transit-gateway-routes --transit-gateway-route-table-id <tgw-rtb-id> "
+     "--filters Name=route-search.exact-match,Values={cidr}"),
+    ("https://docs.aws.amazon.com/whitepapers/latest/building-scalable-secure-multi-vpc-network-infrastructure/"
+     "centralized-access-to-vpc-private-endpoints.html",))
 LOCAL_FIREWALL = Remedy(
     "Look for a local firewall rule or a proxy on the instance that rejects the connection.",
     ("sudo nft list ruleset", "sudo iptables -S"))
@@ -77,7 +89,8 @@ def run(ctx, prior, *, target) -> Result:
     context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>",
                "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0], "cidr6": (facts.vpc_ipv6_cidrs or ("<vpc-ipv6-cidr>",))[0],
                "endpoint_service": ctx.endpoint_service_name(target.service)}
-    return assess(target.service, ctx.settings.port, target.gateway, probes, context)
+    return assess(target.service, ctx.settings.port, target.gateway, probes, context,
+                  dns.shared(prior[f"dns:{target.service}"]))
 
 
 def usable(addresses: List[str], families) -> List[str]:
@@ -103,7 +116,8 @@ def connect(address: str, port: int, timeout: float) -> Dict[str, object]:
 
 
 def assess(service: str, port: int, gateway: bool, probes: Dict[str, Dict[str, object]],
-           context: Optional[Dict[str, str]] = None) -> Result:
+           context: Optional[Dict[str, str]] = None, shared: Sequence[str] = ()) -> Result:
+    """shared: the addresses that belong to an endpoint in another VPC (dns.shared)."""
     context = context or {"endpoint_service": f"com.amazonaws.<region>.{service}"}
     evidence = {"port": port, "probes": probes}
     open_, bad = _split(probes)
@@ -115,6 +129,11 @@ def assess(service: str, port: int, gateway: bool, probes: Dict[str, Dict[str, o
         return Result(Status.PASS, f"{port} open on {shown}", evidence=evidence)
     code = next(c for c in ("timeout", "refused", "unreachable", "error") if c in {p["result"] for p in bad.values()})
     cause, remedy = CAUSES.get((code, gateway and code == "timeout"), CAUSES[("error", False)])
+    if code == "timeout" and shared and set(bad) <= set(shared):
+        cause = ("Packets to an endpoint in another VPC are silently dropped: its security group there does not "
+                 "admit this VPC, or a transit gateway or peering route, or a network ACL on the way, is missing.")
+        remedy = SHARED_SG
+        context = {**context, "address": next(iter(bad))}
     failed = ", ".join(f"{ip} ({p['result']} after {p['ms']:.0f} ms)" for ip, p in bad.items())
     if open_:
         return _partial(port, shown, failed, open_, bad, cause, remedy, context, evidence)

@@ -112,7 +112,10 @@ def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vp
                       code=codes.pop() if len(codes) == 1 else "misconfigured",
                       cause="The control plane shows why the data-plane checks above fail.",
                       remedy=Remedy(FIX, tuple(p.command for p in problems)))
-    return Result(Status.PASS, f"{len(view.endpoints)} endpoints in {vpc_id}, consistent with this instance",
+    shared = sorted(s for s in services if s not in view.endpoints and _elsewhere(view, s))
+    evidence["shared"] = shared
+    return Result(Status.PASS, f"{len(view.endpoints)} endpoints in {vpc_id}, consistent with this instance"
+                  + (f"; {', '.join(shared)} from endpoints shared by another VPC" if shared else ""),
                   evidence=evidence)
 
 
@@ -179,16 +182,24 @@ def _endpoint(view: View, service: str) -> List[Problem]:
 def _missing(view: View, service: str) -> List[Problem]:
     gateway = service in GATEWAY
     name = endpoint_service_name(service, view.region, view.domain)
-    elsewhere = [a for a in view.addresses.get(service, ()) if dns.is_private(a)
-                 and not any(path.within(a, c) for c in view.vpc_cidrs)]
-    if elsewhere and not gateway:  # a shared endpoint in another VPC answers for the name: not missing here
+    if not gateway and _elsewhere(view, service):  # a shared endpoint in another VPC answers for it: not missing
         return []
+    hub = sorted(s for s in view.services if _elsewhere(view, s))
     where = f"--route-table-ids {view.table_id}" if gateway else f"--subnet-ids {view.subnet or '<subnet-id>'} " \
         f"--security-group-ids <sg-id> --private-dns-enabled"
-    return [Problem(f"no endpoint for {service} in {view.vpc_id} ({name})",
+    text = f"no endpoint for {service} in {view.vpc_id} ({name})"
+    if hub and not gateway:
+        text += (f", and unlike {', '.join(hub)} its name has no private record shared from another VPC: create it "
+                 f"where the shared endpoints live, with its private hosted zone associated with {view.vpc_id}, or here")
+    return [Problem(text,
                     f"aws ec2 create-vpc-endpoint --vpc-id {view.vpc_id or '<vpc-id>'} --vpc-endpoint-type "
                     f"{'Gateway' if gateway else 'Interface'} --service-name {name} {where}", "no-endpoint",
                     (f"dns:{service}", f"tcp:{service}"))]
+
+
+def _elsewhere(view: View, service: str) -> List[str]:
+    return [a for a in view.addresses.get(service, ()) if dns.is_private(a)
+            and not any(path.within(a, c) for c in view.vpc_cidrs)]
 
 
 def _interface(view: View, service: str, found: dict) -> List[Problem]:
