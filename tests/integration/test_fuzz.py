@@ -223,7 +223,19 @@ def expected_dns(behaviour, gateway: bool):
     inside = [a for a in addresses if ipaddress.ip_address(a) in CIDR]
     if gateway or len(inside) == len(addresses):
         return "pass", "", addresses
+    if not inside and all(_in_vpc_ranges(a) for a in addresses):
+        return "pass", "outside-vpc", addresses  # another VPC's (shared) endpoint: TCP and TLS decide
     return "fail", "mixed-answer" if inside else "public-answer", addresses
+
+
+# What a VPC can be numbered from ("VPC CIDR blocks" in the VPC user guide: RFC 1918, RFC 6598) and IPv6 ULAs.
+VPC_RANGES = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+                                                "fc00::/7")]
+
+
+def _in_vpc_ranges(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip.version == n.version and ip in n for n in VPC_RANGES)
 
 
 @E2E
