@@ -120,6 +120,16 @@ class Report:
         reasons = {c for f in failing for c in caused_by(f) if status.get(c) is Status.WARN}
         return tuple(f for f in self.findings if (f in failing and not explained(f)) or f.check.id in reasons)
 
+    def explained_by(self, check_id: str) -> Optional[Tuple[Finding, Mapping[str, Any]]]:
+        """A warning that names the resources behind this failure (vpc:endpoints: the rule, table or endpoint, with
+        its ids and the command that fixes it), as (finding, {"problem", "command"}); the failure stays the root
+        cause, and its fix leads with what the evidence points to."""
+        for finding in self.findings:
+            named = finding.result.evidence.get("explained") if finding.status is Status.WARN else None
+            if isinstance(named, Mapping) and isinstance(named.get(check_id), Mapping):
+                return finding, named[check_id]
+        return None
+
     def blocked_by(self, check_id: str) -> Tuple[Finding, ...]:
         """Every finding that follows from check_id: skipped behind it, or failed because of it, transitively."""
         frontier, grew = {check_id}, True

@@ -440,6 +440,7 @@ def _ping_status(sc: dict) -> str | None:
         return sc["dns"].get(svc, "auto") not in ("auto", "vpc")
 
     broken = any(unreachable(svc) for svc in ("ssm", "ssmmessages", "ec2messages")) or sc["dns"]["resolver"] != "up"
+    broken |= sc["dhcp"]["dns_server"] != "10.0.0.2"  # its own DNS server answers the endpoint names publicly
     broken |= agent["state"] != "running" or abs(sc["clock"]["offset_seconds"]) > 300
     broken |= any(name.lower() in ("https_proxy", "http_proxy", "all_proxy") for name in agent["env"])
     return "ConnectionLost" if broken else "Online"

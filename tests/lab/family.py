@@ -99,7 +99,8 @@ def imds_paths(sc: dict, metadata: dict, mac: str) -> dict:
 
 
 def resolv_conf(sc: dict) -> str:
-    server = AMAZON_DNS6 if sc.get("subnet", {}).get("ipv6_only") else "10.0.0.2"
+    # [dhcp] dns_server: the DHCP option set's DNS server (the VPC resolver unless a scenario names its own)
+    server = AMAZON_DNS6 if sc.get("subnet", {}).get("ipv6_only") else sc.get("dhcp", {}).get("dns_server", "10.0.0.2")
     return f"nameserver {server}\nsearch ap-northeast-1.compute.internal\n"
 
 

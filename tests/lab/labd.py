@@ -129,6 +129,12 @@ def dns_table(sc: dict) -> tuple:
     return answers, default
 
 
+def public_view() -> dict:
+    """What a DNS server that does not forward to the VPC resolver answers: the public internet's view."""
+    return {f"*.{DOMAIN}": PUBLIC_IP, f"s3.{REGION}.{DOMAIN}": S3_IP, f"*.s3.{REGION}.{DOMAIN}": S3_IP,
+            HOSTNAME: "10.0.1.100"}
+
+
 def nft_ruleset(sc: dict, lo_addresses) -> str:
     """The whole `table inet lab` for this scenario, as an `nft -f` script that replaces the previous one."""
     rules = family.nft_rules(sc)
@@ -252,6 +258,7 @@ class Labd:
         self.owners: dict = {}  # address -> endpoint service, read by the TLS handlers per request
         self.eni_modes: dict = {}  # address -> ok | wrong-name | untrusted | drop | reject
         self.listeners: dict = {}
+        self.custom_dns: dict = {}  # address -> DnsServer: [dhcp] dns_server other than the VPC resolver
         self.switches: list = []
         self.stopping = threading.Event()
 
@@ -388,7 +395,8 @@ class Labd:
             facts = self.world.apply(sc)
             steps["aws"] = round(time.perf_counter() - t, 3)
             t = time.perf_counter()
-            wanted = set(endpoint_addresses(sc)) | set((sc.get("eni") or {}).keys())
+            server = sc["dhcp"]["dns_server"]
+            wanted = set(endpoint_addresses(sc)) | set((sc.get("eni") or {}).keys()) | {server} - {RESOLVER_IP}
             new = sorted(wanted - self.lo_addresses)
             if new:
                 subprocess.run([_tool("ip"), "-batch", "-"], check=True, text=True,
@@ -406,6 +414,8 @@ class Labd:
                            check=True)
             steps["net"] = round(time.perf_counter() - t, 3)
             t = time.perf_counter()
+            if server != RESOLVER_IP and server not in self.custom_dns:
+                self.custom_dns[server] = self.servers.DnsServer(server, 53, public_view(), "nxdomain").start()
             answers, default = dns_table(sc)
             for dns in (self.dns, self.dns6):
                 dns.reset(answers, default)

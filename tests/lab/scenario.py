@@ -27,10 +27,13 @@ connect-timeout = 1
 
 BASELINE: dict = {
     "description": "healthy",
-    "expect": {"exit_code": 0, "root_causes": [], "statuses": {}, "codes": {}},
+    "expect": {"exit_code": 0, "root_causes": [], "statuses": {}, "codes": {}, "explained": {}, "remedies": {}},
     # What an operator of these instances would put in /etc/vpce-doctor/vpce-doctor.conf.
     "doctor": {"args": [], "env": {}, "config": DOCTOR_CONFIG},
     "dns": {"resolver": "up"},
+    # The DHCP option set's DNS server, written to /etc/resolv.conf: the VPC resolver, or another address where a
+    # DNS server of the customer's own answers every AWS name publicly (it forwards nothing to the VPC resolver).
+    "dhcp": {"dns_server": "10.0.0.2"},
     "eni": {},
     "endpoints": {
         **{svc: {"present": True, "private_dns": True, "addresses": [ip], "sg_ingress_443": True,

@@ -52,6 +52,11 @@ def test_scenario_verdict(lab, path, doctor):
         assert causes == [], context
     for check_id, status in expect["statuses"].items():
         assert found[check_id]["status"] == status, (check_id, found[check_id]["summary"])
+    for check_id, text in expect.get("remedies", {}).items():  # what the remedy leads with
+        assert text in (found[check_id]["remedy"] or {}).get("text", ""), (check_id, found[check_id]["remedy"])
+    for check_id, by in expect.get("explained", {}).items():  # the control plane named the resource, with its ids
+        explained = next(c for c in report["summary"]["root_causes"] if c["id"] == check_id).get("explained_by")
+        assert explained and explained["id"] == by and "<" not in explained["command"], context
     for check_id, cause_code in expect.get("codes", {}).items():
         assert found[check_id]["code"] == cause_code, (check_id, found[check_id]["summary"])
     assert code == report["exit_code"] == expect["exit_code"], context

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Dict, List, Optional, Sequence
@@ -39,6 +40,32 @@ FIREWALL = Remedy(
      "aws route53resolver list-firewall-rule-group-associations --vpc-id {vpc}"),
     ("https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/hosted-zone-private-considerations.html",))
 
+AMAZON_DNS_DOC = "https://docs.aws.amazon.com/vpc/latest/userguide/AmazonDNS-concepts.html"
+INBOUND_DOC = "https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/resolver-forwarding-inbound-queries.html"
+# A DNS server of your own in the VPC: only the Amazon DNS server (base + 2, 169.254.169.253) knows endpoints'
+# private DNS and private hosted zones, so it must forward the AWS names there.
+FORWARD = Remedy(
+    "Forward {domain} (at least {region}.{domain}) from {resolver} to the VPC resolver {vpc_resolver}: only Amazon "
+    "DNS answers with the endpoints' private addresses and private hosted zones.",
+    ("dig +short @{vpc_resolver} {name}   # what the VPC resolver answers", "dig +short @{resolver} {name}"),
+    (AMAZON_DNS_DOC,))
+# A DNS server outside the VPC (on premises): the VPC resolver answers only inside the VPC, so it forwards to an
+# inbound Route 53 Resolver endpoint instead.
+FORWARD_INBOUND = Remedy(
+    "{resolver} is outside {vpc}: it cannot query the VPC resolver, which answers only inside the VPC. Create an "
+    "inbound Route 53 Resolver endpoint in {vpc} and forward {region}.{domain} from {resolver} to its addresses.",
+    ("aws route53resolver create-resolver-endpoint --name vpce-doctor-inbound --direction INBOUND "
+     "--creator-request-id vpce-doctor-inbound --security-group-ids <sg-admitting-53-from-{resolver}> "
+     "--ip-addresses SubnetId={subnet} SubnetId=<a-subnet-in-another-az>",
+     "aws route53resolver list-resolver-endpoints --filters Name=HostVPCId,Values={vpc}"),
+    (INBOUND_DOC,))
+RESOLVER_RULES = Remedy(
+    "Find the Resolver rule that forwards this name (or a parent domain) to a server that does not answer, and fix "
+    "its target or disassociate it from the VPC.",
+    ("aws route53resolver list-resolver-rule-associations --filters Name=VPCId,Values={vpc}",
+     "aws route53resolver list-resolver-rules --filters Name=RuleType,Values=FORWARD"),
+    ("https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/resolver-rules-managing.html",))
+
 # code → (summary template, cause, remedy) for lookups that did not yield addresses.
 NO_ADDRESS = {
     "nxdomain": ("{name} does not exist (NXDOMAIN)", "A private hosted zone that matches the name but lacks the "
@@ -50,7 +77,8 @@ NO_ADDRESS = {
     "refused": ("the resolver refused to resolve {name}", "A custom DNS server that does not serve this client or "
                 "this zone.", FIREWALL),
     "timeout": ("no answer for {name} within {timeout:.1f} s", "The resolver answers other queries but not this "
-                "one: a forwarding rule to a dead server, or the 1024 packets/s per ENI limit.", FIREWALL),
+                "one: a Resolver forwarding rule to a dead server, or the 1024 packets/s per ENI limit.",
+                RESOLVER_RULES),
     "cname-loop": ("{name} is a CNAME loop: {error}", "The aliases point back at each other, so no address can "
                    "ever be found; resolvers answer SERVFAIL (RFC 1034 5.2.2: alias loops are an error).", FIREWALL),
     "error": ("looking up {name} failed: {error}", "The lookup failed locally.", None),
@@ -69,10 +97,20 @@ def run(ctx, prior, *, target) -> Result:
     with ThreadPoolExecutor(max_workers=2) as pool:
         a, aaaa = pool.map(lambda kind: lookup(resolver, target.name, kind, timeout), ("A", "AAAA"))
     facts = ctx.facts
-    context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>", "region": ctx.region,
+    context = {**_resolver_context(prior, list(facts.vpc_cidrs)), "name": target.name, "vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>", "region": ctx.region,
                "endpoint_service": ctx.endpoint_service_name(target.service), "domain": ctx.domain}
     return assess(target.name, target.gateway, a, aaaa, list(facts.vpc_cidrs) + list(facts.vpc_ipv6_cidrs), context,
                   target.source, facts.families())
+
+
+def _resolver_context(prior, vpc_cidrs: List[str]) -> Dict[str, str]:
+    from . import resolver
+    servers = resolver.in_use(prior["dns:resolver"]) if "dns:resolver" in prior else []
+    mine = [s for s in servers if resolver.custom(s, vpc_cidrs)]
+    if not mine:
+        return {}
+    return {"resolver": mine[0], "vpc_resolver": resolver.vpc_resolver(vpc_cidrs) or "<vpc-cidr-base+2>",
+            "resolver_in_vpc": "yes" if _inside(mine[0], vpc_cidrs) else ""}
 
 
 def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, object]:
@@ -125,8 +163,23 @@ def cname_loop(resolver, name: str, timeout: float) -> List[str]:
 def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[str],
            context: Optional[Dict[str, str]] = None, source: str = "default", families: Sequence[str] = ()) -> Result:
     """families: the instance's own address families from IMDS (("IPv6",) in an IPv6-only subnet); vpc_cidrs: the
-    VPC's CIDRs of both families."""
+    VPC's CIDRs of both families. context["resolver"]: a DNS server of the customer's own is in use; a failure
+    then leads with forwarding."""
     context = context or {}
+    result = _judge(name, gateway, a, aaaa, vpc_cidrs, context, source, families)
+    if result.status is Status.PASS or not context.get("resolver") or result.code == "error":
+        return result
+    own, vpc_resolver = context["resolver"], context.get("vpc_resolver")
+    remedy = FORWARD if context.get("resolver_in_vpc") else FORWARD_INBOUND
+    where = "a DNS server in this VPC" if context.get("resolver_in_vpc") else "a DNS server outside this VPC"
+    return replace(result, cause=f"This instance asks {own}, {where}, not the VPC resolver {vpc_resolver}: unless it "
+                   f"forwards {context.get('domain', 'amazonaws.com')} there, it answers without the endpoints' private "
+                   "DNS. " + result.cause, remedy=remedy.filled(**{"domain": "amazonaws.com", **context}),
+                   evidence={**result.evidence, "resolver": own})
+
+
+def _judge(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[str], context: Dict[str, str],
+           source: str, families: Sequence[str]) -> Result:
     addresses: List[str] = list(a.get("addresses") or ()) + list(aaaa.get("addresses") or ())
     evidence = {"name": name, "name_source": source, "A": a, "AAAA": aaaa, "addresses": addresses,
                 "vpc_cidrs": list(vpc_cidrs)}

@@ -100,6 +100,24 @@ def assess(servers: Sequence[str], source: str, problem: str, upstream: Sequence
     return Result(Status.PASS, f"resolver {shown} answers: {times}", evidence=evidence)
 
 
+def in_use(result) -> List[str]:
+    """The servers a dns:resolver finding saw answering lookups: systemd-resolved's upstream, else resolv.conf's."""
+    return [str(s) for s in (result.evidence.get("upstream") or result.evidence.get("nameservers") or ())]
+
+
+def vpc_resolver(vpc_cidrs: Sequence[str]) -> Optional[str]:
+    """The Amazon DNS server's address in this VPC: the primary CIDR's base + 2 (VPC_DNS_DOC)."""
+    try:
+        return str(ipaddress.ip_network(vpc_cidrs[0]).network_address + 2) if vpc_cidrs else None
+    except ValueError:
+        return None
+
+
+def custom(server: str, vpc_cidrs: Sequence[str]) -> bool:
+    """A DNS server of the customer's own: neither Amazon DNS (base + 2, 169.254.169.253) nor the local stub."""
+    return bool(vpc_cidrs) and _kind(server, (), list(vpc_cidrs)) == "custom DNS server"
+
+
 def _kind(server: str, upstream: Sequence[str], vpc_cidrs: List[str]) -> str:
     if server == STUB:
         return "systemd-resolved stub → " + (", ".join(upstream) or "upstream unknown")

@@ -2,58 +2,22 @@
 named resources. Each problem is found by one small function and names the data-plane check it explains."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from ..aws import call
 from ..model import Check, Remedy, Result, Severity, Status
 from ..plan import endpoint_service_name, service_name
 from . import dns
 from . import vpc_path as path
+from .vpc_path import GATEWAY, Problem, View
 
 FIX = "Fix the resources named in the summary; these commands, one per problem, do it."
-GATEWAY = ("s3", "dynamodb")
 
 
 def check(services: Sequence[str] = ()) -> Check:
     return Check("vpc:endpoints", "the VPC's endpoints, DNS attributes, security groups, ACLs and routes agree",
                  Severity.LOW, run, needs=("tls:ec2", "creds:source"),
                  after=tuple(f"dns:{s}" for s in services) or ("dns:s3",))
-
-
-@dataclass(frozen=True)
-class Problem:
-    text: str
-    command: str
-    code: str
-    explains: Tuple[str, ...] = ()  # the data-plane checks whose failure this explains
-
-
-@dataclass
-class View:
-    """What the Describe* answers say, parsed once for the problem finders."""
-    services: Sequence[str]
-    region: str
-    domain: str
-    vpc_id: Optional[str]
-    vpc_cidrs: List[str]
-    instance_groups: List[str]
-    private_ip: Optional[str]
-    az: Optional[str]
-    subnet: Optional[str]
-    subnet_cidr: Optional[str]
-    addresses: Mapping[str, Sequence[str]]      # service -> what its name resolved to
-    endpoints: Dict[str, dict] = field(default_factory=dict)
-    groups: Dict[str, dict] = field(default_factory=dict)        # group id -> the group
-    zone_of: Dict[str, str] = field(default_factory=dict)
-    table: Optional[Mapping] = None
-    implicit: bool = False
-    acls: List[Mapping] = field(default_factory=list)
-    prefix_list: Mapping = field(default_factory=dict)
-
-    @property
-    def table_id(self) -> str:
-        return (self.table or {}).get("RouteTableId") or "<rtb-id>"
 
 
 def run(ctx, prior) -> Result:
@@ -97,12 +61,14 @@ def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vp
     view = _view(seen, View(services, region, domain, vpc_id, vpc_cidrs, instance_groups, private_ip, az, subnet,
                             subnet_cidr, {**(addresses or {}), **({"s3": list(s3_addresses)} if s3_addresses else {})}))
     problems = [*_attributes(seen, view), *(p for s in services for p in _endpoint(view, s)),
-                *(p for s in services for p in _egress(view, s)), *(p for s in services for p in _acls(view, s)),
+                *(p for s in services for p in path.egress_problems(view, s)),
+                *(p for s in services for p in path.acl_problems(view, s)),
                 *_s3_prefix_list(view)]
     problems.sort(key=lambda p: not p.explains)  # what breaks a path first, advice (an AZ without an ENI) after
     cidrs = [e.get("Cidr") for e in (view.prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
     evidence = {"endpoints": view.endpoints, "problems": [p.text for p in problems],
                 "explains": sorted({c for p in problems for c in p.explains}),
+                "explained": _explained(problems),
                 "route_table": {"id": view.table_id, "main": view.implicit} if view.table else None,
                 "s3_prefix_list": {"id": view.prefix_list.get("id"), "cidrs": cidrs,
                                    "error": view.prefix_list.get("code")} if view.prefix_list else None}
@@ -117,6 +83,15 @@ def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vp
     return Result(Status.PASS, f"{len(view.endpoints)} endpoints in {vpc_id}, consistent with this instance"
                   + (f"; {', '.join(shared)} from endpoints shared by another VPC" if shared else ""),
                   evidence=evidence)
+
+
+def _explained(problems: Sequence[Problem]) -> Dict[str, Dict[str, str]]:
+    """check id -> the first problem that explains its failure, for the report's root-cause lines."""
+    explained: Dict[str, Dict[str, str]] = {}
+    for problem in problems:
+        for check_id in problem.explains:
+            explained.setdefault(check_id, {"problem": problem.text, "command": problem.command})
+    return explained
 
 
 def _unreadable(error: Mapping) -> Result:
@@ -185,8 +160,11 @@ def _missing(view: View, service: str) -> List[Problem]:
     if not gateway and _elsewhere(view, service):  # a shared endpoint in another VPC answers for it: not missing
         return []
     hub = sorted(s for s in view.services if _elsewhere(view, s))
+    # The group the VPC's other interface endpoints use is the one that already admits its instances.
+    siblings = [g for e in view.endpoints.values() if str(e["type"]).lower() == "interface" for g in e["groups"]]
+    group = max(sorted(set(siblings)), key=siblings.count) if siblings else "<sg-id>"
     where = f"--route-table-ids {view.table_id}" if gateway else f"--subnet-ids {view.subnet or '<subnet-id>'} " \
-        f"--security-group-ids <sg-id> --private-dns-enabled"
+        f"--security-group-ids {group} --private-dns-enabled"
     text = f"no endpoint for {service} in {view.vpc_id} ({name})"
     if hub and not gateway:
         text += (f", and unlike {', '.join(hub)} its name has no private record shared from another VPC: create it "
@@ -225,73 +203,6 @@ def _interface(view: View, service: str, found: dict) -> List[Problem]:
                                 f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {found['id']} --add-subnet-ids "
                                 f"<a subnet in {view.az}>", "no-eni-in-az"))
     return problems
-
-
-def _egress(view: View, service: str) -> List[Problem]:
-    """The instance's own security groups must let 443 out to the endpoint (or the S3 prefix list)."""
-    mine = [view.groups[g] for g in view.instance_groups if g in view.groups]
-    if not mine or len(mine) < len(view.instance_groups):
-        return []  # not all of them readable: no verdict
-    found = view.endpoints.get(service) or {}
-    gateway = service in GATEWAY
-    targets = list(view.addresses.get(service, ()))
-    prefix = view.prefix_list.get("id") if gateway else None
-    permissions = [r for g in mine for r in g.get("IpPermissionsEgress", [])]
-    if not targets or path.egress_admits(permissions, targets, found.get("groups", []), prefix):
-        return []
-    if gateway:
-        to, spec = f"the S3 prefix list {prefix or ''}".rstrip(), f"PrefixListIds=[{{PrefixListId={prefix or '<pl-id>'}}}]"
-    elif found.get("groups"):
-        to, spec = f"{found['id']}'s {found['groups'][0]}", f"UserIdGroupPairs=[{{GroupId={found['groups'][0]}}}]"
-    else:
-        to, spec = ", ".join(targets), f"IpRanges=[{{CidrIp={targets[0]}/32}}]"
-    return [Problem(f"this instance's {', '.join(view.instance_groups)} allow no outbound TCP 443 to {to} "
-                    f"({service}, {', '.join(targets)})",
-                    f"aws ec2 authorize-security-group-egress --group-id {view.instance_groups[0]} --ip-permissions "
-                    f"'IpProtocol=tcp,FromPort=443,ToPort=443,{spec}'", "sg-no-egress", (f"tcp:{service}",))]
-
-
-def _acls(view: View, service: str) -> List[Problem]:
-    """Stateless ACLs on the subnets the flow crosses: 443 one way, the ephemeral ports back. Traffic between two
-    addresses of one subnet never crosses its ACL."""
-    found = view.endpoints.get(service) or {}
-    mine = path.acl_for(view.acls, view.subnet)
-    problems = []
-    for peer in view.addresses.get(service, ()):
-        if mine and not path.within(peer, view.subnet_cidr):
-            problems += [_acl_problem(mine, view.subnet, d, r, peer, service, True)
-                         for d, r in path.nacl_blocks(mine, "client", peer)]
-    for subnet in found.get("subnets", []) if service not in GATEWAY else ():
-        theirs = path.acl_for(view.acls, subnet)
-        if theirs and view.private_ip and subnet != view.subnet:
-            problems += [_acl_problem(theirs, subnet, d, r, view.private_ip, service, False, found["id"])
-                         for d, r in path.nacl_blocks(theirs, "server", view.private_ip)]
-    return _unique(problems)
-
-
-def _acl_problem(acl: Mapping, subnet: Optional[str], direction: str, rule: int, peer: str, service: str,
-                 client: bool, endpoint: str = "") -> Problem:
-    """client: the ACL of the instance's subnet (443 out, ephemeral back in); else of the endpoint's subnet."""
-    egress = direction == "outbound"
-    low, high = (443, 443) if egress == client else path.EPHEMERAL_RULE
-    ports = "443" if low == 443 else f"{low}-{high} (the return traffic)"
-    number = path.free_rule_number(acl.get("Entries", []), egress, rule)
-    whose = "this instance's subnet" if client else f"{endpoint}'s subnet"
-    return Problem(
-        f"{acl.get('NetworkAclId')} ({whose} {subnet}) denies {direction} TCP {ports} "
-        f"{'to' if egress else 'from'} {peer} ({service}) by rule {'*' if rule == path.DEFAULT_RULE else rule}",
-        f"aws ec2 create-network-acl-entry --network-acl-id {acl.get('NetworkAclId')} "
-        f"{'--egress' if egress else '--ingress'} --rule-number {number} --protocol tcp --port-range "
-        f"From={low},To={high} --cidr-block {peer}/32 --rule-action allow", "nacl-deny", (f"tcp:{service}",))
-
-
-def _unique(problems: List[Problem]) -> List[Problem]:
-    seen, kept = set(), []
-    for problem in problems:
-        if problem.text not in seen:
-            seen.add(problem.text)
-            kept.append(problem)
-    return kept
 
 
 def _s3_prefix_list(view: View) -> List[Problem]:

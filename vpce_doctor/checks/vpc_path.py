@@ -4,7 +4,8 @@ Describe* answers; checks/vpc.py observes and phrases the findings."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 # Linux's default ip_local_port_range: the source ports the return traffic comes back to. AWS's NACL guide
 # ("Ephemeral ports", https://docs.aws.amazon.com/vpc/latest/userguide/nacl-ephemeral-ports.html) says Linux kernels
@@ -12,6 +13,44 @@ from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 EPHEMERAL = (32768, 60999)
 EPHEMERAL_RULE = (1024, 65535)
 DEFAULT_RULE = 32767  # the "*" entry every network ACL ends with: deny all (DescribeNetworkAcls shows it as 32767)
+
+
+GATEWAY = ("s3", "dynamodb")
+
+
+@dataclass(frozen=True)
+class Problem:
+    text: str
+    command: str
+    code: str
+    explains: Tuple[str, ...] = ()  # the data-plane checks whose failure this explains
+
+
+@dataclass
+class View:
+    """What the Describe* answers say, parsed once for the problem finders."""
+    services: Sequence[str]
+    region: str
+    domain: str
+    vpc_id: Optional[str]
+    vpc_cidrs: List[str]
+    instance_groups: List[str]
+    private_ip: Optional[str]
+    az: Optional[str]
+    subnet: Optional[str]
+    subnet_cidr: Optional[str]
+    addresses: Mapping[str, Sequence[str]]      # service -> what its name resolved to
+    endpoints: Dict[str, dict] = field(default_factory=dict)
+    groups: Dict[str, dict] = field(default_factory=dict)        # group id -> the group
+    zone_of: Dict[str, str] = field(default_factory=dict)
+    table: Optional[Mapping] = None
+    implicit: bool = False
+    acls: List[Mapping] = field(default_factory=list)
+    prefix_list: Mapping = field(default_factory=dict)
+
+    @property
+    def table_id(self) -> str:
+        return (self.table or {}).get("RouteTableId") or "<rtb-id>"
 
 
 def route_table(tables: Sequence[Mapping], subnet: Optional[str]) -> Tuple[Optional[Mapping], bool]:
@@ -124,3 +163,70 @@ def acl_for(acls: Sequence[Mapping], subnet: Optional[str]) -> Optional[Mapping]
         if any(a.get("SubnetId") == subnet for a in acl.get("Associations", [])):
             return acl
     return None
+
+
+def egress_problems(view: View, service: str) -> List[Problem]:
+    """The instance's own security groups must let 443 out to the endpoint (or the S3 prefix list)."""
+    mine = [view.groups[g] for g in view.instance_groups if g in view.groups]
+    if not mine or len(mine) < len(view.instance_groups):
+        return []  # not all of them readable: no verdict
+    found = view.endpoints.get(service) or {}
+    gateway = service in GATEWAY
+    targets = list(view.addresses.get(service, ()))
+    prefix = view.prefix_list.get("id") if gateway else None
+    permissions = [r for g in mine for r in g.get("IpPermissionsEgress", [])]
+    if not targets or egress_admits(permissions, targets, found.get("groups", []), prefix):
+        return []
+    if gateway:
+        to, spec = f"the S3 prefix list {prefix or ''}".rstrip(), f"PrefixListIds=[{{PrefixListId={prefix or '<pl-id>'}}}]"
+    elif found.get("groups"):
+        to, spec = f"{found['id']}'s {found['groups'][0]}", f"UserIdGroupPairs=[{{GroupId={found['groups'][0]}}}]"
+    else:
+        to, spec = ", ".join(targets), f"IpRanges=[{{CidrIp={targets[0]}/32}}]"
+    return [Problem(f"this instance's {', '.join(view.instance_groups)} allow no outbound TCP 443 to {to} "
+                    f"({service}, {', '.join(targets)})",
+                    f"aws ec2 authorize-security-group-egress --group-id {view.instance_groups[0]} --ip-permissions "
+                    f"'IpProtocol=tcp,FromPort=443,ToPort=443,{spec}'", "sg-no-egress", (f"tcp:{service}",))]
+
+
+def acl_problems(view: View, service: str) -> List[Problem]:
+    """Stateless ACLs on the subnets the flow crosses: 443 one way, the ephemeral ports back. Traffic between two
+    addresses of one subnet never crosses its ACL."""
+    found = view.endpoints.get(service) or {}
+    mine = acl_for(view.acls, view.subnet)
+    problems = []
+    for peer in view.addresses.get(service, ()):
+        if mine and not within(peer, view.subnet_cidr):
+            problems += [acl_problem(mine, view.subnet, d, r, peer, service, True)
+                         for d, r in nacl_blocks(mine, "client", peer)]
+    for subnet in found.get("subnets", []) if service not in GATEWAY else ():
+        theirs = acl_for(view.acls, subnet)
+        if theirs and view.private_ip and subnet != view.subnet:
+            problems += [acl_problem(theirs, subnet, d, r, view.private_ip, service, False, found["id"])
+                         for d, r in nacl_blocks(theirs, "server", view.private_ip)]
+    return unique(problems)
+
+
+def acl_problem(acl: Mapping, subnet: Optional[str], direction: str, rule: int, peer: str, service: str,
+                client: bool, endpoint: str = "") -> Problem:
+    """client: the ACL of the instance's subnet (443 out, ephemeral back in); else of the endpoint's subnet."""
+    egress = direction == "outbound"
+    low, high = (443, 443) if egress == client else EPHEMERAL_RULE
+    ports = "443" if low == 443 else f"{low}-{high} (the return traffic)"
+    number = free_rule_number(acl.get("Entries", []), egress, rule)
+    whose = "this instance's subnet" if client else f"{endpoint}'s subnet"
+    return Problem(
+        f"{acl.get('NetworkAclId')} ({whose} {subnet}) denies {direction} TCP {ports} "
+        f"{'to' if egress else 'from'} {peer} ({service}) by rule {'*' if rule == DEFAULT_RULE else rule}",
+        f"aws ec2 create-network-acl-entry --network-acl-id {acl.get('NetworkAclId')} "
+        f"{'--egress' if egress else '--ingress'} --rule-number {number} --protocol tcp --port-range "
+        f"From={low},To={high} --cidr-block {peer}/32 --rule-action allow", "nacl-deny", (f"tcp:{service}",))
+
+
+def unique(problems: List[Problem]) -> List[Problem]:
+    seen, kept = set(), []
+    for problem in problems:
+        if problem.text not in seen:
+            seen.add(problem.text)
+            kept.append(problem)
+    return kept

@@ -28,15 +28,23 @@ def _document(report: Report) -> Dict[str, Any]:
         "instance": report.instance,
         "summary": {
             "counts": counts,
-            "root_causes": [{"id": f.check.id, "code": f.result.code, "summary": f.result.summary,
-                             "blocked": [b.check.id for b in report.blocked_by(f.check.id)]}
-                            for f in report.root_causes],
+            "root_causes": [_root_cause(report, f) for f in report.root_causes],
             "warnings": [f.check.id for f in report.findings if f.status is Status.WARN],
         },
         "findings": [{**finding_dict(f), "fingerprint": fingerprint.of(f.check.id, f.result.evidence,
                                                                        report.instance)}
                      for f in report.findings],
     }
+
+
+def _root_cause(report: Report, finding: Finding) -> Dict[str, Any]:
+    cause = {"id": finding.check.id, "code": finding.result.code, "summary": finding.result.summary,
+             "blocked": [b.check.id for b in report.blocked_by(finding.check.id)]}
+    explained = report.explained_by(finding.check.id)
+    if explained:
+        cause["explained_by"] = {"id": explained[0].check.id, "problem": str(explained[1].get("problem", "")),
+                                 "command": str(explained[1].get("command", ""))}
+    return cause
 
 
 def finding_dict(finding: Finding) -> Dict[str, Any]:

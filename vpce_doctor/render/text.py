@@ -62,6 +62,10 @@ def footer(report: Report, color: bool = False) -> str:
             label = first.check.id if len(group) == 1 else \
                 f"{first.check.id} and {len(group) - 1} more ({', '.join(f.check.id for f in group[1:])})"
             lines.append(f"  {label}: {shown(first.result.summary)}{extra}")
+            explained = report.explained_by(first.check.id)
+            if explained:
+                lines.append(f"    because ({explained[0].check.id}): {shown(str(explained[1].get('problem')))}")
+                lines.append(f"    $ {shown(str(explained[1].get('command')))}")
     warnings = [f for f in report.findings if f.status is Status.WARN]
     if warnings:
         lines.append(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}: "
@@ -97,8 +101,10 @@ def summary(report: Report, limit: int = 2400) -> str:
              f"(exit {int(report.exit_code)}; {counts[Status.PASS]} pass, {counts[Status.WARN]} warn, "
              f"{counts[Status.FAIL]} fail, {counts[Status.SKIP]} skip, {counts[Status.ERROR]} error)"]
     for cause in report.root_causes:
-        remedy = cause.result.remedy
+        remedy, explained = cause.result.remedy, report.explained_by(cause.check.id)
         fix = f" | fix: {shown(remedy.commands[0] if remedy.commands else remedy.text)}" if remedy else ""
+        if explained:  # the control plane named the resource: its command, with real ids, comes first
+            fix = f" | {shown(str(explained[1].get('problem')))} | fix: {shown(str(explained[1].get('command')))}"
         lines.append(f"{cause.check.id} [{shown(cause.result.code)}] {shown(cause.result.summary)}{fix}")
     warnings = [f.check.id for f in report.findings if f.status is Status.WARN]
     if warnings:
