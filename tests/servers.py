@@ -200,6 +200,12 @@ class DnsServer(_Server):
                 if not (isinstance(following, str) and following.startswith("cname:")):
                     if following in _RCODES:  # the target fails: so does the whole lookup
                         response.set_rcode(_RCODES[following])
+                    elif isinstance(following, list):  # and the target's own records, as a recursive resolver gives
+                        version = {dns.rdatatype.A: 4, dns.rdatatype.AAAA: 6}.get(question.rdtype)
+                        found = [a for a in following if ipaddress.ip_address(a).version == version]
+                        if found:
+                            response.answer.append(dns.rrset.from_text(current + ".", 60, dns.rdataclass.IN,
+                                                                       question.rdtype, *found))
                     return response.to_wire()
                 current = following[len("cname:"):].lower()
         response.answer.clear()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
 import re
 import socket
 import threading
@@ -16,10 +17,12 @@ DEFAULT_ENDPOINT = "http://169.254.169.254"
 TOKEN_TTL = "60"  # the doctor runs for seconds; a short-lived token is all it needs
 MAX_BODY = 64 * 1024
 PER_REQUEST_S = 1.0
+ROLE_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")  # IAM role names (CreateRole RoleName pattern)
+CODE_RE = re.compile(r"^[A-Za-z]{1,64}$")  # "Success", "AssumeRoleUnauthorizedAccess" (aws/aws-cli#2060)
 TOKEN_RE = re.compile(r"^[\x21-\x7e]{1,1024}$")  # printable ASCII: anything else cannot go in a header
 
 TOP_PATHS = ("instance-id", "placement/region", "placement/availability-zone", "services/domain",
-             "services/partition", "mac", "local-ipv4", "iam/info")
+             "services/partition", "mac", "local-ipv4", "iam/info", "iam/security-credentials/")
 # The IPv6 paths are documented under network/interfaces/macs/mac/ in "Instance metadata categories"
 # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-categories.html); an IPv4-only VPC answers
 # them 404, an IPv6-only subnet answers local-ipv4 404.
@@ -76,6 +79,8 @@ class Facts:
     security_groups: Tuple[str, ...] = ()
     private_ip: Optional[str] = None
     instance_profile_arn: Optional[str] = None
+    role_name: Optional[str] = None        # listed under iam/security-credentials/
+    credentials_code: Optional[str] = None  # the Code of iam/security-credentials/<role>, never its keys
     malformed: Tuple[str, ...] = ()  # IMDS paths whose answers were not what IMDS returns
     vpc_ipv6_cidrs: Tuple[str, ...] = ()
     subnet_ipv6_cidrs: Tuple[str, ...] = ()
@@ -113,10 +118,14 @@ def gather(environ: Mapping[str, str], remaining: Callable[[], float]) -> Facts:
         replies = dict(zip(TOP_PATHS, pool.map(
             lambda p: client.request("GET", "/latest/meta-data/" + p, headers), TOP_PATHS)))
         mac = replies["mac"].body.strip().lower() if replies["mac"].status == 200 else ""
-        if VALID["mac"].match(mac):
-            prefix = f"network/interfaces/macs/{mac}/"
-            replies.update(zip(MAC_PATHS, pool.map(
-                lambda p: client.request("GET", "/latest/meta-data/" + prefix + p, headers), MAC_PATHS)))
+        second = {p: f"network/interfaces/macs/{mac}/{p}" for p in MAC_PATHS} if VALID["mac"].match(mac) else {}
+        role = _role(replies["iam/security-credentials/"])
+        if role:  # iam/info can say Success while the role's credentials cannot be issued (trust policy)
+            second["credentials"] = "iam/security-credentials/" + role
+        replies.update(zip(second, pool.map(
+            lambda p: client.request("GET", "/latest/meta-data/" + p, headers), second.values())))
+        if "credentials" in replies:
+            replies["credentials"] = _code_only(replies["credentials"])
     return interpret(Imds(endpoint, token=token, replies=replies, tokens=tokens))
 
 
@@ -168,7 +177,25 @@ def interpret(imds: Imds) -> Facts:
         partition=value("services/partition"), vpc_id=value("vpc-id"), vpc_cidrs=cidrs,
         subnet_id=value("subnet-id"), subnet_cidr=subnet[0] if subnet else None, security_groups=groups,
         private_ip=_address(value("local-ipv4")), instance_profile_arn=_profile_arn(value("iam/info")),
+        role_name=_role(imds.replies.get("iam/security-credentials/") or Reply()),
+        credentials_code=(imds.replies.get("credentials") or Reply()).body or None,
         malformed=tuple(malformed), vpc_ipv6_cidrs=v6_cidrs, subnet_ipv6_cidrs=v6_subnets, ipv6s=ipv6s)
+
+
+def _role(reply: Reply) -> Optional[str]:
+    """The role name IMDS lists under iam/security-credentials/ (IAM's role-name characters, 1-64)."""
+    name = reply.body.strip().split("\n")[0].strip() if reply.status == 200 else ""
+    return name if ROLE_RE.match(name) else None
+
+
+def _code_only(reply: Reply) -> Reply:
+    """Keep only the Code of a security-credentials answer: the body holds the role's secret keys."""
+    try:
+        code = json.loads(reply.body).get("Code") if reply.status == 200 else None
+    except (ValueError, AttributeError, RecursionError):
+        code = None
+    shown = code if isinstance(code, str) and CODE_RE.match(code) else ("unreadable" if reply.status == 200 else "")
+    return Reply(reply.status, shown, reply.error, reply.elapsed_ms)
 
 
 def _networks(text: Optional[str], path: str, malformed: list) -> Tuple[str, ...]:

@@ -140,7 +140,8 @@ def test_the_deadline_holds_with_everything_silent(world):
 
 def test_proxy_and_hosts_overrides_are_reported(world, tmp_path):
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "hosts").write_text(f"10.9.9.9 {world.name('ssm')}\n")
+    # local:hosts probes a pinned address on 443: pin to loopback, where the world's TLS server answers
+    (tmp_path / "etc" / "hosts").write_text(f"127.0.0.10 {world.name('ssm')}\n")  # ssm's own "ENI"
     (tmp_path / "etc" / "resolv.conf").write_text("nameserver 10.0.0.2\n")
     proxy = socket.socket()  # a proxy on loopback that opens the tunnel local:proxy asks for, and nothing more
     proxy.bind(("127.0.0.1", 0))

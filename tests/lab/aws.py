@@ -223,7 +223,8 @@ class AwsWorld:
         endpoint_sg = self._endpoint_sg(ec2, vpc, "vpclab-endpoint-sg", ingress=True)
 
         iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com" if sc["iam"].get("trust_ec2", True) else
+                                          "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
         policies = sc["iam"]["role_policies"]
         for name, document in (policies.items() if policies is not None else [("vpclab-baseline",
                                                                                baseline_role_policy())]):
@@ -281,7 +282,8 @@ class AwsWorld:
             "route_table_id": route_table, "ami_id": AMI_ID,
             "role_name": ROLE if attach else None, "instance_profile_arn": profile["Arn"] if attach else None,
             "instance_profile_id": profile_id,
-            "credentials": self._credentials(instance["InstanceId"]) if attach else None,
+            "credentials": (self._credentials(instance["InstanceId"]) if sc["iam"].get("trust_ec2", True)
+                            else _untrusted(ROLE)) if attach else None,
             "endpoints": endpoints, "prefix_list_id": prefix_list.id,
             "s3_cidrs": [entry["Cidr"] for entries in prefix_list.entries.values() for entry in entries],
             "kms_key_arn": key_arn,
@@ -414,6 +416,14 @@ class AwsWorld:
                 "Token": creds["SessionToken"], "Expiration": creds["Expiration"].strftime(stamp)}
 
 
+def _untrusted(role: str) -> dict:
+    """IMDS's security-credentials answer when the role does not trust ec2.amazonaws.com (aws/aws-cli#2060): a Code,
+    a Message, no keys; iam/info still says Success."""
+    return {"Code": "AssumeRoleUnauthorizedAccess", "Message": f"EC2 cannot assume the role {role}.  Please see "
+            "documentation at http://docs.amazonwebservices.com/IAM/latest/UserGuide/RolesTroubleshooting.html.",
+            "LastUpdated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 def _subnet_for(address: str, subnets: dict) -> str:
     for cidr, subnet in subnets.items():
         if ipaddress.ip_address(address) in ipaddress.ip_network(cidr):
@@ -440,7 +450,9 @@ def _ping_status(sc: dict) -> str | None:
         return sc["dns"].get(svc, "auto") not in ("auto", "vpc")
 
     broken = any(unreachable(svc) for svc in ("ssm", "ssmmessages", "ec2messages")) or sc["dns"]["resolver"] != "up"
-    broken |= sc["dhcp"]["dns_server"] != "10.0.0.2"  # its own DNS server answers the endpoint names publicly
+    broken |= sc["dhcp"]["dns_server"] != "10.0.0.2" or not sc["iam"].get("trust_ec2", True)
+    broken |= any(f".{svc}." in f".{line.split()[-1]}" for line in sc["hosts"]["entries"] if line.split()
+                  for svc in ("ssm", "ssmmessages", "ec2messages"))  # the agent dials a pinned address  # its own DNS server answers the endpoint names publicly
     broken |= agent["state"] != "running" or abs(sc["clock"]["offset_seconds"]) > 300
     broken |= any(name.lower() in ("https_proxy", "http_proxy", "all_proxy") for name in agent["env"])
     return "ConnectionLost" if broken else "Online"

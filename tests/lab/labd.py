@@ -47,9 +47,19 @@ GATEWAY_SERVICES = ("s3", "dynamodb")
 DOCTOR_CONF = "/etc/vpce-doctor/vpce-doctor.conf"
 OVERLAID = ("/etc/", "/usr/bin/", "/var/")  # overlays in the lab's mount namespace (inner.sh)
 HOSTNAME = f"ip-10-0-1-100.{REGION}.compute.internal"
+HOSTS = (f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"  # what inner.sh writes
+         f"10.0.1.100 {HOSTNAME} ip-10-0-1-100\n")
 AZ_IDS = {"a": "apne1-az4", "c": "apne1-az1", "d": "apne1-az2"}
 
 log = logging.getLogger("vpclab.labd")
+
+
+def service_cert_names(svc: str) -> list:
+    """The SANs of one endpoint's certificate: an interface endpoint's ENIs present the service's regional name and
+    the endpoint's own *.vpce names, nothing else; S3's carries its regional, global and bucket wildcards."""
+    if svc == "s3":
+        return [f"s3.{REGION}.{DOMAIN}", f"*.s3.{REGION}.{DOMAIN}", f"s3.{DOMAIN}", f"*.s3.{DOMAIN}"]
+    return [f"{svc}.{REGION}.{DOMAIN}", f"*.{svc}.{REGION}.vpce.{DOMAIN}"]
 
 
 def cert_names(services=scenarios.INTERFACE_ENIS) -> list:
@@ -219,6 +229,9 @@ def imds_metadata(facts: dict) -> dict:
         data[md + "iam/info"] = json.dumps({
             "Code": "Success", "LastUpdated": updated, "InstanceProfileArn": facts["instance_profile_arn"],
             "InstanceProfileId": facts["instance_profile_id"]}, indent=2)
+    if role and creds and "AccessKeyId" not in creds:  # the role cannot be assumed: Code and Message only
+        data[md + f"iam/security-credentials/{role}"] = json.dumps(creds, indent=2)
+    elif role and creds:
         data[md + f"iam/security-credentials/{role}"] = json.dumps({
             "Code": creds.get("Code", "Success"), "LastUpdated": updated, "Type": creds.get("Type", "AWS-HMAC"),
             "AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
@@ -310,6 +323,9 @@ class Labd:
         _, wrong = self.servers.make_certs(["wrong.example.invalid", "*.lab.internal"], ca=self.ca)
         self.rogue_ca, rogue = self.servers.make_certs(names, ca=trustme.CA(organization_name="Intercepting Proxy"))
         self.leaf = leaf
+        # One certificate per endpoint: a record that points one service's name at another's ENI fails TLS there.
+        self.service_contexts = {svc: self.servers.server_context(self.ca.issue_cert(*service_cert_names(svc)))
+                                 for svc in (*scenarios.INTERFACE_ENIS, "s3")}
         self.contexts = {"wrong-name": self.servers.server_context(wrong),
                          "untrusted": self.servers.server_context(rogue)}
         (self.run / "lab-ca.pem").write_bytes(self.ca.cert_pem.bytes())
@@ -349,6 +365,8 @@ class Labd:
             mode = self.eni_modes.get(address, "ok")
             if mode in ("wrong-name", "untrusted"):
                 sslobj.context = self.contexts[mode]
+            elif self.owners.get(address) in self.service_contexts:
+                sslobj.context = self.service_contexts[self.owners[address]]
             return None
         ctx.sni_callback = sni
         return ctx
@@ -416,6 +434,7 @@ class Labd:
             t = time.perf_counter()
             if server != RESOLVER_IP and server not in self.custom_dns:
                 self.custom_dns[server] = self.servers.DnsServer(server, 53, public_view(), "nxdomain").start()
+            Path("/etc/hosts").write_text(HOSTS + "".join(f"{line}\n" for line in sc["hosts"]["entries"]))
             answers, default = dns_table(sc)
             for dns in (self.dns, self.dns6):
                 dns.reset(answers, default)

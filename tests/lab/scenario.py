@@ -34,6 +34,7 @@ BASELINE: dict = {
     # The DHCP option set's DNS server, written to /etc/resolv.conf: the VPC resolver, or another address where a
     # DNS server of the customer's own answers every AWS name publicly (it forwards nothing to the VPC resolver).
     "dhcp": {"dns_server": "10.0.0.2"},
+    "hosts": {"entries": []},  # lines appended to /etc/hosts, e.g. "10.0.3.99 ssm.ap-northeast-1.amazonaws.com"
     "eni": {},
     "endpoints": {
         **{svc: {"present": True, "private_dns": True, "addresses": [ip], "sg_ingress_443": True,
@@ -49,7 +50,8 @@ BASELINE: dict = {
     # names a private hosted zone shared with this VPC answers: {service: address in the hub CIDR}. Listing a
     # service here removes its endpoint from this VPC.
     "hub": {"cidr": "10.100.0.0/16", "services": {}},  # {"<subnet cidr>": {"inbound": [entry, ...], "outbound": [...]}}: a custom ACL on that subnet
-    "iam": {"instance_profile": True, "role_policies": None},  # None: the baseline policies
+    # role_policies None: the baseline policies; trust_ec2 false: the role's trust policy names another service
+    "iam": {"instance_profile": True, "role_policies": None, "trust_ec2": True},
     "buckets": {
         "vpclab-probe": {"region": REGION, "encryption": "AES256", "policy": None},
         "vpclab-session-logs": {"region": REGION, "encryption": "AES256", "policy": None},

@@ -180,6 +180,15 @@ def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[st
 
 def _judge(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[str], context: Dict[str, str],
            source: str, families: Sequence[str]) -> Result:
+    rewritten = _override(a, context.get("domain") or "amazonaws.com")
+    if rewritten:
+        return Result(Status.FAIL, f"{name} is rewritten by a CNAME to {rewritten} → "
+                      f"{', '.join(a.get('addresses') or ()) or 'nothing'}", code="firewall-override",
+                      cause="Something between this instance and Amazon DNS answers for the name with its own record: "
+                            "a Route 53 Resolver DNS Firewall rule with action OVERRIDE (a CNAME to a sinkhole), or a "
+                            "response policy zone on a DNS server of your own. The endpoint is not what is missing.",
+                      remedy=FIREWALL.filled(**context), evidence={"name": name, "name_source": source, "A": a,
+                                                                   "AAAA": aaaa, "addresses": [], "rewritten_to": rewritten})
     addresses: List[str] = list(a.get("addresses") or ()) + list(aaaa.get("addresses") or ())
     evidence = {"name": name, "name_source": source, "A": a, "AAAA": aaaa, "addresses": addresses,
                 "vpc_cidrs": list(vpc_cidrs)}
@@ -299,6 +308,17 @@ def is_private(address: str) -> bool:
     except ValueError:
         return False
     return any(ip.version == n.version and ip in n for n in VPC_RANGES)
+
+
+def _override(answer: Dict, domain: str) -> Optional[str]:
+    """The CNAME target an answer was rewritten to, when it leaves AWS's names: the private DNS of an interface
+    endpoint answers A records directly; a DNS Firewall OVERRIDE answers a CNAME to the rule's BlockOverrideDomain
+    (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/resolver-dns-firewall-rule-actions.html)."""
+    if answer.get("code") not in ("answer", "nodata"):  # a loop or a failure has its own cause
+        return None
+    chain = [str(c).lower().rstrip(".") for c in answer.get("cnames") or ()]
+    outside = [c for c in chain if not (c == domain or c.endswith("." + domain) or c.endswith(".amazonaws.com"))]
+    return outside[-1] if outside else None
 
 
 def _inside(address: str, vpc_cidrs: Sequence[str]) -> bool:

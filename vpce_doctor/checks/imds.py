@@ -32,6 +32,15 @@ ATTACH_PROFILE = Remedy(
     ("aws ec2 associate-iam-instance-profile --instance-id {instance} --iam-instance-profile Name=<profile>",),
     ("https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-instance-permissions.html",))
 
+TRUST_EC2 = Remedy(
+    "Let EC2 assume the role: its trust policy must allow sts:AssumeRole to the service principal "
+    "ec2.amazonaws.com (a trust policy that names another service, or only users, gives the instance nothing).",
+    ("aws iam get-role --role-name {role} --query Role.AssumeRolePolicyDocument",
+     "aws iam update-assume-role-policy --role-name {role} --policy-document '{{\"Version\":\"2012-10-17\","
+     "\"Statement\":[{{\"Effect\":\"Allow\",\"Principal\":{{\"Service\":\"ec2.amazonaws.com\"}},"
+     "\"Action\":\"sts:AssumeRole\"}}]}}'"),
+    ("https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_switch-role-ec2.html",))
+
 # (code, cause, remedy) for each way the token PUT can fail; the key is Reply.error or the HTTP status.
 TOKEN_FAILURES = {
     "timeout": ("timeout", "The token PUT got no answer: the PUT response hop limit is lower than the number of "
@@ -141,6 +150,18 @@ def _ipv6_disabled(facts: Facts, evidence: dict) -> Result:
 def assess_profile(facts: Facts, dhmc: bool = False) -> Result:
     reply = facts.imds.replies.get("iam/info")
     evidence = {"iam/info": _reply(reply), "agent_uses_dhmc": dhmc}
+    code = facts.credentials_code
+    evidence["credentials_code"] = code
+    if facts.instance_profile_arn and code and code != "Success":
+        role = facts.role_name or "<role>"
+        trust = code == "AssumeRoleUnauthorizedAccess"
+        return Result(Status.FAIL, f"instance profile {facts.instance_profile_arn} is attached, but IMDS gives no "
+                      f"credentials for its role {role}: Code {code}", code="trust-policy" if trust else "no-credentials",
+                      cause=("iam/info says Success, yet iam/security-credentials/ answers AssumeRoleUnauthorizedAccess: "
+                             "the role's trust policy does not let ec2.amazonaws.com assume it (aws/aws-cli#2060), so "
+                             "the agent, the CLI and every SDK on the instance have no credentials." if trust else
+                             "IMDS could not issue the role's credentials."),
+                      remedy=TRUST_EC2.filled(role=role) if trust else None, evidence=evidence)
     if facts.instance_profile_arn:
         return Result(Status.PASS, f"instance profile {facts.instance_profile_arn}", evidence=evidence)
     if reply is not None and reply.status == 404 and dhmc:

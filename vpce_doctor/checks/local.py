@@ -5,8 +5,10 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import redact
 from ..instance_files import read_text
+from concurrent.futures import ThreadPoolExecutor
+
 from ..model import Check, Remedy, Result, Severity, Status
-from . import dns, proxy
+from . import dns, proxy, tcp
 
 IMDS_ADDRESS = "169.254.169.254"
 PROXY_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/configure-proxy-ssm-agent.html"
@@ -31,7 +33,12 @@ def run_hosts(ctx, prior) -> Result:
     except OSError as error:
         return Result(Status.WARN, f"/etc/hosts cannot be read: {error.strerror or error}", code="unreadable",
                       cause="An override there would be invisible to this check.")
-    return assess_hosts(parse_hosts(text), [t.name for t in ctx.targets], ctx.domain)
+    entries, names = parse_hosts(text), [t.name for t in ctx.targets]
+    pinned = sorted({ip for ip, name in entries if name in names})[:8]
+    # What the agent and the CLI will dial instead of DNS's answer: probe it (getaddrinfo reads /etc/hosts first).
+    with ThreadPoolExecutor(max_workers=max(1, len(pinned))) as pool:
+        probes = dict(zip(pinned, pool.map(lambda ip: tcp.connect(ip, ctx.settings.port, ctx.io_timeout()), pinned)))
+    return assess_hosts(entries, names, ctx.domain, probes)
 
 
 def parse_hosts(text: str) -> List[Tuple[str, str]]:
@@ -42,11 +49,22 @@ def parse_hosts(text: str) -> List[Tuple[str, str]]:
     return entries
 
 
-def assess_hosts(entries: Sequence[Tuple[str, str]], names: Sequence[str], domain: str) -> Result:
+def assess_hosts(entries: Sequence[Tuple[str, str]], names: Sequence[str], domain: str,
+                 probes: Optional[Mapping[str, Mapping]] = None) -> Result:
+    """probes: TCP 443 to each pinned address of a planned name ({address: tcp.connect's outcome})."""
     overrides = [(ip, name) for ip, name in entries if name in names or name.endswith("." + domain)]
-    evidence = {"overrides": [{"address": ip, "name": name} for ip, name in overrides]}
+    evidence = {"overrides": [{"address": ip, "name": name} for ip, name in overrides], "probes": dict(probes or {})}
     if not overrides:
         return Result(Status.PASS, f"no /etc/hosts entry for *.{domain}", evidence=evidence)
+    dead = [(ip, name) for ip, name in overrides if (probes or {}).get(ip, {}).get("result", "open") != "open"]
+    if dead:
+        shown = ", ".join(f"{name} → {ip} ({probes[ip]['result']} on 443)" for ip, name in dead)  # type: ignore[index]
+        return Result(Status.FAIL, f"/etc/hosts pins {shown}", code="hosts-pin-dead", evidence=evidence,
+                      cause="The SSM agent, the AWS CLI and every SDK resolve through /etc/hosts first, so they dial "
+                            "this dead address while DNS (and the checks of the name) point at the live endpoint.",
+                      remedy=Remedy("Remove the entries and let private DNS answer for the names.",
+                                    tuple(f"sudo sed -i.bak '/{name.replace('.', '[.]')}/d' /etc/hosts"
+                                          for _, name in dead[:3])))
     shown = ", ".join(f"{name} → {ip}" for ip, name in overrides)
     return Result(Status.WARN, f"/etc/hosts pins {shown}", code="hosts-override", evidence=evidence,
                   cause="The SSM agent and the AWS CLI use these addresses, not DNS: when the endpoint's addresses "
