@@ -198,7 +198,7 @@ class DnsServer(_Server):
                 seen.add(current)
                 following = self._answers.get(current)
                 if not (isinstance(following, str) and following.startswith("cname:")):
-                    if following in _RCODES:  # the target fails: so does the whole lookup
+                    if isinstance(following, str) and following in _RCODES:  # the target fails: so does the lookup
                         response.set_rcode(_RCODES[following])
                     elif isinstance(following, list):  # and the target's own records, as a recursive resolver gives
                         version = {dns.rdatatype.A: 4, dns.rdatatype.AAAA: 6}.get(question.rdtype)

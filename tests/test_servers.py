@@ -271,3 +271,14 @@ def test_tls_default_cert_and_silent_client_do_not_block_stop(tmp_path):
         silent.settimeout(1)
         assert silent.recv(1) == b""  # cut mid-handshake, not left to its 5 s timeout
         silent.close()
+
+
+def test_an_alias_to_a_name_with_addresses_answers_the_chain_and_the_addresses():
+    """A recursive resolver follows the CNAME and gives the target's records too (RFC 1034 3.6.2, 4.3.2)."""
+    import dns.message
+    server = DnsServer("127.0.0.1", 0, {"ssm.x.amazonaws.com": "cname:sinkhole.corp.example",
+                                        "sinkhole.corp.example": "10.0.9.53"})
+    reply = dns.message.from_wire(server.answer(dns.message.make_query("ssm.x.amazonaws.com", "A").to_wire()))
+    assert [(r.name.to_text(), r.rdtype) for r in reply.answer] == [("ssm.x.amazonaws.com.", 5),
+                                                                    ("sinkhole.corp.example.", 1)]
+    assert reply.answer[1][0].to_text() == "10.0.9.53"
