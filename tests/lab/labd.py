@@ -58,7 +58,8 @@ def service_cert_names(svc: str) -> list:
     """The SANs of one endpoint's certificate: an interface endpoint's ENIs present the service's regional name and
     the endpoint's own *.vpce names, nothing else; S3's carries its regional, global and bucket wildcards."""
     if svc == "s3":
-        return [f"s3.{REGION}.{DOMAIN}", f"*.s3.{REGION}.{DOMAIN}", f"s3.{DOMAIN}", f"*.s3.{DOMAIN}"]
+        return [f"s3.{REGION}.{DOMAIN}", f"*.s3.{REGION}.{DOMAIN}", f"s3.{DOMAIN}", f"*.s3.{DOMAIN}",
+                f"s3.dualstack.{REGION}.{DOMAIN}", f"*.s3.dualstack.{REGION}.{DOMAIN}"]
     return [f"{svc}.{REGION}.{DOMAIN}", f"*.{svc}.{REGION}.vpce.{DOMAIN}"]
 
 
