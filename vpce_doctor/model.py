@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import enum
+import re
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
@@ -42,15 +44,25 @@ class Remedy:
     links: Tuple[str, ...] = ()
 
     def filled(self, **values: object) -> "Remedy":
-        """This remedy with {placeholders} replaced by real ids; an unknown one stays visible as <name>."""
-        mapping = _Placeholders(values)
-        return Remedy(self.text.format_map(mapping), tuple(c.format_map(mapping) for c in self.commands),
+        """This remedy with {placeholders} replaced by real ids; an unknown one stays visible as <name>. In the
+        commands, a value that is not a plain id is shell-quoted: values come from IMDS, AWS, files and the
+        environment, and an operator pastes these commands into a root shell."""
+        quoted = _Placeholders({k: _shell_word(v) for k, v in values.items()})
+        return Remedy(self.text.format_map(_Placeholders(values)), tuple(c.format_map(quoted) for c in self.commands),
                       self.links)
 
 
 class _Placeholders(dict):
     def __missing__(self, key: str) -> str:
         return f"<{key}>"
+
+
+_PLAIN = re.compile(r"^(?:[A-Za-z0-9._:/@%+=,-]*|<[a-z0-9_-]+>)$", re.ASCII)  # ids, names, ARNs, <placeholders>
+
+
+def _shell_word(value: object) -> str:
+    text = str(value)
+    return text if _PLAIN.match(text) else shlex.quote(text)
 
 
 @dataclass(frozen=True)

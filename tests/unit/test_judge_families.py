@@ -171,7 +171,7 @@ def test_dns64_addresses_that_time_out_have_no_nat64_path():
 
 def test_tls_remedy_brackets_an_ipv6_address():
     result = tls.assess(NAME, 443, {"2001:db8:1200:1::10": {"result": "untrusted", "verify_code": 20, "ms": 3}})
-    assert any("-connect [2001:db8:1200:1::10]:443" in c for c in result.remedy.commands)
+    assert any("-connect '[2001:db8:1200:1::10]:443'" in c for c in result.remedy.commands)  # quoted: [ ] glob
 
 
 def test_an_ipv6_only_instance_dials_only_ipv6_addresses():

@@ -88,3 +88,22 @@ def test_a_forged_summary_line_stays_on_its_own_line():
 
 def test_json_keeps_newlines_in_evidence_but_not_escapes():
     assert redact.tree({"traceback": "a\nb\x1b"}) == {"traceback": "a\nb\\x1b"}
+
+
+# Trust boundary: values from outside are shell-quoted in every printed command (an operator pastes them as root).
+@given(st.text(min_size=1, max_size=40))
+def test_a_filled_command_holds_any_value_as_exactly_one_shell_word(value):
+    import shlex
+    from vpce_doctor.model import Remedy
+    command = Remedy("t", ("aws ec2 describe-vpcs --vpc-ids {vpc} --region eu-west-1",)).filled(vpc=value).commands[0]
+    if "\x00" not in value:
+        assert shlex.split(command)[4] == value and len(shlex.split(command)) == 7
+
+
+def test_plain_ids_and_placeholders_stay_unquoted():
+    from vpce_doctor.model import Remedy
+    remedy = Remedy("in {vpc}", ("x {vpc} {arn} {missing}",))
+    filled = remedy.filled(vpc="vpc-0abc", arn="arn:aws:iam::123456789012:role/app")
+    assert filled.commands == ("x vpc-0abc arn:aws:iam::123456789012:role/app <missing>",)
+    assert remedy.filled(vpc="$(reboot)").commands[0].startswith("x '$(reboot)' ")
+    assert remedy.filled(vpc="a b").text == "in a b"  # prose is not quoted
