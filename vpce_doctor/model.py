@@ -57,7 +57,7 @@ class _Placeholders(dict):
         return f"<{key}>"
 
 
-_PLAIN = re.compile(r"^(?:[A-Za-z0-9._:/@%+=,-]*|<[a-z0-9_-]+>)$", re.ASCII)  # ids, names, ARNs, <placeholders>
+_PLAIN = re.compile(r"\A(?:[A-Za-z0-9._:/@%+=,-]*|<[a-z0-9_-]+>)\Z", re.ASCII)  # ids, names, ARNs, <placeholders>
 
 
 def _shell_word(value: object) -> str:

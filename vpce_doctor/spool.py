@@ -23,9 +23,9 @@ SPOOL_FILES, SPOOL_BYTES = 50, 5 * 1024 * 1024
 MAX_FILE = 2 * 1024 * 1024         # larger than any batch the doctor writes (a report event is at most 256 KB)
 LOCK, COUNTER = ".vpce-doctor.lock", ".vpce-doctor.dropped"
 # report-<timestamp ms>-<pid>-<ns>.json; 0.1.0 wrote the same without "report-": still drained, never made.
-REPORT_RE = re.compile(r"^(?:report-)?[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.json$", re.ASCII)
-SET_ASIDE_RE = re.compile(r"^report-[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.(?:bad|rejected)$", re.ASCII)
-TEMPORARY_RE = re.compile(r"^\.report-[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.tmp$", re.ASCII)
+REPORT_RE = re.compile(r"^(?:report-)?[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.json\Z", re.ASCII)
+SET_ASIDE_RE = re.compile(r"^report-[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.(?:bad|rejected)\Z", re.ASCII)
+TEMPORARY_RE = re.compile(r"^\.report-[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.tmp\Z", re.ASCII)
 Event = Tuple[int, str]
 
 

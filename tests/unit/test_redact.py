@@ -92,6 +92,8 @@ def test_json_keeps_newlines_in_evidence_but_not_escapes():
 
 # Trust boundary: values from outside are shell-quoted in every printed command (an operator pastes them as root).
 @given(st.text(min_size=1, max_size=40))
+@example("\n")
+@example("[::1]:443")
 def test_a_filled_command_holds_any_value_as_exactly_one_shell_word(value):
     import shlex
     from vpce_doctor.model import Remedy
