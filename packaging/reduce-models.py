@@ -32,7 +32,7 @@ OPERATIONS = {
     "ec2": ["DescribeVpcEndpoints", "DescribeVpcAttribute", "DescribeRouteTables", "DescribeSecurityGroups",
             "DescribeSubnets", "DescribeNetworkAcls", "DescribeManagedPrefixLists", "GetManagedPrefixListEntries"],
     "kms": ["DescribeKey"],
-    "logs": ["CreateLogStream", "DescribeLogGroups", "GetLogEvents", "PutLogEvents"],
+    "logs": ["CreateLogStream", "DescribeLogGroups", "FilterLogEvents", "GetLogEvents", "PutLogEvents"],
     # s3 CreateSession: botocore's S3 Express identity resolver calls it for directory buckets (names ending in
     # --x-s3; botocore/utils.py S3ExpressIdentityResolver), which --bucket may name.
     "s3": ["CreateSession", "DeleteObject", "GetBucketEncryption", "GetObject", "HeadBucket", "ListBuckets",

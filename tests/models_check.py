@@ -40,6 +40,8 @@ CALLS = [
                                 "logEvents": [{"timestamp": 1764417600000, "message": "{\"schema\": \"x\"}"}]}),
     ("logs", "get_log_events", {"logGroupName": "/vpce-doctor/reports", "logStreamName": "i-0abc1234def567890",
                                 "startTime": 1764417600000, "startFromHead": False, "limit": 100}),  # fleet.py
+    ("logs", "filter_log_events", {"logGroupName": "/vpce-doctor/reports", "startTime": 1764417600000,  # fleet_api.py
+                                   "filterPattern": '"vpce-doctor/report/1"', "nextToken": "t"}),
     ("s3", "head_bucket", {"Bucket": "vpclab-probe"}),                                          # checks/s3.py
     ("s3", "list_buckets", {}),
     ("s3", "put_object", {"Bucket": "vpclab-probe", "Key": "vpce-doctor/i-0abc1234def567890.probe",
@@ -58,7 +60,8 @@ CALLS = [
     ("ssm", "send_command", {"DocumentName": "VpceDoctor-Run", "Targets": [{"Key": "tag:Team", "Values": ["a"]}],
                              "Parameters": {"ship": ["true"]}, "MaxConcurrency": "50", "MaxErrors": "100%",
                              "TimeoutSeconds": 600, "Comment": "vpce-doctor fleet"}),           # fleet.py
-    ("ssm", "list_command_invocations", {"CommandId": "73860b00-0000-4000-8000-000000000000", "Details": False}),
+    ("ssm", "list_command_invocations", {"CommandId": "73860b00-0000-4000-8000-000000000000", "Details": True,
+                                         "MaxResults": 50, "NextToken": "t"}),  # fleet_api.py
     ("ssm", "list_commands", {"CommandId": "73860b00-0000-4000-8000-000000000000"}),
     ("ssm", "get_command_invocation", {"CommandId": "73860b00-0000-4000-8000-000000000000",
                                        "InstanceId": "i-0abc1234def567890"}),

@@ -1,8 +1,9 @@
 """vpce-doctor fleet: run the doctor on many instances through SSM Run Command, and show one matrix.
 
-Run Command is the fleet engine (targets, rate control, delivery, timeouts): this sends one command, polls
-ListCommandInvocations, then reads each instance's verdict from the report the doctor shipped to CloudWatch Logs,
-else from the compact summary in the invocation's output, else from the invocation's status alone.
+Run Command is the fleet engine (targets, rate control, delivery, timeouts): this sends one command, follows its
+counts, lists its invocations once with their output, then reads each instance's verdict from the report the doctor
+shipped to CloudWatch Logs (one paginated FilterLogEvents for the fleet), else from the compact summary in the
+invocation's output, else from the invocation's status alone (fleet_api.py: pacing, backoff, paging).
 
 What another instance wrote (its output, its shipped report) is hostile data: parsed bounded (size, depth, finite
 numbers), its ids and codes checked against the doctor's own patterns, capped in number, shown with control
@@ -16,7 +17,6 @@ import json
 import re
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Mapping, Optional, Sequence, TextIO
 
 from . import __version__
@@ -36,6 +36,10 @@ CAUSE_RE = re.compile(r"^([a-z0-9_-]{1,24}:[a-z0-9_.:-]{1,64}) \[([a-z0-9_.-]{0,
 CODE_RE = re.compile(r"^[a-z0-9_.-]{0,48}$", re.ASCII)
 MAX_CAUSES, MAX_COLUMNS = 20, 24        # per instance, and across the fleet: the matrix stays readable
 MAX_OUTPUT, MAX_EVENT = 64 * 1024, 1024 * 1024
+# A change line of the doctor's summary or report (changes.lines): "<check> <what>: now <value> (was <value>)".
+CHANGE_RE = re.compile(r"^\s*([a-z0-9_-]{1,24}:[a-z0-9_.:-]{1,64} \S{1,120}: now .{0,200} \(was .{0,200}\))$",
+                       re.ASCII)
+MAX_CHANGE = 120
 
 
 def parser() -> argparse.ArgumentParser:
@@ -86,7 +90,9 @@ def parse_summary(text: str, instance_id: Optional[str] = None) -> Optional[Dict
                 if not cause:
                     break
                 causes.append({"id": cause[1], "code": cause[2]})
-            return {"exit_code": int(first.group(2)), "root_causes": causes}
+            changed = next(filter(None, (CHANGE_RE.match(x) for x in lines[n + 1:n + 40])), None)
+            return {"exit_code": int(first.group(2)), "root_causes": causes,
+                    **({"changed": shown(changed.group(1))[:MAX_CHANGE]} if changed else {})}
     return None
 
 
@@ -100,11 +106,26 @@ def parse_report(message: str, instance_id: str) -> Optional[Dict[str, object]]:
         code, causes = report.get("exit_code"), report["summary"]["root_causes"]
         if code not in VERDICTS or isinstance(code, bool) or not isinstance(causes, list):
             return None
+        changed = _change(report.get("changes"))
         return {"exit_code": code, "root_causes": [
             {"id": c["id"], "code": c.get("code") or ""} for c in causes[:MAX_CAUSES]
-            if isinstance(c, dict) and CAUSE_RE.match(f"{c.get('id')} [{c.get('code') or ''}] ")]}
+            if isinstance(c, dict) and CAUSE_RE.match(f"{c.get('id')} [{c.get('code') or ''}] ")],
+            **({"changed": changed} if changed else {})}
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
+
+
+def _change(found) -> Optional[str]:
+    """The change behind a new failure, as the instance's report names it: against its last healthy run, else its
+    last run (vpce_doctor/changes.py); shown escaped and bounded."""
+    from .changes import lines
+    comparisons = [c for c in (found or {}).get("comparisons") or () if isinstance(c, dict) and c.get("new_failures")
+                   and c.get("changed")]
+    best = next((c for c in comparisons if c.get("against") == "healthy"), comparisons[0] if comparisons else None)
+    if best is None:
+        return None
+    said = [x.strip() for x in lines({**best, "first_broken_at": None}, limit=1) if CHANGE_RE.match(x.strip())]
+    return shown(said[0])[:MAX_CHANGE] if said else None
 
 
 def judge(status: str, details: str, exit_code: Optional[int]) -> str:
@@ -127,12 +148,15 @@ def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[st
         rows.append({"instance_id": inv["InstanceId"], "invocation_status": details, "status": status,
                      "exit_code": code, "verdict": judge(status, details, code),
                      "root_causes": list(got.get("root_causes") or [])[:MAX_CAUSES], "source": got.get("source", "none"),
-                     **({"conflict": got["conflict"]} if got.get("conflict") else {})})
-    rows.sort(key=lambda r: (ORDER.index(r["verdict"]), r["instance_id"]))
+                     **({"conflict": got["conflict"]} if got.get("conflict") else {}),
+                     **({"changed": got["changed"]} if got.get("changed") else {})})
+    # grouped by the change that broke them: instances broken by one change sit together
+    rows.sort(key=lambda r: (ORDER.index(r["verdict"]), r.get("changed") or "~", r["instance_id"]))
     verdicts = {r["verdict"] for r in rows}
     totals = {"instances": len(rows), **{v.replace(" ", "_"): sum(r["verdict"] == v for r in rows) for v in ORDER},
               "invocations": dict(Counter(r["invocation_status"] for r in rows)),
-              "root_causes": dict(Counter(c["id"] for r in rows for c in r["root_causes"]))}
+              "root_causes": dict(Counter(c["id"] for r in rows for c in r["root_causes"])),
+              "changes": dict(Counter(r["changed"] for r in rows if r.get("changed")))}
     return {"schema": SCHEMA, "tool_version": __version__, "command_id": command_id, "instances": rows,
             "totals": totals, "exit_code": 1 if verdicts & set(FAILING) else 2 if verdicts != {"healthy"} else 0}
 
@@ -142,14 +166,17 @@ def matrix(doc: Mapping) -> str:
     t = doc["totals"]
     ranked = [c for c, _ in sorted(t["root_causes"].items(), key=lambda kv: (-kv[1], kv[0]))]
     columns, rest = ranked[:MAX_COLUMNS], len(ranked) - MAX_COLUMNS
-    table = [["instance", "invocation", "exit", "verdict"] + columns + (["more"] if rest > 0 else [])]
+    changed = any(r.get("changed") for r in doc["instances"])
+    table = [["instance", "invocation", "exit", "verdict"] + columns + (["more"] if rest > 0 else [])
+             + (["changed since healthy"] if changed else [])]
     for r in doc["instances"]:
         codes, ran = {c["id"]: c["code"] or "fail" for c in r["root_causes"]}, r["verdict"] in VERDICTS.values()
         more = [str(len(set(codes) - set(columns)) or "·")] if rest > 0 else []
         verdict = r["verdict"] + (" (conflict)" if r.get("conflict") else "")
         table.append([shown(r["instance_id"]), shown(r["invocation_status"]),
                       "-" if r["exit_code"] is None else str(r["exit_code"]), verdict]
-                     + [codes.get(c, "·" if ran else "") for c in columns] + more)
+                     + [codes.get(c, "·" if ran else "") for c in columns] + more
+                     + ([r.get("changed") or ""] if changed else []))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
     counts = ", ".join(f"{t[v.replace(' ', '_')]} {v}" for v in ORDER if t[v.replace(" ", "_")])
@@ -181,13 +208,15 @@ def run(args, wanted, region: Optional[str], stdout: TextIO, stderr: TextIO) -> 
     import botocore.session
     from botocore.config import Config
 
+    from . import fleet_api
     from .aws import call
     session = botocore.session.Session()
     region = region or session.get_config_variable("region")
     if not region:
         stderr.write("vpce-doctor fleet: no Region: use --region or AWS_REGION\n")
         return 64
-    config = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=20,
+    # One attempt per call: fleet_api paces each API and backs off on throttling itself, and counts what it sent.
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=20,
                     user_agent_extra=f"vpce-doctor/{__version__}")
     ssm, logs = (session.create_client(s, region_name=region, config=config) for s in ("ssm", "logs"))
     parameters = {k: [v] for k, v in (("bucket", args.bucket), ("services", args.services),
@@ -203,34 +232,32 @@ def run(args, wanted, region: Optional[str], stdout: TextIO, stderr: TextIO) -> 
     since_ms = int(requested.timestamp() * 1000) if hasattr(requested, "timestamp") else int(time.time() * 1000)
     stderr.write(f"vpce-doctor fleet: command {command_id} ({args.document}) sent to "
                  + " and ".join(f"{t['Key']}={','.join(t['Values'])}" for t in wanted) + "\n")
-    invocations = poll(ssm, command_id, time.monotonic() + args.timeout, args.poll_interval, stderr)
-    ran = [i["InstanceId"] for i in invocations if i.get("Status") in TERMINAL and i.get("StatusDetails") not in
-           NOT_RUN]
-    group = args.log_group if args.ship else None
-    with ThreadPoolExecutor(max_workers=8) as pool:  # one or two reads per instance: overlap them
-        found = dict(zip(ran, pool.map(lambda iid: collect(ssm, logs, command_id, iid, group, since_ms), ran)))
+    deadline = time.monotonic() + args.timeout
+    ssm_pace = fleet_api.Paced(fleet_api.SSM_RATE, deadline + 120)  # listing after the deadline still ends
+    invocations = fleet_api.poll(ssm, command_id, deadline, args.poll_interval, stderr, ssm_pace)
+    ran = {i["InstanceId"] for i in invocations if i.get("Status") in TERMINAL and i.get("StatusDetails") not in
+           NOT_RUN}
+    reports, logs_pace = {}, fleet_api.Paced(fleet_api.FILTER_RATE, deadline + 120)
+    if args.ship and ran:
+        reports, error = fleet_api.shipped(logs_pace, logs, args.log_group, since_ms, parse_report, ran)
+        if error:
+            stderr.write(f"vpce-doctor fleet: {error}; the instances' own output is used instead\n")
+    found = {i["InstanceId"]: collect(i, reports.get(i["InstanceId"])) for i in invocations if i["InstanceId"] in ran}
+    stderr.write(f"vpce-doctor fleet: {ssm_pace.requests + logs_pace.requests + 1} requests "
+                 f"({ssm_pace.requests} Systems Manager, {logs_pace.requests} CloudWatch Logs), "
+                 f"{ssm_pace.throttled + logs_pace.throttled} throttled\n")
     doc = summarize(command_id, invocations, found)
     stdout.write(json.dumps(doc, indent=2) + "\n" if args.output == "json" else matrix(doc))
     stdout.flush()
     return int(doc["exit_code"])
 
 
-def collect(ssm, logs, command_id: str, iid: str, group: Optional[str], since_ms: int) -> Dict[str, object]:
-    """The newest report the doctor shipped since the command was sent, else its stdout's summary, else its exit;
-    a report or summary counts only when its exit code is the one Run Command recorded."""
-    from .aws import call
-    got = call(ssm, "get_command_invocation", CommandId=command_id, InstanceId=iid)
-    response = got["response"] if got["ok"] else {}
-    code = response.get("ResponseCode")
-    code = code if isinstance(code, int) and not isinstance(code, bool) and code >= 0 else None
-    shipped = None
-    if group:
-        events = call(logs, "get_log_events", logGroupName=group, logStreamName=iid, startTime=since_ms,
-                      startFromHead=False, limit=100)
-        messages = [str(e.get("message", "")) for e in (events["response"].get("events", []) if events["ok"] else [])]
-        shipped = next(filter(None, (parse_report(m, iid) for m in reversed(messages))), None)  # newest first
-    printed = parse_summary(str(response.get("StandardOutputContent") or ""), iid)
-    return believed(code, shipped, printed)
+def collect(invocation: Mapping, shipped: Optional[Mapping]) -> Dict[str, object]:
+    """One instance's verdict: the report it shipped (read for the whole fleet at once), else the summary in its
+    listed output, else its exit code; a report or summary counts only when its exit code is Run Command's."""
+    from .fleet_api import plugin
+    code, output = plugin(dict(invocation))
+    return believed(code, shipped, parse_summary(output, str(invocation.get("InstanceId"))))
 
 
 def believed(code: Optional[int], shipped: Optional[Mapping], printed: Optional[Mapping]) -> Dict[str, object]:
@@ -244,37 +271,3 @@ def believed(code: Optional[int], shipped: Optional[Mapping], printed: Optional[
                     "conflict": f"its {source} says exit {said['exit_code']}, Run Command recorded {code}"}
         return {"source": source, **said}
     return {"exit_code": code} if code is not None else {}
-
-
-def poll(ssm, command_id: str, deadline: float, interval: float, stderr: TextIO) -> List[Dict]:
-    """ListCommandInvocations (every page) until every invocation and the command are done, or the deadline.
-    Progress on stderr: one line rewritten on a terminal, else one line per change."""
-    from .aws import call
-    tty, shown, said, invocations = stderr.isatty(), "", None, []  # type: ignore[var-annotated]
-    try:
-        while True:
-            pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id, Details=False)
-            listed = call(pages, "build_full_result")  # every page, as data (never raises)
-            error = None if listed["ok"] else f"ListCommandInvocations: {listed.get('code')}: {listed.get('message')}"
-            invocations = listed["response"].get("CommandInvocations", []) if listed["ok"] else invocations
-            if error and error != said:  # tried again at the next interval; said once
-                stderr.write(("\n" if tty and shown else "") + f"vpce-doctor fleet: {error}\n")
-            said, command = error, call(ssm, "list_commands", CommandId=command_id)
-            info = (command["response"].get("Commands") or [{}])[0] if command["ok"] else {}
-            done = Counter(i.get("StatusDetails") or i["Status"] for i in invocations if i.get("Status") in TERMINAL)
-            line = f"{sum(done.values())}/{len(invocations)} done" + (": " if done else "") + ", ".join(
-                f"{n} {s}" for s, n in done.most_common())
-            if line != shown:
-                stderr.write(f"\r{line}\033[K" if tty else line + "\n")
-                stderr.flush()
-                shown = line
-            complete = not error and sum(done.values()) == len(invocations) and (info.get("Status") in TERMINAL or (
-                len(invocations) >= int(info.get("TargetCount") or 0) > 0))
-            if complete or time.monotonic() + interval > deadline:
-                break
-            time.sleep(interval)
-    except KeyboardInterrupt:  # stop waiting and show what is known; the command goes on in SSM
-        stderr.write("\nvpce-doctor fleet: interrupted, showing what is known so far\n")
-    if tty and shown:
-        stderr.write("\n")
-    return invocations

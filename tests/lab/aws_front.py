@@ -157,19 +157,70 @@ def ssm_stub(world, req: "Request") -> dict | None:
             "IPAddress": world.facts["private_ip"], "SourceId": iid, "SourceType": "AWS::EC2::Instance",
             "ComputerName": f"ip-{world.facts['private_ip'].replace('.', '-')}.{world.region}.compute.internal"}]}
     if req.operation == "ListCommandInvocations":
-        invocations = [
-            fleet_invocation(world, c, iid, listed=True) or
-            {"CommandId": c.command_id, "InstanceId": iid, "DocumentName": c.document_name,
-             "DocumentVersion": "$DEFAULT", "Comment": c.comment, "Status": c.status,
-             "RequestedDateTime": calendar.timegm(c.requested_date_time.utctimetuple()), "StatusDetails": c.status,
-             "StandardOutputUrl": "", "StandardErrorUrl": "", "CommandPlugins": []}
-            for c in world.backend("ssm")._commands for iid in c.instance_ids
-            if req.params.get("CommandId") in (None, c.command_id) and req.params.get("InstanceId") in (None, iid)]
-        return {"CommandInvocations": invocations}
+        return list_invocations(world, req.params)
+    if req.operation == "ListCommands" and req.params.get("CommandId") in world.fleet_runs:
+        return fleet_command(world, req.params["CommandId"])
     if req.operation == "GetCommandInvocation":  # a [fleet] instance's; None: moto answers for its own
         return next((fleet_invocation(world, c, req.params.get("InstanceId"), listed=False)
                      for c in world.backend("ssm")._commands if c.command_id == req.params.get("CommandId")), None)
     return None
+
+
+def list_invocations(world, params: dict) -> dict:
+    """ListCommandInvocations as SSM pages it: MaxResults 1-50 (default 50), NextToken; with Details, each
+    invocation's CommandPlugins (Output cut at 2,500 characters, as CommandPluginOutput's max in the SSM model)."""
+    pairs = [(c, iid) for c in world.backend("ssm")._commands for iid in c.instance_ids
+             if params.get("CommandId") in (None, c.command_id) and params.get("InstanceId") in (None, iid)]
+    start, size = int(params.get("NextToken") or 0), min(50, int(params.get("MaxResults") or 50))
+    page = []
+    for command, iid in pairs[start:start + size]:
+        listed = fleet_invocation(world, command, iid, listed=True, with_plugins=bool(params.get("Details")))
+        page.append(listed or {
+            "CommandId": command.command_id, "InstanceId": iid, "DocumentName": command.document_name,
+            "DocumentVersion": "$DEFAULT", "Comment": command.comment, "Status": command.status,
+            "RequestedDateTime": calendar.timegm(command.requested_date_time.utctimetuple()),
+            "StatusDetails": command.status, "StandardOutputUrl": "", "StandardErrorUrl": "", "CommandPlugins": []})
+    more = {"NextToken": str(start + size)} if start + size < len(pairs) else {}
+    return {"CommandInvocations": page, **more}
+
+
+def fleet_command(world, command_id: str) -> dict:
+    """ListCommands for a command that reached [fleet] instances: its counts as SSM keeps them (CompletedCount: a
+    terminal state; ErrorCount: Failed or Execution Timed Out; DeliveryTimedOutCount;
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Command.html)."""
+    command = next(c for c in world.backend("ssm")._commands if c.command_id == command_id)
+    states = [fleet_invocation(world, command, iid, listed=True) for iid in world.fleet_runs[command_id]["instances"]]
+    details = [s["StatusDetails"] for s in states if s]
+    done = [d for d in details if d not in ("Pending", "InProgress")]
+    errors = sum(d in ("Failed", "Execution Timed Out") for d in details)
+    status = "InProgress" if len(done) < len(details) else "Success" if errors == 0 and set(done) <= {"Success"} \
+        else "Failed"
+    answer = {"CommandId": command_id, "DocumentName": command.document_name, "Status": status,
+              "StatusDetails": status, "TargetCount": len(details), "CompletedCount": len(done),
+              "ErrorCount": errors, "DeliveryTimedOutCount": details.count("Delivery Timed Out"),
+              "Targets": command.targets, "Parameters": command.parameters, "MaxErrors": command.max_errors,
+              "MaxConcurrency": command.max_concurrency,
+              "RequestedDateTime": calendar.timegm(command.requested_date_time.utctimetuple())}
+    return {"Commands": [answer]}
+
+
+def throttled(world, operation: str) -> bool:
+    """[fleet] rates: a token bucket per operation (requests per second, burst of one second's worth), so the fleet
+    view meets the rates AWS documents; over it, the call is refused as AWS refuses it (ThrottlingException)."""
+    rate = (world.scenario.get("fleet", {}).get("rates") or {}).get(operation)
+    if not rate:
+        return False
+    now, buckets = time.monotonic(), world.__dict__.setdefault("rate_buckets", {})
+    tokens, last = buckets.get(operation, (float(rate), now))
+    tokens = min(float(rate), tokens + (now - last) * float(rate))
+    counts = world.__dict__.setdefault("rate_counts", {})
+    counts[operation] = counts.get(operation, 0) + 1
+    if tokens < 1:
+        buckets[operation] = (tokens, now)
+        counts[operation + ":throttled"] = counts.get(operation + ":throttled", 0) + 1
+        return True
+    buckets[operation] = (tokens - 1, now)
+    return False
 
 
 # -- the fleet simulation: scenario [fleet] instances, seen only by Run Command ---------------------------------
@@ -228,7 +279,7 @@ def fleet_sent(world, command_id: str, params: dict) -> None:
                 {"timestamp": int(time.time() * 1000), "message": json.dumps(report)}])
 
 
-def fleet_invocation(world, command, instance_id, listed: bool) -> dict | None:
+def fleet_invocation(world, command, instance_id, listed: bool, with_plugins: bool = False) -> dict | None:
     """A [fleet] instance's invocation (ListCommandInvocations' shape, or GetCommandInvocation's)."""
     run = world.fleet_runs.get(command.command_id) or {"instances": {}}
     spec = run["instances"].get(instance_id)
@@ -242,10 +293,13 @@ def fleet_invocation(world, command, instance_id, listed: bool) -> dict | None:
     answer = {"CommandId": command.command_id, "InstanceId": instance_id, "DocumentName": command.document_name,
               "DocumentVersion": "$DEFAULT", "Comment": command.comment, "Status": status, "StatusDetails": details,
               "StandardOutputUrl": "", "StandardErrorUrl": ""}
-    if listed:
-        return {**answer, "RequestedDateTime": calendar.timegm(command.requested_date_time.utctimetuple()),
-                "CommandPlugins": []}
     code = int(spec.get("exit_code", 0 if spec["outcome"] == "Success" else 1))
+    if listed:
+        plugins = [{"Name": "runVpceDoctor", "Status": status, "StatusDetails": details,
+                    "ResponseCode": code if done and ran else -1,
+                    "Output": (spec.get("output", "") if done and ran else "")[:2500]}] if with_plugins else []
+        return {**answer, "RequestedDateTime": calendar.timegm(command.requested_date_time.utctimetuple()),
+                "CommandPlugins": plugins}
     return {**answer, "PluginName": "runVpceDoctor", "ResponseCode": code if done and ran else -1,
             "StandardOutputContent": spec.get("output", "") if done and ran else "", "StandardErrorContent": ""}
 
@@ -296,6 +350,8 @@ class Front:
         denied = self._authorize(req, arn, resource) if arn else None
         if denied:
             return denied
+        if throttled(world, req.operation):
+            return self._error(req, 400, "ThrottlingException", "Rate exceeded")
         stub = ssm_stub(world, req) if req.signing_service == "ssm" else None
         if stub is not None:
             return 200, [("Content-Type", JSON_TYPE), ("x-amzn-RequestId", str(uuid.uuid4()))], \

@@ -68,7 +68,7 @@ BASELINE: dict = {
     "agent": {"state": "running", "version": "3.3.2958.0", "env": {}, "log_lines": [], "config": {}, "connected": True,
               "credential_source": "EC2"},
     # Extra instances only Run Command sees (vpce-doctor fleet): see README.md, "[fleet]".
-    "fleet": {"instances": []},
+    "fleet": {"instances": [], "rates": {}},
 }
 
 

@@ -6,6 +6,7 @@ and with the ssm endpoint's security group missing 443) and validated against th
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def fleet_lab(lab, tmp_path_factory):
 
     def said_by(summary: str, iid: str) -> str:  # each instance's own run names itself in its summary
         return summary.replace(f" {me} ", f" {iid} ", 1)
-    lab.switch({"name": "fleet", "fleet": {"instances": [
+    lab.fleet_scenario = {"name": "fleet", "fleet": {"instances": [
         {"id": HEALTHY, "tags": web, "outcome": "Success", "exit_code": 0, "report": healthy_report,
          "output": said_by(healthy_summary, HEALTHY)},
         {"id": BROKEN, "tags": web, "outcome": "Failed", "exit_code": 1, "output": said_by(broken_summary, BROKEN),
@@ -54,7 +55,8 @@ def fleet_lab(lab, tmp_path_factory):
          "output": said_by(broken_summary, BROKEN_TOO)},
         {"id": UNDELIVERABLE, "tags": web, "outcome": "Undeliverable"},
         {"id": NOT_DELIVERED, "tags": web, "outcome": "Delivery Timed Out", "seconds": 0.3},
-        {"id": OTHER, "tags": {"Fleet": "db"}, "outcome": "Success", "report": healthy_report}]}})
+        {"id": OTHER, "tags": {"Fleet": "db"}, "outcome": "Success", "report": healthy_report}]}}
+    lab.switch(lab.fleet_scenario)
     return lab
 
 
@@ -71,9 +73,12 @@ def test_matrix_of_a_fleet_with_a_failure_and_two_undelivered(fleet_lab):
     assert rows[NOT_DELIVERED].split() == ["Delivery", "Timed", "Out", "-", "not", "delivered"]
     assert [line for line in lines if line.startswith("i-")][-1].startswith(HEALTHY)  # problems first
     assert lines[-1].startswith("5 instance(s): 2 broken, 2 not delivered, 1 healthy (command ")
-    progress = done.stderr.splitlines()
+    progress, requests = done.stderr.splitlines()[:-1], done.stderr.splitlines()[-1]
     assert progress[0].startswith("vpce-doctor fleet: command ") and "tag:Fleet=web" in progress[0]
     assert len(progress) >= 3 and progress[-1].startswith("5/5 done: ")  # polled through InProgress/Pending
+    # followed by the command's counts, then the invocations listed once (one page of 5): a handful of requests
+    assert re.fullmatch(r"vpce-doctor fleet: \d+ requests \(\d+ Systems Manager, 0 CloudWatch Logs\), 0 throttled",
+                        requests), requests
     assert "2 Failed" in progress[-1] and "1 Delivery Timed Out" in progress[-1] and "1 Undeliverable" in progress[-1]
 
 
@@ -116,3 +121,22 @@ def test_a_bad_fleet_entry_fails_the_switch_and_keeps_the_world(fleet_lab):
         fleet_lab.switch({"fleet": {"instances": [{"id": "web-1", "outcome": "Success"}]}})
     done = fleet_lab.run([DOCTOR] + FLEET, env=OPERATOR, timeout=30)
     assert done.returncode == 1 and "5 instance(s)" in done.stdout
+
+
+def test_over_the_rates_the_fleet_backs_off_and_still_reads_every_instance(fleet_lab):
+    """The front refuses calls beyond [fleet] rates with ThrottlingException, as AWS does (its 'Rate exceeded')."""
+    slow = {**fleet_lab.fleet_scenario, "fleet": {**fleet_lab.fleet_scenario["fleet"], "rates": {
+        "ListCommands": 1, "ListCommandInvocations": 1, "FilterLogEvents": 1}}}
+    fleet_lab.switch(slow)
+    try:
+        done = fleet_lab.run([DOCTOR] + FLEET + ["--ship", "--output", "json", "--poll-interval", "0.05"],
+                             env=OPERATOR, timeout=60)
+    finally:
+        fleet_lab.switch(fleet_lab.fleet_scenario)
+    assert done.returncode == 1, done.stderr
+    rows = {r["instance_id"]: r for r in json.loads(done.stdout)["instances"]}
+    assert rows[BROKEN_TOO]["source"] == "logs" and rows[HEALTHY]["verdict"] == "healthy"
+    requests = done.stderr.splitlines()[-1]
+    throttled = int(re.search(r"(\d+) throttled", requests).group(1))
+    assert throttled > 0, requests  # polled every 0.05 s against 1 a second: refused, waited, asked again
+    assert "ThrottlingException" not in done.stderr  # a throttle is waited out, never shown as a failure

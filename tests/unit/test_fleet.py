@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from vpce_doctor import cli, fleet
+from vpce_doctor import cli, fleet, fleet_api
 from vpce_doctor.model import Check, Finding, Remedy, Report, Result, Severity, Status
 from vpce_doctor.render import text
 from vpce_doctor.settings import UsageError
@@ -113,51 +113,111 @@ def test_matrix():
 
 
 class FakeSsm:
-    """list_command_invocations in pages (through botocore's paginator interface), each poll one step further."""
+    """ListCommands' counts, each poll one step further; ListCommandInvocations in pages of MaxResults."""
 
-    def __init__(self, steps):
-        self.steps, self.polls = steps, 0
+    def __init__(self, steps, invocations, throttle=0):
+        self.steps, self.invocations, self.polls, self.throttle = steps, invocations, 0, throttle
+        self.calls = []
 
-    def get_paginator(self, name):
-        client = self
-
-        class Pages:
-            def __init__(self, **params):
-                self.params = params
-
-            def build_full_result(self):
-                first = client.list_command_invocations(**self.params)
-                rest = client.list_command_invocations(**self.params, NextToken=first["NextToken"]) \
-                    if "NextToken" in first else {"CommandInvocations": []}
-                return {"CommandInvocations": first["CommandInvocations"] + rest["CommandInvocations"]}
-        return type("Paginator", (), {"paginate": lambda self, **params: Pages(**params)})()
-
-    def list_command_invocations(self, CommandId, Details, NextToken=None):
-        step = self.steps[min(self.polls, len(self.steps) - 1)]
-        if NextToken is None:
-            return {"CommandInvocations": step[:2], **({"NextToken": "2"} if len(step) > 2 else {})}
-        self.polls += 1
-        return {"CommandInvocations": step[2:]}
+    def _throttled(self, operation):
+        from botocore.exceptions import ClientError
+        self.calls.append(operation)
+        if self.throttle:
+            self.throttle -= 1
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
 
     def list_commands(self, CommandId):
-        return {"Commands": [{"Status": "InProgress", "TargetCount": len(self.steps[-1])}]}
+        self._throttled("ListCommands")
+        step = self.steps[min(self.polls, len(self.steps) - 1)]
+        self.polls += 1
+        return {"Commands": [step]}
+
+    def list_command_invocations(self, CommandId, Details, MaxResults, NextToken=None):
+        self._throttled("ListCommandInvocations")
+        assert Details is True and 1 <= MaxResults <= 50  # the API's range (botocore's ssm model)
+        start = int(NextToken or 0)
+        page = self.invocations[start:start + MaxResults]
+        more = {"NextToken": str(start + MaxResults)} if start + MaxResults < len(self.invocations) else {}
+        return {"CommandInvocations": page, **more}
 
 
-def test_poll_pages_until_every_invocation_is_terminal_and_says_each_change_once():
-    steps = [[inv("i-1", "InProgress"), inv("i-2", "Pending"), inv("i-3", "Pending")]] * 2 + [
-        [inv("i-1", "Success"), inv("i-2", "InProgress"), inv("i-3", "Pending")],
-        [inv("i-1", "Success"), inv("i-2", "Failed"), inv("i-3", "TimedOut", "Delivery Timed Out")]]
-    ssm, err = FakeSsm(steps), io.StringIO()
-    got = fleet.poll(ssm, "c", deadline=float("inf"), interval=0.001, stderr=err)
-    assert [i["Status"] for i in got] == ["Success", "Failed", "TimedOut"] and ssm.polls == 4
+def counts(status, target, completed, errors=0, timed_out=0):
+    return {"Status": status, "TargetCount": target, "CompletedCount": completed, "ErrorCount": errors,
+            "DeliveryTimedOutCount": timed_out}
+
+
+def paced():
+    """A pacer on a fake clock: every wait is recorded, nothing sleeps."""
+    clock = [0.0]
+    pace = fleet_api.Paced(5.0, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+                           jitter=lambda: 1.0)
+    return pace, clock
+
+
+def test_poll_follows_the_counts_then_lists_every_invocation_once():
+    steps = [counts("InProgress", 3, 0), counts("InProgress", 3, 0), counts("InProgress", 3, 1),
+             counts("Failed", 3, 3, errors=1, timed_out=1)]
+    listed = [inv("i-1", "Success"), inv("i-2", "Failed"), inv("i-3", "TimedOut", "Delivery Timed Out")]
+    ssm, err = FakeSsm(steps, listed), io.StringIO()
+    pace, _ = paced()
+    got = fleet_api.poll(ssm, "c", deadline=float("inf"), interval=0.001, stderr=err, paced=pace)
+    assert got == listed and ssm.calls == ["ListCommands"] * 4 + ["ListCommandInvocations"]
     assert err.getvalue().splitlines() == [
-        "0/3 done", "1/3 done: 1 Success", "3/3 done: 1 Success, 1 Failed, 1 Delivery Timed Out"]
+        "0/3 done", "1/3 done", "3/3 done: 1 failed or timed out, 1 delivery timed out",
+        "3/3 done: 1 Success, 1 Failed, 1 Delivery Timed Out"]
 
 
-def test_poll_stops_at_the_deadline():
-    ssm = FakeSsm([[inv("i-1", "InProgress")]])
-    got = fleet.poll(ssm, "c", deadline=0.0, interval=0.5, stderr=io.StringIO())
-    assert got == [inv("i-1", "InProgress")] and ssm.polls == 0  # one page, one poll: no NextToken
+def test_ten_thousand_invocations_are_two_hundred_pages_at_the_paced_rate():
+    listed = [inv(f"i-{n:017x}", "Success") for n in range(10_000)]
+    ssm = FakeSsm([counts("Success", 10_000, 10_000)], listed)
+    pace, clock = paced()
+    got = fleet_api.poll(ssm, "c", deadline=float("inf"), interval=0.5, stderr=io.StringIO(), paced=pace)
+    assert len(got) == 10_000 and ssm.calls.count("ListCommandInvocations") == 200  # 50 a page (MaxResults' max)
+    assert pace.requests == 201 and clock[0] >= 200 / 5.0  # never faster than 5 a second
+
+
+def test_a_throttled_call_backs_off_and_is_made_again_once_said():
+    ssm, err = FakeSsm([counts("Success", 1, 1)], [inv("i-1", "Success")], throttle=2), io.StringIO()
+    pace, clock = paced()
+    got = fleet_api.poll(ssm, "c", deadline=float("inf"), interval=0.001, stderr=err, paced=pace)
+    assert got == [inv("i-1", "Success")] and pace.throttled == 2 and pace.requests == 4
+    assert clock[0] >= 1.0 + 2.0  # full jitter at its top: 0.5 * 2, then 0.5 * 4 seconds
+    assert err.getvalue().splitlines() == ["1/1 done", "1/1 done: 1 Success"]  # throttles are not failures
+
+
+def test_poll_stops_at_the_deadline_and_lists_what_is_known():
+    ssm = FakeSsm([counts("InProgress", 1, 0)], [inv("i-1", "InProgress")])
+    got = fleet_api.poll(ssm, "c", deadline=0.0, interval=0.5, stderr=io.StringIO())
+    assert got == [inv("i-1", "InProgress")] and ssm.calls == ["ListCommands", "ListCommandInvocations"]
+
+
+def test_poll_on_a_terminal_rewrites_one_line_and_says_a_failing_poll_once():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Denied(FakeSsm):
+        def list_commands(self, CommandId):
+            from botocore.exceptions import ClientError
+            if self.polls < 2:
+                self.polls += 1
+                raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListCommands")
+            return super().list_commands(CommandId)
+
+    err = Tty()
+    got = fleet_api.poll(Denied([counts("Success", 1, 1)], [inv("i-1", "Success")]), "c", deadline=float("inf"),
+                         interval=0.001, stderr=err, paced=paced()[0])
+    assert got == [inv("i-1", "Success")]
+    assert err.getvalue() == ("vpce-doctor fleet: ListCommands: AccessDeniedException: no\n"
+                              "\r0/0 done\033[K\r1/1 done\033[K\r1/1 done: 1 Success\033[K\n")
+
+
+def test_the_exit_code_and_summary_come_from_the_listed_plugin():
+    listed = {**inv("i-1", "Failed"), "CommandPlugins": [{"Name": "runVpceDoctor", "ResponseCode": 1,
+                                                          "Output": "x"}]}
+    assert fleet_api.plugin(listed) == (1, "x")
+    assert fleet_api.plugin(inv("i-1", "Pending")) == (None, "")
+    assert fleet_api.plugin({**listed, "CommandPlugins": [{"Name": "runVpceDoctor", "ResponseCode": -1}]})[0] is None
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -170,28 +230,6 @@ def test_usage_errors_are_one_line_and_exit_64(argv, message):
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["fleet"] + argv, {}, out, err) == 64
     assert message in err.getvalue() and err.getvalue().count("\n") == 1 and not out.getvalue()
-
-
-def test_poll_on_a_terminal_rewrites_one_line_and_says_a_failing_poll_once():
-    from botocore.exceptions import ClientError
-
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    class Throttled(FakeSsm):
-        def list_command_invocations(self, **params):
-            if self.polls < 2:
-                self.polls += 1
-                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
-                                  "ListCommandInvocations")
-            return super().list_command_invocations(**params)
-
-    err = Tty()
-    got = fleet.poll(Throttled([[inv("i-1", "Success")]]), "c", deadline=float("inf"), interval=0.001, stderr=err)
-    assert got == [inv("i-1", "Success")]
-    assert err.getvalue() == ("vpce-doctor fleet: ListCommandInvocations: ThrottlingException: Rate exceeded\n"
-                              "\r0/0 done\033[K\r1/1 done: 1 Success\033[K\n")
 
 
 # Issue 12 item 16 and the trust boundary: another instance's output and shipped report are hostile data.
@@ -249,3 +287,28 @@ def test_the_matrix_is_bounded_and_shows_no_escape_characters():
     header = out.splitlines()[0].split()
     assert len(header) == 4 + fleet.MAX_COLUMNS + 1 and header[-1] == "more"
     assert "\x1b" not in out
+
+
+def test_the_change_that_broke_an_instance_is_its_column_and_its_group():
+    """The change comes from the instance's own report (changes.comparisons) or its summary's change line."""
+    change = {"comparisons": [{"against": "healthy", "at": "2026-11-28T12:00:00.000Z", "exit_code": 0,
+                               "new_failures": ["dns:ssmmessages"], "fixed": [], "changed_total": 1,
+                               "changed": [{"id": "dns:ssmmessages", "what": "addresses", "was": ["10.0.1.11"],
+                                            "now": ["203.0.113.10"]}]}], "notes": []}
+    parsed = fleet.parse_report(shipped_report(changes=change), IID)
+    assert parsed["changed"] == "dns:ssmmessages addresses: now 203.0.113.10 (was 10.0.1.11)"
+    summary = (f"vpce-doctor 0.2.0 {IID} eu-west-1: broken (exit 1; 1 pass, 0 warn, 1 fail, 0 skip, 0 error)\n"
+               "dns:ssmmessages [public-answer] ssmmessages.eu-west-1.amazonaws.com → 203.0.113.10\n"
+               "since the last healthy run (2026-11-28T12:00:00.000Z, exit 0):\nnow failing: dns:ssmmessages\n"
+               "dns:ssmmessages addresses: now 203.0.113.10 (was 10.0.1.11)\n")
+    assert fleet.parse_summary(summary, IID)["changed"] == parsed["changed"]
+    invocations = [inv(f"i-{n}", "Failed") for n in range(3)]
+    found = {"i-0": {"exit_code": 1, "root_causes": [], "changed": "tcp:ssm probes.10.0.1.10.result: now timeout "
+                                                                   "(was open)"},
+             "i-1": {"exit_code": 1, "root_causes": [], "changed": parsed["changed"]},
+             "i-2": {"exit_code": 1, "root_causes": [], "changed": parsed["changed"]}}
+    doc = fleet.summarize("c", invocations, found)
+    assert [r["instance_id"] for r in doc["instances"]] == ["i-1", "i-2", "i-0"]  # grouped by change
+    assert doc["totals"]["changes"] == {parsed["changed"]: 2, found["i-0"]["changed"]: 1}
+    lines = fleet.matrix(doc).splitlines()
+    assert lines[0].endswith("changed since healthy") and lines[1].endswith(parsed["changed"])
