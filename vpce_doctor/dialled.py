@@ -134,6 +134,14 @@ def imds_mode_problem(imds_endpoint: str, settings: Mapping[str, Setting], envir
     return mode.where if mode else "no ec2_metadata_service_endpoint_mode (botocore's default: IPv4)"
 
 
+def imds_ipv6_mode(settings: Mapping[str, Setting], environ: Mapping[str, str]) -> str:
+    """Where SDKs are told to ask IMDS at [fd00:ec2::254] (endpoint mode IPv6, no explicit endpoint), else ""."""
+    mode = settings.get("ec2_metadata_service_endpoint_mode")
+    if environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or not mode or mode.value.lower() != "ipv6":
+        return ""
+    return mode.where
+
+
 def _true(setting: Optional[Setting]) -> bool:
     return bool(setting) and setting.value.lower() in TRUE  # type: ignore[union-attr]
 

@@ -146,6 +146,16 @@ def _tokens(endpoints, remaining: Callable[[], float]) -> Dict[str, Reply]:
     return {e: results[e] for e in endpoints if e in results}
 
 
+def token(endpoint: str, remaining: Callable[[], float]) -> Reply:
+    """One token PUT to this IMDS endpoint (names:dialled asks [fd00:ec2::254] when SDKs are told to use it)."""
+    return _Client(endpoint, remaining).request("PUT", "/latest/api/token",
+                                                {"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL})
+
+
+def usable(reply: Reply) -> bool:
+    return _usable(reply)
+
+
 def _usable(token: Reply) -> bool:
     return token.status == 200 and bool(TOKEN_RE.match(token.body))
 

@@ -133,3 +133,21 @@ def test_the_agents_flag_is_fixed_in_the_agents_config_file():
 def test_an_endpoint_url_with_credentials_is_shown_without_them():
     found = botocore({"AWS_ENDPOINT_URL_SSM": "https://user:s3cret@ssm.example.internal"})
     assert found[0].name == "ssm.example.internal" and "s3cret" not in found[0].setting
+
+
+def test_sdks_told_to_use_ipv6_imds_where_it_does_not_answer():
+    settings = dialled.botocore_settings({"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}, {}, "the doctor's environment")
+    where = dialled.imds_ipv6_mode(settings, {})
+    assert where == "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6 in the doctor's environment"
+    result = names.assess([], {}, VPC, {"instance": "i-0123456789abcdef0"}, imds_mode6=where + "; [fd00:ec2::254] answered timeout")
+    assert (result.status, result.code) == (Status.FAIL, "imds-mode-ipv6")
+    assert any("--http-protocol-ipv6 enabled" in c and "i-0123456789abcdef0" in c for c in result.remedy.commands)
+    assert dialled.imds_ipv6_mode(settings, {"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://[fd00:ec2::254]"}) == ""
+
+
+def test_missing_credentials_follow_from_the_imds_endpoint_mode():
+    from vpce_doctor.checks import identity
+    result = identity.assess_source(None, "Unable to retrieve token", "arn:aws:iam::123456789012:instance-profile/p",
+                                    "i-0123456789abcdef0", imds_mode=True)
+    assert result.code == "no-credentials" and result.evidence["caused_by"] == ["names:dialled"]
+    assert "caused_by" not in identity.assess_source(None, "x", None).evidence

@@ -37,7 +37,9 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         return _resolve_after(network)
     # Every API call takes the proxy local:proxy judged (botocore honours the environment's proxies, for IMDS
     # credentials too): behind a broken one the authenticated layer is skipped, one verdict instead of a timeout each.
-    api = tuple(replace(c, needs=(*c.needs, "local:proxy")) if c.id == "creds:source" else c
+    # names:dialled knows when the SDKs' IMDS endpoint mode keeps botocore from the instance profile.
+    api = tuple(replace(c, needs=(*c.needs, "local:proxy"), after=(*c.after, "names:dialled"))
+                if c.id == "creds:source" else c
                 for c in (*identity.checks("sts" in services, imds_only), *authenticated))
     return _resolve_after((*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source"))))
 

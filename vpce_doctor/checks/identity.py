@@ -32,12 +32,16 @@ def checks(sts_planned: bool, imds_only: bool):
 
 def run_source(ctx, prior) -> Result:
     method, problem = ctx.clients.credentials()
-    return assess_source(method, problem, ctx.facts.instance_profile_arn, ctx.facts.instance_id)
+    names = prior.get("names:dialled")
+    imds_mode = bool(names) and names.code in ("imds-mode-ipv4", "imds-mode-ipv6")
+    return assess_source(method, problem, ctx.facts.instance_profile_arn, ctx.facts.instance_id, imds_mode)
 
 
 def assess_source(method: Optional[str], problem: str, profile_arn: Optional[str],
-                  instance: Optional[str] = None) -> Result:
-    evidence = {"provider": method, "instance_profile_arn": profile_arn}
+                  instance: Optional[str] = None, imds_mode: bool = False) -> Result:
+    """imds_mode: names:dialled found the SDKs' IMDS endpoint mode pointing at an IMDS that does not answer."""
+    evidence = {"provider": method, "instance_profile_arn": profile_arn,
+                **({"caused_by": ["names:dialled"]} if imds_mode and method is None else {})}
     if method is None:
         return Result(Status.FAIL, f"no credentials: {problem}", code="no-credentials", evidence=evidence,
                       cause="Neither the environment, ~/.aws nor the instance profile gave credentials"

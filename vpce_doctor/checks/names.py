@@ -48,6 +48,13 @@ IMDS_MODE = Remedy(
                 "echo 'AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6' >> /etc/environment"),
     ("https://docs.aws.amazon.com/sdkref/latest/guide/feature-imds-client.html",))
 
+IMDS_V6_OFF = Remedy(
+    "Turn on IMDS's IPv6 endpoint, or drop the IPv6 endpoint mode where IPv4 IMDS works.",
+    ("aws ec2 modify-instance-metadata-options --instance-id {instance} --http-protocol-ipv6 enabled "
+     "--http-endpoint enabled", "unset AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+     "aws configure set ec2_metadata_service_endpoint_mode IPv4"),
+    ("https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-IMDS-existing-instances.html",))
+
 
 def check(services: Sequence[str]) -> Check:
     return Check("names:dialled", "the names the instance's SDKs and agent will dial have a private path",
@@ -70,19 +77,32 @@ def run(ctx, prior, *, services) -> Result:
         found = dict(zip(unique, pool.map(lambda n: (dns.lookup(resolver, n, "A", timeout),
                                                       dns.lookup(resolver, n, "AAAA", timeout)), unique)))
     facts = ctx.facts
-    context = {"vpc": facts.vpc_id or "<vpc-id>", "region": ctx.region, "domain": ctx.domain}
+    context = {"vpc": facts.vpc_id or "<vpc-id>", "region": ctx.region, "domain": ctx.domain,
+               "instance": facts.instance_id or "<instance-id>"}
     return assess(names, found, list(facts.vpc_cidrs) + list(facts.vpc_ipv6_cidrs), context,
-                  dialled.imds_mode_problem(facts.imds.endpoint, settings, environ), problem)
+                  dialled.imds_mode_problem(facts.imds.endpoint, settings, environ), problem,
+                  _ipv6_mode_unanswered(ctx, dialled.imds_ipv6_mode(settings, environ)))
+
+
+def _ipv6_mode_unanswered(ctx, where: str) -> str:
+    """SDKs told to use IMDS over IPv6: does [fd00:ec2::254] answer? (what gather saw, else one token PUT)"""
+    from ..facts import IPV6_ENDPOINT, token, usable
+    imds = ctx.facts.imds
+    if not where or imds.disabled_by_env or "[" in imds.endpoint:
+        return ""
+    reply = imds.tokens.get(IPV6_ENDPOINT) or token(IPV6_ENDPOINT, ctx.remaining)
+    return "" if usable(reply) else f"{where}; [fd00:ec2::254] answered {reply.error or f'HTTP {reply.status}'}"
 
 
 def assess(names: Sequence[Dialled], found: Mapping[str, tuple], vpc_cidrs: Sequence[str],
-           context: Optional[Dict[str, str]] = None, imds_mode: str = "", problem: str = "") -> Result:
+           context: Optional[Dict[str, str]] = None, imds_mode: str = "", problem: str = "",
+           imds_mode6: str = "") -> Result:
     """found: {name: (A lookup, AAAA lookup)} as dns.lookup returns them."""
     context = context or {}
     verdicts = {n.name: _verdict(n, found.get(n.name), vpc_cidrs) for n in names}
     evidence = {"names": [{"service": n.service, "name": n.name, "kind": n.kind, "setting": n.setting,
                            "who": n.who, "answer": verdicts[n.name][1]} for n in names],
-                "config_problem": problem, "imds_mode": imds_mode}
+                "config_problem": problem, "imds_mode": imds_mode or imds_mode6}
     bad = [n for n in names if not verdicts[n.name][0]]
     if bad:
         first = bad[0]
@@ -97,6 +117,12 @@ def assess(names: Sequence[Dialled], found: Mapping[str, tuple], vpc_cidrs: Sequ
                       cause="botocore and the AWS CLI use 169.254.169.254 unless the endpoint mode is IPv6, so "
                             "every instance-profile credential fetch fails on this instance.",
                       code="imds-mode-ipv4", remedy=IMDS_MODE, evidence=evidence)
+    if imds_mode6:
+        return Result(Status.FAIL, f"SDKs are told to ask IMDS over IPv6, which does not answer here ({imds_mode6})",
+                      cause="With the endpoint mode IPv6, botocore and the AWS CLI fetch instance-profile credentials "
+                            "only from [fd00:ec2::254], which answers only when the instance's HttpProtocolIpv6 "
+                            "option is enabled (off by default): every credential fetch fails.",
+                      code="imds-mode-ipv6", remedy=IMDS_V6_OFF.filled(**context), evidence=evidence)
     if problem:
         return Result(Status.WARN, problem, code="config-unreadable", evidence=evidence,
                       cause="The shared config file could not be read, so its settings were not judged.")
