@@ -45,6 +45,7 @@ PUBLIC_IP, S3_IP = scenarios.PUBLIC_IP, scenarios.S3_IP
 RESOLVER_IP, IMDS_IP = "10.0.0.2", "169.254.169.254"
 GATEWAY_SERVICES = ("s3", "dynamodb")
 DOCTOR_CONF = "/etc/vpce-doctor/vpce-doctor.conf"
+OS_RELEASE = "/etc/os-release"
 OVERLAID = ("/etc/", "/usr/bin/", "/var/")  # overlays in the lab's mount namespace (inner.sh)
 HOSTNAME = f"ip-10-0-1-100.{REGION}.compute.internal"
 HOSTS = (f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"  # what inner.sh writes
@@ -457,6 +458,7 @@ class Labd:
                 Path(DOCTOR_CONF).write_text(conf)
             else:
                 shutil.rmtree(Path(DOCTOR_CONF).parent, ignore_errors=True)
+            write_os_release(sc["instance"].get("os_release", ""))
             steps["agent"] = round(time.perf_counter() - t, 3)
             self.scenario, self.facts = sc, facts
             seconds = round(time.perf_counter() - t0, 3)
@@ -547,5 +549,15 @@ def main(argv=None) -> int:
     os._exit(0)  # the rest dies with the namespaces; an orderly shutdown of every server only costs time
 
 
+def write_os_release(text: str) -> None:
+    """[instance] os_release in the /etc overlay. The host's is often a symlink to /usr/lib/os-release, outside the
+    overlays: unlink first, so the write never follows it out of the lab."""
+    path = Path(OS_RELEASE)
+    path.unlink(missing_ok=True)
+    if text:
+        path.write_text(text)
+
+
 if __name__ == "__main__":
     sys.exit(main())
+

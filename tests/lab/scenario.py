@@ -25,9 +25,27 @@ timeout = 10
 connect-timeout = 1
 """
 
+# An Amazon Linux 2023 instance's /etc/os-release, as users print it (e.g. an AWS lab transcript found by the search
+# tool, id 51967827187; the same lines in aquasecurity's and others' test fixtures).
+AL2023_OS_RELEASE = """NAME="Amazon Linux"
+VERSION="2023"
+ID="amzn"
+ID_LIKE="fedora"
+VERSION_ID="2023"
+PLATFORM_ID="platform:al2023"
+PRETTY_NAME="Amazon Linux 2023.6.20241121"
+ANSI_COLOR="0;33"
+CPE_NAME="cpe:2.3:o:amazon:amazon_linux:2023"
+HOME_URL="https://aws.amazon.com/linux/amazon-linux-2023/"
+BUG_REPORT_URL="https://github.com/amazonlinux/amazon-linux-2023"
+SUPPORT_END="2028-03-15"
+"""
+
 BASELINE: dict = {
     "description": "healthy",
-    "expect": {"exit_code": 0, "root_causes": [], "statuses": {}, "codes": {}, "explained": {}, "remedies": {}},
+    # mentions/absent: words a finding's summary must (not) contain
+    "expect": {"exit_code": 0, "root_causes": [], "statuses": {}, "codes": {}, "explained": {}, "remedies": {},
+               "mentions": {}, "absent": {}},
     # What an operator of these instances would put in /etc/vpce-doctor/vpce-doctor.conf.
     "doctor": {"args": [], "env": {}, "config": DOCTOR_CONFIG},
     "dns": {"resolver": "up"},
@@ -44,7 +62,8 @@ BASELINE: dict = {
     "vpc": {"dns_support": True, "dns_hostnames": True, "route_table": "explicit", "ipv6_cidr": ""},
     # The instance's subnet: ipv6_only (no IPv4 at all), dns64 (AAAA synthesis in 64:ff9b::/96); see family.py.
     "subnet": {"ipv6_only": False, "dns64": False},
-    "instance": {"egress": "all"},  # the instance's security group: all, vpc-only (no S3 prefix list), none
+    # egress: the instance's security group: all, vpc-only (no S3 prefix list), none; os_release: /etc/os-release
+    "instance": {"egress": "all", "os_release": AL2023_OS_RELEASE},
     "nacl": {},
     # Interface endpoints that live in a hub VPC (reached over a transit gateway, routed inside the lab) and whose
     # names a private hosted zone shared with this VPC answers: {service: address in the hub CIDR}. Listing a

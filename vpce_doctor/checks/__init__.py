@@ -5,8 +5,8 @@ from dataclasses import replace
 from typing import Sequence, Tuple
 
 from ..model import Check
-from . import (agent, agent_logs, clock, diagnostics, dns, identity, imds, local, names, resolver, run_command, s3,
-               session, session_logs, tcp, tls, vpc)
+from . import (agent, agent_logs, aws_buckets, clock, diagnostics, dns, identity, imds, local, names, resolver,
+               run_command, s3, session, session_logs, tcp, tls, vpc)
 
 
 def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
@@ -31,6 +31,7 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *((vpc.check(tuple(t.service for t in targets)),) if "ec2" in services else ()),
         *s3.checks(settings.bucket if "s3" in services else None, "ec2" in services,
                    ("sts:identity",) if "sts" in services else ()),
+        *((aws_buckets.check(),) if {"ec2", "s3"} <= services else ()),
         *(_session(settings.session_document) if ssm else ()),
     )
     if not authenticated and "sts" not in services:

@@ -1,0 +1,112 @@
+"""s3:aws-buckets: does the S3 gateway endpoint's policy let through the AWS-owned buckets this instance's own
+software reads (its OS's package repositories, the SSM agent's update, document and Patch Manager buckets, the
+CloudWatch agent's)? Judged from the policy the cross-check read; nothing is requested from those buckets."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import stat
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+from .. import aws_buckets, policy
+from ..aws_buckets import ANONYMOUS, Bucket
+from ..model import Check, Remedy, Result, Severity, Status
+from . import api
+
+BLOCKED = ("explicit-deny", "implicit-deny")
+
+
+def check() -> Check:
+    return Check("s3:aws-buckets", "the S3 endpoint policy lets through the AWS buckets this instance's software "
+                 "needs", Severity.LOW, run, needs=("vpc:endpoints",), after=("sts:identity",))
+
+
+def run(ctx, prior) -> Result:
+    release = read_os_release(ctx.path("/etc/os-release"))
+    identity = prior.get("sts:identity")
+    principal = identity.evidence.get("arn") if identity is not None else None
+    services = {t.service for t in ctx.targets}
+    buckets = aws_buckets.needed(ctx.region, release.get("ID", ""), release.get("VERSION_ID", ""),
+                                 platform.machine() or "x86_64", "ssm" in services,
+                                 ctx.path(aws_buckets.CLOUDWATCH_AGENT_DIR).is_dir())
+    endpoint = api.endpoint_of(prior, "s3")
+    return assess(endpoint, buckets, principal,
+                  policy.request_context(None, endpoint.get("id"), ctx.facts.vpc_id, ctx.facts.private_ip),
+                  ctx.facts.partition or "aws", release.get("PRETTY_NAME") or release.get("ID") or "")
+
+
+def read_os_release(path) -> Mapping[str, str]:
+    """/etc/os-release, bounded: a regular file only (a FIFO cannot hold the doctor), at most 16 KiB."""
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        return aws_buckets.parse_os_release(os.read(fd, aws_buckets.MAX_OS_RELEASE).decode("utf-8", "replace"))
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+
+
+def assess(endpoint: Mapping[str, Optional[str]], buckets: Sequence[Bucket], principal: Optional[str] = None,
+           context: Optional[Mapping[str, Optional[str]]] = None, partition: str = "aws", os_name: str = "") -> Result:
+    """endpoint: api.endpoint_of's id, policy and type for s3; context: the request's keys without a principal
+    (request_context), to which each bucket's caller is added: the role for the agent, nobody for dnf and curl."""
+    where = f" ({os_name})" if os_name else ""
+    if not endpoint.get("id"):
+        return Result(Status.PASS, "no S3 endpoint in this VPC, so no endpoint policy stands between this instance "
+                      "and AWS's buckets (vpc:endpoints judges the path)", evidence={"endpoint": None})
+    if endpoint.get("policy") is None:
+        return Result(Status.PASS, f"{endpoint['id']}'s policy was not read", evidence={"endpoint": endpoint["id"]})
+    try:
+        parsed = policy.parse(str(endpoint["policy"]))
+    except policy.PolicyError as error:
+        return Result(Status.WARN, f"{endpoint['id']}'s policy cannot be evaluated: {error}", code="policy-unreadable",
+                      evidence={"endpoint": endpoint["id"]})
+    gateway = str(endpoint.get("type") or "").lower() == "gateway"
+    judged = [(b, _decide(parsed, b, principal, context or {}, partition, gateway)) for b in buckets]
+    evidence = {"endpoint": endpoint["id"], "os": os_name or None, "buckets": [
+        {"bucket": b.name, "purpose": b.purpose, "effect": d.effect, "statement": d.statement, "source": b.source}
+        for b, d in judged]}
+    blocked = [(b, d) for b, d in judged if d.effect in BLOCKED]
+    if not blocked:
+        unknown = [b.name for b, d in judged if d.effect == "unknown"]
+        return Result(Status.PASS, f"{endpoint['id']}'s policy lets through the {len(buckets)} AWS buckets this "
+                      f"instance's software reads{where}" + (f" (not evaluated: {', '.join(unknown)})" if unknown
+                                                              else ""), evidence=evidence)
+    return _blocked(endpoint["id"], blocked, partition, where, evidence)
+
+
+def _decide(parsed: policy.Policy, bucket: Bucket, principal: Optional[str], context: Mapping[str, Optional[str]],
+            partition: str, gateway: bool) -> policy.Decision:
+    if bucket.who == ANONYMOUS:  # no principal: only "*" matches it, and aws:PrincipalArn is absent
+        return policy.evaluate(parsed, "s3:GetObject", bucket.resource(partition), ANONYMOUS,
+                               {**context, "aws:principalarn": None, "aws:principalaccount": None}, gateway)
+    keys = policy.request_context(principal)
+    return policy.evaluate(parsed, "s3:GetObject", bucket.resource(partition), principal,
+                           {**context, **{k: v for k, v in keys.items() if k.startswith("aws:principal")}}, gateway)
+
+
+def _blocked(endpoint: str, blocked: List[Tuple[Bucket, policy.Decision]], partition: str, where: str,
+             evidence) -> Result:
+    names = ", ".join(f"{b.name} ({b.purpose})" for b, _ in blocked)
+    denied = sorted({d.statement for _, d in blocked if d.effect == "explicit-deny" and d.statement})
+    add = json.dumps(aws_buckets.statement([b for b, _ in blocked], partition))
+    steps = (f"Add this statement to {endpoint}'s policy: {add}. AWS recommends naming this Region's buckets, "
+             "never a wildcard such as aws-ssm-*/*.")
+    if denied:
+        steps += f" Statement {', '.join(denied)} denies them explicitly: exclude these buckets from it first."
+    return Result(
+        Status.WARN, f"{endpoint}'s policy blocks {len(blocked)} AWS bucket(s) this instance's software reads"
+        f"{where}: {names}", code="aws-bucket-blocked", evidence=evidence,
+        cause="A gateway endpoint's policy applies to every bucket reached through it, AWS's own too: package "
+              "updates, the agent's self-update, Distributor and Patch Manager fail when they next need these, "
+              "often weeks after the policy changed.",
+        remedy=Remedy(steps, (f"aws ec2 describe-vpc-endpoints --vpc-endpoint-ids {endpoint} --query "
+                              "'VpcEndpoints[0].PolicyDocument' --output text > policy.json",
+                              f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {endpoint} --policy-document "
+                              "file://policy.json"), (aws_buckets.SSM_S3_DOC,)))
