@@ -34,7 +34,7 @@ def other_credential_sources(environ: Mapping[str, str]) -> Tuple[str, ...]:
 
 
 class Clients:
-    def __init__(self, region: str, endpoints: Dict[str, str], connect_timeout: float,
+    def __init__(self, region: str, endpoints: Mapping[str, Optional[str]], connect_timeout: float,
                  remaining: Callable[[], float], ca_bundle: Optional[str] = None, domain: str = "amazonaws.com",
                  port: int = 443):
         self.region, self.endpoints = region, dict(endpoints)
@@ -93,8 +93,12 @@ class Clients:
                     verify=self.ca_bundle or None)
             return self._clients[service]
 
-    def endpoint(self, service: str) -> str:
-        """The name the network checks tested; else the regional name (never a global one such as sts.amazonaws.com)."""
+    def endpoint(self, service: str) -> Optional[str]:
+        """The name the network checks tested; else the regional name (never a global one such as sts.amazonaws.com).
+        None where endpoints says so: botocore's own choice (`vpce-doctor remote` on a workstation, IAM's global
+        name, AWS_ENDPOINT_URL_<SERVICE>)."""
+        if service in self.endpoints and self.endpoints[service] is None:
+            return None
         return self.endpoints.get(service) or f"https://{service}.{self.suffix}"
 
     def credentials(self) -> Tuple[Optional[str], str]:

@@ -64,6 +64,9 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         if argv[:1] == ["fleet"]:  # vpce-doctor fleet ...: many instances through Run Command (fleet.py)
             from . import fleet
             return ExitCode(fleet.main(argv[1:], environ, stdout, stderr))
+        if argv[:1] == ["remote"]:  # vpce-doctor remote --instance-id ...: from outside the instance (remote.py)
+            from . import remote
+            return ExitCode(remote.main(argv[1:], environ, stdout, stderr))
         return _main(argv, environ, stdout, stderr)
     except UsageError as error:
         _say(stderr, f"vpce-doctor: {error}")

@@ -107,6 +107,8 @@ class Report:
     duration_s: float
     instance: Dict[str, Any]     # instance facts, as far as they are known
     findings: Tuple[Finding, ...]  # catalogue order, not completion order
+    mode: str = "instance"       # "remote": judged from the control plane by `vpce-doctor remote`
+    not_seen: Tuple[str, ...] = ()  # remote: what only the instance can see (its DNS answers, TLS, agent logs)
 
     @property
     def exit_code(self) -> ExitCode:

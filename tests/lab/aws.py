@@ -179,6 +179,17 @@ class AwsWorld:
                      for document in role.policies.values()}
         return "explicit" if "explicit" in decisions else "allow" if "allow" in decisions else "implicit"
 
+    def user_decision(self, access_key: str, action: str, resource: str) -> tuple[str, str] | None:
+        """(the user's ARN, allow | implicit | explicit) for an IAM user's key other than the admin's (a remote
+        operator's), by the lab's IAM over the user's inline policies; None for any other key. moto enforces users'
+        policies itself, but never sees the calls the front answers (SimulatePrincipalPolicy, ...)."""
+        for user in self.backend("iam").users.values():
+            if user.name != "vpclab-admin" and any(k.access_key_id == access_key for k in user.access_keys):
+                decisions = {iam.evaluate(d, action, resource) for d in user.policies.values()}
+                return user.arn, ("explicit" if "explicit" in decisions else "allow" if "allow" in decisions
+                                  else "implicit")
+        return None
+
     def bucket_policy(self, bucket: str) -> str | None:
         found = self.backend("s3").buckets.get(bucket)
         policy = found.policy if found else None

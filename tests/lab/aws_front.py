@@ -78,7 +78,7 @@ class Request:
         self.amz_date = environ.get("HTTP_X_AMZ_DATE") or self.query.get("X-Amz-Date", [""])[0]
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         self.protocol = ("s3" if self.endpoint == "s3" else "json" if target or self.endpoint in NO_BACKEND
-                         else "ec2" if self.endpoint == "ec2" else "query")
+                         else "ec2" if self.endpoint == "ec2" and self.signing_service == "ec2" else "query")
         self.bucket = self.key = self.head_length = None
         self.params: dict = {}
         self.operation = ""
@@ -223,6 +223,33 @@ def throttled(world, operation: str) -> bool:
     return False
 
 
+def iam_simulate(world, req: "Request"):
+    """SimulatePrincipalPolicy, which moto lacks: the role's policies judged by the lab's own IAM for each action
+    and resource, answered in IAM's shape (https://docs.aws.amazon.com/IAM/latest/APIReference/
+    API_SimulatePrincipalPolicy.html: EvalDecision allowed | explicitDeny | implicitDeny)."""
+    form = parse_qs(req.body.decode("utf-8", "replace"))
+    source = (form.get("PolicySourceArn") or [""])[0]
+    actions = [form[k][0] for k in sorted(form, key=_member_order) if k.startswith("ActionNames.member.")]
+    resources = [form[k][0] for k in sorted(form, key=_member_order) if k.startswith("ResourceArns.member.")] or ["*"]
+    name = source.rsplit("/", 1)[-1]
+    if ":role/" not in source or name not in {r.name for r in world.backend("iam").get_roles()}:
+        return Front._error(req, 404, "NoSuchEntity", f"The role with name {name} cannot be found.")
+    decision = {"allow": "allowed", "explicit": "explicitDeny", "implicit": "implicitDeny"}
+    members = "".join(
+        f"<member><EvalActionName>{xml_escape(a)}</EvalActionName><EvalResourceName>{xml_escape(r)}"
+        f"</EvalResourceName><EvalDecision>{decision[world.identity_decision(source, a, r)]}</EvalDecision>"
+        "<MatchedStatements/><MissingContextValues/></member>" for a in actions for r in resources)
+    body = (f'<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+            f"<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated><EvaluationResults>{members}"
+            f"</EvaluationResults></SimulatePrincipalPolicyResult><ResponseMetadata><RequestId>{uuid.uuid4()}"
+            "</RequestId></ResponseMetadata></SimulatePrincipalPolicyResponse>")
+    return 200, [("Content-Type", "text/xml")], body.encode()
+
+
+def _member_order(key: str):
+    return (key.rsplit(".", 1)[0], int(key.rsplit(".", 1)[1]) if key.rsplit(".", 1)[-1].isdigit() else 0)
+
+
 # -- the fleet simulation: scenario [fleet] instances, seen only by Run Command ---------------------------------
 # moto resolves a SendCommand's Targets against its EC2 instances and reports Success at once with no output. The
 # scenario's [fleet] instances exist only here: SendCommand reaches those whose tags match its Targets, their
@@ -352,6 +379,11 @@ class Front:
             return denied
         if throttled(world, req.operation):
             return self._error(req, 400, "ThrottlingException", "Rate exceeded")
+        denied = self._user(req) if not arn else None
+        if denied:
+            return denied
+        if req.action == "iam:SimulatePrincipalPolicy":
+            return iam_simulate(world, req)
         stub = ssm_stub(world, req) if req.signing_service == "ssm" else None
         if stub is not None:
             return 200, [("Content-Type", JSON_TYPE), ("x-amzn-RequestId", str(uuid.uuid4()))], \
@@ -393,6 +425,21 @@ class Front:
         log.info("%s denies %s on %s (%s)", policy_type, action, target, kind)
         self.world.denied.append(f"{action} {target or '*'} ({kind}: {policy_type})")
         return self._access_denied(req, iam.denial_message(arn, action, target, kind, policy_type))
+
+    def _user(self, req: Request):
+        """An IAM user's call (an operator's, not the admin's) judged on the user's policies, on the resource the
+        service authorization reference names: the role for SimulatePrincipalPolicy, the instance profile for
+        GetInstanceProfile, "*" for EC2's and SSM's Describe calls (https://docs.aws.amazon.com/service-
+        authorization/latest/reference/list_awsidentityandaccessmanagementiam.html)."""
+        form = parse_qs(req.body.decode("utf-8", "replace")) if req.protocol != "json" else {}
+        profile = (form.get("InstanceProfileName") or [""])[0]
+        resource = (form.get("PolicySourceArn") or [
+            f"arn:aws:iam::{self.world.account}:instance-profile/{profile}" if profile else "*"])[0]
+        found = self.world.user_decision(req.access_key, req.action, resource)
+        if found is None or found[1] == "allow":
+            return None
+        return self._access_denied(req, iam.denial_message(found[0], req.action, resource, found[1],
+                                                           "identity-based policy"))
 
     def _judge(self, arn: str, req: Request, action: str, named: str | None):
         """(kind, policy type, action, resource as named) of a denial, or None: allowed."""

@@ -47,7 +47,8 @@ BASELINE: dict = {
     "expect": {"exit_code": 0, "root_causes": [], "statuses": {}, "codes": {}, "explained": {}, "remedies": {},
                "mentions": {}, "absent": {}},
     # What an operator of these instances would put in /etc/vpce-doctor/vpce-doctor.conf.
-    "doctor": {"args": [], "env": {}, "config": DOCTOR_CONFIG},
+    # mode "remote": `vpce-doctor remote --instance-id <the lab's>` with an operator's keys instead of a run on it
+    "doctor": {"args": [], "env": {}, "config": DOCTOR_CONFIG, "mode": "instance"},
     "dns": {"resolver": "up"},
     # The DHCP option set's DNS server, written to /etc/resolv.conf: the VPC resolver, or another address where a
     # DNS server of the customer's own answers every AWS name publicly (it forwards nothing to the VPC resolver).

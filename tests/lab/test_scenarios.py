@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import validate_report
+from tests.lab.aws import ADMIN_KEY, ADMIN_SECRET
 from tests.lab.scenario import load
 
 SCENARIOS = sorted(Path(__file__).parent.joinpath("scenarios").glob("*.toml"))
@@ -27,12 +28,20 @@ def run_doctor(lab, scenario: dict, *extra: str, doctor: str = DOCTOR):
     env = dict(scenario["doctor"]["env"])
     if doctor == OLDEST:  # as distro botocore does: the system trust store (the lab puts its CA there)
         env.setdefault("AWS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    done = lab.run([doctor, "--output", "json", *scenario["doctor"]["args"], *extra], env=env, timeout=60)
+    argv = [doctor, "--output", "json", *scenario["doctor"]["args"], *extra]
+    if scenario["doctor"]["mode"] == "remote":  # from a "workstation": an operator's keys; IAM is global, so the
+        # lab's front takes it on the ec2 listener (AWS_ENDPOINT_URL_IAM: botocore >= 1.31)
+        env.update(REMOTE_ENV)
+        argv = [doctor, "remote", "--instance-id", lab.facts["instance_id"], "--region", lab.facts["region"],
+                "--output", "json", *scenario["doctor"]["args"], *extra]
+    done = lab.run(argv, env=env, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
     assert done.stdout, f"no report; stderr: {done.stderr}"
     return done.returncode, validate_report(json.loads(done.stdout))
 
 
+REMOTE_ENV = {"AWS_ACCESS_KEY_ID": ADMIN_KEY, "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+              "AWS_ENDPOINT_URL_IAM": "https://ec2.ap-northeast-1.amazonaws.com"}
 CASES = [(p, DOCTOR) for p in SCENARIOS] + [(p, OLDEST) for p in SCENARIOS if p.stem in ON_OLDEST]
 
 

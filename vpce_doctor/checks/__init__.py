@@ -5,8 +5,8 @@ from dataclasses import replace
 from typing import Sequence, Tuple
 
 from ..model import Check
-from . import (agent, agent_logs, aws_buckets, clock, diagnostics, dns, identity, imds, local, names, resolver,
-               run_command, s3, session, session_logs, tcp, tls, vpc)
+from . import (agent, agent_logs, aws_buckets, clock, diagnostics, dns, identity, imds, local, names, remote, resolver,
+               run_command, s3, session, session_logs, tcp, tls, vpc, vpc_remote)
 
 
 def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
@@ -55,6 +55,12 @@ def _agent_said(targets) -> Tuple[Check, ...]:
     network = ("imds:token", "imds:profile", "dns:resolver", "local:proxy", "ssm:agent",
                *(f"{layer}:{t.service}" for layer in ("dns", "tcp", "tls") for t in targets))
     return (*agent_logs.checks(after=network), diagnostics.check())
+
+
+def remote_catalogue(targets, described) -> Tuple[Check, ...]:
+    """`vpce-doctor remote`: what the control plane says about the instance (described: its DescribeInstances),
+    in the same layer order; vpc:endpoints and s3:aws-buckets judge as on the instance."""
+    return _resolve_after((*remote.checks(described), *vpc_remote.checks(tuple(t.service for t in targets))))
 
 
 def _session(document: str) -> Tuple[Check, ...]:

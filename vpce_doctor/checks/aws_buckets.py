@@ -4,12 +4,10 @@ CloudWatch agent's)? Judged from the policy the cross-check read; nothing is req
 from __future__ import annotations
 
 import json
-import os
 import platform
-import stat
 from typing import List, Mapping, Optional, Sequence, Tuple
 
-from .. import aws_buckets, policy
+from .. import aws_buckets, instance_files, policy
 from ..aws_buckets import ANONYMOUS, Bucket
 from ..model import Check, Remedy, Result, Severity, Status
 from . import api
@@ -37,19 +35,11 @@ def run(ctx, prior) -> Result:
 
 
 def read_os_release(path) -> Mapping[str, str]:
-    """/etc/os-release, bounded: a regular file only (a FIFO cannot hold the doctor), at most 16 KiB."""
+    """/etc/os-release, bounded (instance_files: a regular file only, so a FIFO cannot hold the doctor; 16 KiB)."""
     try:
-        fd = os.open(os.fspath(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        return aws_buckets.parse_os_release(instance_files.read_text(path, aws_buckets.MAX_OS_RELEASE))
     except OSError:
         return {}
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return {}
-        return aws_buckets.parse_os_release(os.read(fd, aws_buckets.MAX_OS_RELEASE).decode("utf-8", "replace"))
-    except OSError:
-        return {}
-    finally:
-        os.close(fd)
 
 
 def assess(endpoint: Mapping[str, Optional[str]], buckets: Sequence[Bucket], principal: Optional[str] = None,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from ..aws import call
 from ..model import Check, Remedy, Result, Severity, Status
 from ..plan import endpoint_service_name, service_name
 from . import dns
-from . import vpc_path as path
+from . import vpc_observe, vpc_path as path
 from .vpc_path import GATEWAY, Problem, View
 
 FIX = "Fix the resources named in the summary; these commands, one per problem, do it."
@@ -21,35 +20,13 @@ def check(services: Sequence[str] = ()) -> Check:
 
 
 def run(ctx, prior) -> Result:
-    ec2, facts = ctx.clients.client("ec2"), ctx.facts
+    facts = ctx.facts
     addresses = {t.service: dns.addresses(prior[f"dns:{t.service}"]) for t in ctx.targets if f"dns:{t.service}" in prior}
-    seen = {"endpoints": call(ec2, "describe_vpc_endpoints", Filters=[{"Name": "vpc-id", "Values": [facts.vpc_id or ""]}])}
-    for attribute in ("enableDnsSupport", "enableDnsHostnames"):
-        seen[attribute] = call(ec2, "describe_vpc_attribute", VpcId=facts.vpc_id or "", Attribute=attribute)
-    # Every table of the VPC: the subnet's explicit one, or the main one (which a subnet-id filter never returns).
-    seen["routes"] = call(ec2, "describe_route_tables", Filters=[{"Name": "vpc-id", "Values": [facts.vpc_id or ""]}])
-    endpoints = (seen["endpoints"].get("response") or {}).get("VpcEndpoints", [])  # type: ignore[union-attr]
-    groups = sorted({g["GroupId"] for e in endpoints for g in e.get("Groups", [])} | set(facts.security_groups))
-    seen["groups"] = call(ec2, "describe_security_groups", GroupIds=groups) if groups else {"ok": True, "response": {}}
-    subnets = sorted({s for e in endpoints for s in e.get("SubnetIds", [])})
-    seen["subnets"] = call(ec2, "describe_subnets", SubnetIds=subnets) if subnets else {"ok": True, "response": {}}
-    acl_subnets = sorted(set(subnets) | ({facts.subnet_id} if facts.subnet_id else set()))
-    seen["acls"] = call(ec2, "describe_network_acls", Filters=[
-        {"Name": "association.subnet-id", "Values": acl_subnets}]) if acl_subnets else {"ok": True, "response": {}}
-    if addresses.get("s3"):
-        seen["s3_prefix_list"] = _prefix_list(ec2, ctx.endpoint_service_name("s3"))
+    seen = vpc_observe.observe(ctx.clients.client("ec2"), facts.vpc_id, facts.subnet_id, facts.security_groups,
+                   ctx.endpoint_service_name("s3") if addresses.get("s3") else None)
     return assess(seen, [t.service for t in ctx.targets], ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
                   list(facts.security_groups), facts.private_ip, facts.az, addresses.get("s3", []), facts.subnet_id,
                   domain=ctx.domain, addresses=addresses, subnet_cidr=facts.subnet_cidr)
-
-
-def _prefix_list(ec2, name: str) -> dict:
-    lists = call(ec2, "describe_managed_prefix_lists", Filters=[{"Name": "prefix-list-name", "Values": [name]}])
-    found = (lists.get("response") or {}).get("PrefixLists") or [{}]  # type: ignore[union-attr]
-    if not found[0].get("PrefixListId"):
-        return {}
-    entries = call(ec2, "get_managed_prefix_list_entries", PrefixListId=found[0]["PrefixListId"])
-    return {**entries, "id": found[0]["PrefixListId"]}
 
 
 def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vpc_id: Optional[str],

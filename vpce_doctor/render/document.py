@@ -25,6 +25,8 @@ def _document(report: Report) -> Dict[str, Any]:
         "started_at": report.started_at,
         "duration_s": report.duration_s,
         "exit_code": int(report.exit_code),
+        "mode": report.mode,
+        **({"not_seen_from_outside": list(report.not_seen)} if report.mode == "remote" else {}),
         "instance": report.instance,
         "summary": {
             "counts": counts,

@@ -1,0 +1,178 @@
+"""The checks of `vpce-doctor remote`: what the control plane says about one instance, judged from a workstation
+(remote:instance, imds:options, iam:role, ssm:registration). Observing is one call each; judging is pure."""
+from __future__ import annotations
+
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+from ..aws import call
+from ..model import MET, Check, Remedy, Result, Severity, Status
+
+# What the agent calls to register, take Run Command and open sessions: the core of the AWS managed policy
+# AmazonSSMManagedInstanceCore (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/
+# AmazonSSMManagedInstanceCore.html), which the SSM guide's instance profile uses.
+AGENT_ACTIONS = ("ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel",
+                 "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+                 "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
+                 "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply")
+CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# Why registration fails, as far as the outside can tell: these, when they did not pass, explain ssm:registration.
+EXPLAINERS = ("remote:instance", "iam:role", "imds:options", "vpc:endpoints")
+# SSM's PlatformName -> os-release ID (DescribeInstanceInformation reports "Amazon Linux", version "2023" or "2").
+PLATFORM_IDS = {"Amazon Linux": "amzn"}
+
+
+def checks(described: Mapping[str, object]) -> Tuple[Check, ...]:
+    """described: vpce_doctor.aws.call() of DescribeInstances, made before the run to learn the instance's VPC."""
+    return (
+        Check("remote:instance", "the instance exists in this account and Region", Severity.CRITICAL,
+              lambda ctx, prior: assess_instance(described, ctx.facts.instance_id or "", ctx.region)),
+        Check("imds:options", "the instance metadata service is on, so the agent can get credentials",
+              Severity.CRITICAL, lambda ctx, prior: assess_imds_options(instance_of(described)),
+              needs=("remote:instance",)),
+        Check("iam:role", "the instance profile's role allows what the SSM agent calls", Severity.CRITICAL, run_role,
+              needs=("remote:instance",)),
+    )
+
+
+def registration() -> Check:
+    return Check("ssm:registration", "Systems Manager has heard from the agent", Severity.CRITICAL, run_registration,
+                 needs=("remote:instance",), after=EXPLAINERS[1:])
+
+
+def instance_of(described: Mapping[str, object]) -> Mapping:
+    reservations = (described.get("response") or {}).get("Reservations") or []  # type: ignore[union-attr]
+    return next((i for r in reservations for i in r.get("Instances", [])), {})
+
+
+def assess_instance(described: Mapping[str, object], instance_id: str, region: str) -> Result:
+    if not described.get("ok"):
+        code, message = str(described.get("code") or ""), str(described.get("message") or "")[:200]
+        if code.startswith("InvalidInstanceID"):  # .NotFound and .Malformed: EC2 says the same for another account's
+            return Result(Status.FAIL, f"{instance_id} is not an instance of this account in {region} ({code})",
+                          code="instance-not-found", cause="EC2 knows no such instance here: a typo, another "
+                          "Region, or another account's instance (credentials of that account are needed).",
+                          evidence={"error": {"code": code, "message": message}})
+        return Result(Status.ERROR, f"DescribeInstances failed: {code or described.get('kind')}: {message}",
+                      code="unavailable", cause="Without the instance nothing else can be judged from outside. "
+                      "The caller needs ec2:DescribeInstances (packaging/iam/vpce-doctor-remote-policy.json).",
+                      evidence={"error": {"code": code, "message": message}})
+    found = instance_of(described)
+    state = (found.get("State") or {}).get("Name")
+    evidence = {"state": state, "subnet": found.get("SubnetId"), "vpc": found.get("VpcId"),
+                "profile": (found.get("IamInstanceProfile") or {}).get("Arn")}
+    if state != "running":
+        return Result(Status.FAIL, f"{instance_id} is {state}", code="not-running", evidence=evidence,
+                      cause="Only a running instance can register with Systems Manager.",
+                      remedy=Remedy("Start it.", (f"aws ec2 start-instances --instance-ids {instance_id}",)))
+    return Result(Status.PASS, f"{instance_id} runs in {found.get('SubnetId')} of {found.get('VpcId')}",
+                  evidence=evidence)
+
+
+def assess_imds_options(instance: Mapping) -> Result:
+    """MetadataOptions of DescribeInstances (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/
+    API_InstanceMetadataOptionsResponse.html): with HttpEndpoint disabled nothing on the instance, the agent
+    included, gets instance-profile credentials."""
+    options = instance.get("MetadataOptions") or {}
+    evidence = {k: options.get(k) for k in ("State", "HttpEndpoint", "HttpTokens", "HttpPutResponseHopLimit",
+                                            "HttpProtocolIpv6", "InstanceMetadataTags")}
+    iid = instance.get("InstanceId") or "<instance-id>"
+    if options.get("HttpEndpoint") == "disabled":
+        return Result(Status.FAIL, f"{iid} has its instance metadata service turned off (HttpEndpoint disabled)",
+                      code="imds-disabled", evidence=evidence,
+                      cause="The agent takes its credentials and Region from IMDS: with it off it never registers.",
+                      remedy=Remedy("Turn IMDS on, IMDSv2 only.", (
+                          f"aws ec2 modify-instance-metadata-options --instance-id {iid} --http-endpoint enabled "
+                          "--http-tokens required",)))
+    return Result(Status.PASS, f"IMDS on, tokens {options.get('HttpTokens')}, hop limit "
+                  f"{options.get('HttpPutResponseHopLimit')}", evidence=evidence)
+
+
+def run_role(ctx, prior) -> Result:
+    profile = ctx.facts.instance_profile_arn
+    if not profile:
+        return assess_role(None, None, None, ctx.facts.instance_id or "")
+    iam = ctx.clients.client("iam")
+    got = call(iam, "get_instance_profile", InstanceProfileName=profile.rsplit("/", 1)[-1])
+    roles = (got.get("response") or {}).get("InstanceProfile", {}).get("Roles", []) if got["ok"] else []
+    simulated = call(iam, "simulate_principal_policy", PolicySourceArn=roles[0]["Arn"],
+                     ActionNames=list(AGENT_ACTIONS)) if roles else None
+    return assess_role(profile, got, simulated, ctx.facts.instance_id or "")
+
+
+def assess_role(profile: Optional[str], got: Optional[Mapping], simulated: Optional[Mapping],
+                instance_id: str) -> Result:
+    if not profile:
+        return Result(Status.FAIL, f"{instance_id} has no instance profile", code="no-instance-profile",
+                      cause="Without an instance profile the agent has no credentials (unless Default Host "
+                            "Management Configuration is on in this Region), so it never registers.",
+                      remedy=Remedy("Attach a profile whose role has AmazonSSMManagedInstanceCore.", (
+                          f"aws ec2 associate-iam-instance-profile --instance-id {instance_id} "
+                          "--iam-instance-profile Name=<profile>",)))
+    if got is None or not got.get("ok") or simulated is None or not simulated.get("ok"):
+        failed = got if got is None or not got.get("ok") else simulated
+        what = "GetInstanceProfile" if failed is got else "SimulatePrincipalPolicy"
+        if failed is None:
+            return Result(Status.FAIL, f"{profile} holds no role", code="profile-without-role",
+                          remedy=Remedy("Add a role to the profile.", (
+                              f"aws iam add-role-to-instance-profile --instance-profile-name "
+                              f"{profile.rsplit('/', 1)[-1]} --role-name <role>",)))
+        return Result(Status.WARN, f"{what} failed: {failed.get('code')}", code="unavailable",
+                      cause=f"The role's permissions cannot be judged from here; grant the caller iam:{what}.",
+                      evidence={"profile": profile, "error": failed.get("code")})
+    role = got["response"]["InstanceProfile"]["Roles"][0]["Arn"]  # type: ignore[index]
+    return _simulated(role, simulated["response"].get("EvaluationResults", []), profile)  # type: ignore[union-attr]
+
+
+def _simulated(role: str, results: Sequence[Mapping], profile: str) -> Result:
+    denied = [(r.get("EvalActionName"), r.get("EvalDecision")) for r in results if r.get("EvalDecision") != "allowed"]
+    evidence = {"profile": profile, "role": role, "denied": [{"action": a, "decision": d} for a, d in denied]}
+    if not denied:
+        return Result(Status.PASS, f"{role} allows the {len(results)} actions the agent calls", evidence=evidence)
+    name = role.rsplit("/", 1)[-1]
+    return Result(Status.FAIL, f"{role} does not allow " + ", ".join(f"{a} ({d})" for a, d in denied),
+                  code="role-missing-actions", evidence=evidence,
+                  cause="IAM's policy simulator says the agent's calls are denied: it cannot register, take "
+                        "commands or open sessions.",
+                  remedy=Remedy("Attach the managed policy the SSM guide names (or remove the explicit deny).", (
+                      f"aws iam attach-role-policy --role-name {name} --policy-arn {CORE_POLICY}",)))
+
+
+def run_registration(ctx, prior) -> Result:
+    listed = call(ctx.clients.client("ssm"), "describe_instance_information",
+                  Filters=[{"Key": "InstanceIds", "Values": [ctx.facts.instance_id or ""]}])
+    return assess_registration(listed, ctx.facts.instance_id or "", _explaining(prior))
+
+
+def _explaining(prior) -> List[str]:
+    return [c for c in EXPLAINERS if c in prior and prior[c].status not in MET]
+
+
+def assess_registration(listed: Mapping, instance_id: str, explaining: Sequence[str] = ()) -> Result:
+    if not listed.get("ok"):
+        return Result(Status.WARN, f"DescribeInstanceInformation failed: {listed.get('code')}", code="unavailable",
+                      cause="SSM's view cannot be read; grant the caller ssm:DescribeInstanceInformation.")
+    info = ((listed.get("response") or {}).get("InstanceInformationList") or [{}])[0]  # type: ignore[union-attr]
+    evidence = {k: info.get(k) for k in ("PingStatus", "AgentVersion", "PlatformName", "PlatformVersion")}
+    evidence.update({"last_ping": str(info.get("LastPingDateTime") or "") or None, "caused_by": list(explaining)})
+    why = (f"Explained by {', '.join(explaining)} above." if explaining else
+           "Nothing the control plane shows explains it: what only the instance sees (the agent installed and "
+           "running, DNS, TLS, its logs) remains. Run vpce-doctor on the instance by other means (EC2 serial "
+           "console, user data, an SSH bastion).")
+    if not info.get("InstanceId"):
+        return Result(Status.FAIL, f"Systems Manager has never heard from {instance_id}", code="not-registered",
+                      cause=why, evidence=evidence)
+    if info.get("PingStatus") != "Online":
+        return Result(Status.FAIL, f"{instance_id} is {info.get('PingStatus')} since {evidence['last_ping']}",
+                      code="connection-lost", cause=why, evidence=evidence)
+    return Result(Status.PASS, f"{instance_id} is Online, agent {info.get('AgentVersion')} on "
+                  f"{info.get('PlatformName')} {info.get('PlatformVersion')}", evidence=evidence)
+
+
+def platform(result: Optional[Result]) -> Tuple[str, str]:
+    """(os-release ID, VERSION_ID) as SSM reports the instance's platform; ("", "") when it does not."""
+    evidence = result.evidence if result is not None else {}
+    return PLATFORM_IDS.get(str(evidence.get("PlatformName") or ""), ""), str(evidence.get("PlatformVersion") or "")
+
+
+def role_arn(result: Optional[Result]) -> Optional[str]:
+    return result.evidence.get("role") if result is not None else None

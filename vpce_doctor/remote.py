@@ -1,0 +1,148 @@
+"""vpce-doctor remote --instance-id ID: the control plane's judgement of one instance, from a workstation or CI with
+read-only credentials (packaging/iam/vpce-doctor-remote-policy.json), for the instance the doctor cannot run on.
+
+The same report (mode "remote"), root-cause rules and exit codes as on the instance. What only the instance can see
+(its DNS answers, TCP and TLS to the endpoints, the agent and its logs, the clock) is listed as not seen from
+outside instead of guessed. The AWS Support runbooks AWSSupport-TroubleshootManagedInstance and
+AWSSupport-AnalyzeAWSEndpointReachabilityFromEC2 look at the same control-plane facts.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from typing import Mapping, Optional, Sequence, TextIO, Tuple
+
+from . import __version__, plan
+from .settings import REGION_RE, Settings, UsageError
+
+INSTANCE_RE = re.compile(r"^i-[0-9a-f]{8,17}$", re.ASCII)  # as IMDS instance-id (facts.VALID)
+DEFAULT_TIMEOUT = 30.0  # a workstation talks to public endpoints across the Internet: more than the instance's 20
+CONNECT_TIMEOUT = 5.0
+COVERED = ("vpc:endpoints", "s3:aws-buckets")  # on-instance checks remote mode makes too
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vpce-doctor remote", description="Judge one instance's path to AWS from the control plane "
+                "(subnet, route table, security groups, network ACLs, endpoints and their policies, instance "
+                "profile, IMDS options, SSM's view), without running on it.")
+    p.add_argument("--instance-id", required=True)
+    p.add_argument("--region", help="the instance's Region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's)")
+    p.add_argument("--services", help="comma-separated services (default: ssm,ssmmessages,ec2messages,s3)")
+    p.add_argument("--output", "-o", choices=("text", "json", "summary"), default="text")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="deadline for the whole run in seconds")
+    return p
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    try:
+        args = parser().parse_args(list(argv))
+        settings = _settings(args, environ)
+    except UsageError as error:
+        stderr.write(f"vpce-doctor remote: {error}\n")
+        return 64
+    from .render import document, text
+    report = diagnose(args.instance_id, settings, environ)
+    if settings.output == "json":
+        stdout.write(document.render(report))
+    elif settings.output == "summary":
+        stdout.write(text.summary(report))
+    else:
+        stdout.write(header(report) + "".join(text.finding(f) for f in report.findings) + text.footer(report))
+    stdout.flush()
+    return int(report.exit_code)
+
+
+def _settings(args, environ: Mapping[str, str]) -> Settings:
+    from . import settings as settings_mod
+    if not INSTANCE_RE.fullmatch(args.instance_id):
+        raise UsageError(f"--instance-id {args.instance_id!r} is not an instance id like i-0123456789abcdef0")
+    region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or _profile_region()
+    if not region or not REGION_RE.fullmatch(region):
+        raise UsageError(f"--region {region!r} is not a Region name" if region else
+                         "no Region: use --region, AWS_REGION or the profile's region")
+    raw = {"region": region, "output": args.output, "timeout": args.timeout,
+           "connect_timeout": min(CONNECT_TIMEOUT, args.timeout)}
+    if args.services:
+        raw["services"] = args.services
+    return settings_mod.validate({k: settings_mod._coerce(k, v) for k, v in raw.items()})
+
+
+def _profile_region() -> Optional[str]:
+    import botocore.session
+    return botocore.session.Session().get_config_variable("region")
+
+
+def diagnose(instance_id: str, settings: Settings, environ: Mapping[str, str]):
+    """Describe the instance, then run the remote catalogue on what that said, within one deadline."""
+    from .aws import Clients, call
+    from .checks import remote_catalogue
+    from .doctor import instance_facts, now_utc
+    from .model import Report
+    from .runner import Interrupted, run_checks
+    started, started_at = time.monotonic(), now_utc()
+    deadline = started + settings.timeout
+    region = str(settings.region)
+    clients = Clients(region, {"ec2": None, "iam": None, "ssm": None}, settings.connect_timeout,
+                      lambda: deadline - time.monotonic())
+    ec2 = clients.client("ec2")
+    described = call(ec2, "describe_instances", InstanceIds=[instance_id])
+    ctx = _context(settings, environ, instance_id, described, ec2, clients, deadline)
+    checks = remote_catalogue(ctx.targets, described)
+    try:
+        findings = run_checks(checks, ctx, deadline=deadline)
+    except Interrupted as stop:
+        findings = stop.findings
+    return Report(__version__, started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                  round(time.monotonic() - started, 3), instance_facts(ctx), findings, mode="remote",
+                  not_seen=not_seen(ctx.targets, settings))
+
+
+def _context(settings: Settings, environ, instance_id: str, described, ec2, clients, deadline: float):
+    from .checks.remote import instance_of
+    from .context import Context
+    from .facts import Facts, Imds
+    found = instance_of(described)
+    region = str(settings.region)
+    domain = plan.domain_for(region)
+    vpc_cidrs, subnet_cidr = _network(ec2, found.get("VpcId"), found.get("SubnetId"))
+    profile = (found.get("IamInstanceProfile") or {}).get("Arn")
+    facts = Facts(Imds(""), instance_id=instance_id, region=region,
+                  az=(found.get("Placement") or {}).get("AvailabilityZone"), domain=domain,
+                  partition=next((p for p, pattern, _ in plan.PARTITIONS if pattern.match(region)), "aws"),
+                  vpc_id=found.get("VpcId"), vpc_cidrs=vpc_cidrs, subnet_id=found.get("SubnetId"),
+                  subnet_cidr=subnet_cidr, security_groups=tuple(g["GroupId"] for g in found.get("SecurityGroups", [])),
+                  private_ip=found.get("PrivateIpAddress"), instance_profile_arn=profile)
+    agent = plan.AgentConfig("")
+    targets = plan.targets(settings.services, region, domain, agent)
+    return Context(settings, facts, targets, agent, environ, deadline, clients=clients)
+
+
+def _network(ec2, vpc_id: Optional[str], subnet_id: Optional[str]) -> Tuple[Tuple[str, ...], Optional[str]]:
+    """The VPC's associated CIDRs and the subnet's (what IMDS would have told the instance)."""
+    from .aws import call
+    vpcs = call(ec2, "describe_vpcs", VpcIds=[vpc_id]) if vpc_id else {"ok": False}
+    found = ((vpcs.get("response") or {}).get("Vpcs") or [{}])[0]  # type: ignore[union-attr]
+    cidrs = tuple(a["CidrBlock"] for a in found.get("CidrBlockAssociationSet", [])
+                  if (a.get("CidrBlockState") or {}).get("State") == "associated") or \
+        ((found["CidrBlock"],) if found.get("CidrBlock") else ())
+    subnets = call(ec2, "describe_subnets", SubnetIds=[subnet_id]) if subnet_id else {"ok": False}
+    subnet = ((subnets.get("response") or {}).get("Subnets") or [{}])[0]  # type: ignore[union-attr]
+    return cidrs, subnet.get("CidrBlock")
+
+
+def not_seen(targets, settings: Settings) -> Tuple[str, ...]:
+    """The checks a run on the instance would make and the control plane cannot: every one but those covered."""
+    from .checks import catalogue
+    return tuple(c.id for c in catalogue(targets, settings) if c.id not in COVERED)
+
+
+def header(report) -> str:
+    from .render import text
+    return text.header(__version__, report.instance).rstrip("\n") + \
+        "\nremote: judged from the control plane; not seen from outside: " + ", ".join(report.not_seen) + "\n\n"
