@@ -43,7 +43,7 @@ SUPPORT_END="2028-03-15"
 
 BASELINE: dict = {
     "description": "healthy",
-    # mentions/absent: words a finding's summary must (not) contain
+    # mentions/absent: words a finding's summary or cause must (not) contain
     "expect": {"exit_code": 0, "root_causes": [], "statuses": {}, "codes": {}, "explained": {}, "remedies": {},
                "mentions": {}, "absent": {}},
     # What an operator of these instances would put in /etc/vpce-doctor/vpce-doctor.conf.

@@ -7,7 +7,7 @@ from typing import Dict, Mapping, Optional, Tuple
 from .. import denials, policy
 from ..aws import call, summary
 from ..model import Check, Remedy, Result, Severity, Status
-from . import api
+from . import api, bucket_policy
 
 # A gateway endpoint carries only its own Region's S3 (https://docs.aws.amazon.com/vpc/latest/privatelink/
 # vpc-endpoints-s3.html); cross-Region PrivateLink lets an interface endpoint reach a list of services, S3 among them,
@@ -93,12 +93,16 @@ def run_get_put(ctx, prior) -> Result:
     if "put" in steps and steps["put"].get("ok"):
         steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
     seen = _request(ctx, prior)
-    return assess_get_put(bucket, key, steps, ctx.settings.no_write, seen.endpoint, seen.principal, seen.context)
+    denied = any(step.get("status") == 403 for step in steps.values())
+    return assess_get_put(bucket, key, steps, ctx.settings.no_write, seen.endpoint, seen.principal, seen.context,
+                          bucket_policy.read(client, bucket) if denied else None)
 
 
 def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, object]], no_write: bool,
                    endpoint: Mapping[str, Optional[str]], principal: Optional[str] = None,
-                   context: Optional[Mapping[str, Optional[str]]] = None) -> Result:
+                   context: Optional[Mapping[str, Optional[str]]] = None,
+                   policy_read: Optional[Mapping[str, object]] = None) -> Result:
+    """policy_read: GetBucketPolicy's call() result, asked for after a 403 (None: not asked)."""
     evidence = {"bucket": bucket, "key": key, "steps": {name: summary(step) for name, step in steps.items()},
                 "endpoint": endpoint.get("id")}
     for name, action in (("put", "s3:PutObject"), ("get", "s3:GetObject")):
@@ -114,10 +118,16 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, objec
                           "vpce-doctor run on this instance?), and S3 answered the read", evidence=evidence)
         verdict = api.judge(step, action, f"arn:aws:s3:::{bucket}/{key}", principal, endpoint.get("policy"),
                             endpoint.get("id"), gateway=_gateway(endpoint), context=context)
-        evidence.update(verdict.evidence)
+        found = bucket_policy.explain(policy_read, action, f"arn:aws:s3:::{bucket}/{key}", principal, context)
+        evidence.update({**verdict.evidence, **({"bucket_policy": found} if found else {})})
+        # A bare or unattributed denial that the bucket policy's own Deny explains is the bucket policy's.
+        code = "resource-policy" if (found or {}).get("effect") == "explicit-deny" and verdict.code in (
+            "access-denied", "not-endpoint-policy") else verdict.code
         return Result(Status.FAIL, f"{action} on s3://{bucket}/{key} failed: {step.get('code')}: "
-                      f"{str(step.get('message'))[:160]}", code=verdict.code, cause=verdict.cause,
-                      remedy=verdict.remedy, evidence=evidence)
+                      f"{str(step.get('message'))[:160]}", code=code,
+                      cause=verdict.cause + bucket_policy.sentence(found), evidence=evidence,
+                      remedy=bucket_policy.remedy(found, bucket, endpoint.get("id"), (context or {}).get(
+                          "aws:sourcevpc")) or verdict.remedy)
     if not steps.get("get", {}).get("matches", True):
         return Result(Status.FAIL, f"s3://{bucket}/{key} came back different from what was written", code="corrupted",
                       cause="Something between the instance and S3 rewrites content: a proxy or a bug.",
