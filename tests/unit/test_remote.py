@@ -1,6 +1,7 @@
 """vpce-doctor remote's judges, on literal answers in the shapes the AWS API references give (DescribeInstances,
 SimulatePrincipalPolicy, DescribeInstanceInformation), and its command line's refusals."""
 import io
+import json
 
 from vpce_doctor import cli, remote
 from vpce_doctor.checks import remote as judge
@@ -129,3 +130,21 @@ def test_not_seen_from_outside_lists_the_instances_own_checks():
     targets = plan.targets(("ssm", "s3"), "eu-west-1", "amazonaws.com", plan.AgentConfig(""))
     hidden = remote.not_seen(targets, Settings(region="eu-west-1", services=("ssm", "s3")))
     assert {"dns:ssm", "tls:s3", "ssm:agent-logs"} <= set(hidden) and "vpc:endpoints" not in hidden
+
+
+def test_a_role_ec2_may_not_assume_gives_no_credentials():
+    # The trust policy shape of an EC2 instance role (IAM user guide); a Lambda-only trust leaves EC2 out
+    # (aws/aws-cli#2060: iam/info Success, iam/security-credentials AssumeRoleUnauthorizedAccess).
+    lambda_only = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+        "Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    got = {"ok": True, "response": {"InstanceProfile": {"Arn": PROFILE, "Roles": [
+        {"Arn": ROLE, "AssumeRolePolicyDocument": lambda_only}]}}}
+    allowed = {"ok": True, "response": {"EvaluationResults": [
+        {"EvalActionName": a, "EvalDecision": "allowed"} for a in judge.AGENT_ACTIONS]}}
+    result = judge.assess_role(PROFILE, got, allowed, IID)
+    assert result.code == "role-not-trusted-by-ec2" and "update-assume-role-policy --role-name web-ssm" in \
+        result.remedy.commands[0]
+    assert judge.trusts_ec2(json.loads(judge.TRUST_EC2))
+    assert judge.trusts_ec2("%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service"
+                            "%22%3A%5B%22ec2.amazonaws.com%22%5D%7D%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D")
+    assert not judge.trusts_ec2(lambda_only)

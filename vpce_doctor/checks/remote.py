@@ -15,6 +15,10 @@ AGENT_ACTIONS = ("ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChan
                  "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
                  "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply")
 CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# The trust policy of an instance role (IAM user guide, "Using an IAM role to grant permissions to applications
+# running on Amazon EC2 instances"): EC2 assumes the role for IMDS.
+TRUST_EC2 = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},'
+             '"Action":"sts:AssumeRole"}]}')
 # Why registration fails, as far as the outside can tell: these, when they did not pass, explain ssm:registration.
 EXPLAINERS = ("remote:instance", "iam:role", "imds:options", "vpc:endpoints")
 # SSM's PlatformName -> os-release ID (DescribeInstanceInformation reports "Amazon Linux", version "2023" or "2").
@@ -119,8 +123,39 @@ def assess_role(profile: Optional[str], got: Optional[Mapping], simulated: Optio
         return Result(Status.WARN, f"{what} failed: {failed.get('code')}", code="unavailable",
                       cause=f"The role's permissions cannot be judged from here; grant the caller iam:{what}.",
                       evidence={"profile": profile, "error": failed.get("code")})
-    role = got["response"]["InstanceProfile"]["Roles"][0]["Arn"]  # type: ignore[index]
-    return _simulated(role, simulated["response"].get("EvaluationResults", []), profile)  # type: ignore[union-attr]
+    role = got["response"]["InstanceProfile"]["Roles"][0]  # type: ignore[index]
+    if not trusts_ec2(role.get("AssumeRolePolicyDocument")):
+        return Result(Status.FAIL, f"{role['Arn']} does not trust ec2.amazonaws.com", code="role-not-trusted-by-ec2",
+                      cause="EC2 cannot assume the role, so IMDS has no credentials for it (iam/info says Success, "
+                            "iam/security-credentials answers AssumeRoleUnauthorizedAccess: aws/aws-cli#2060).",
+                      evidence={"profile": profile, "role": role["Arn"]},
+                      remedy=Remedy("Let EC2 assume the role.", (
+                          f"aws iam update-assume-role-policy --role-name {role['Arn'].rsplit('/', 1)[-1]} "
+                          "--policy-document '" + TRUST_EC2 + "'",)))
+    return _simulated(role["Arn"], simulated["response"].get("EvaluationResults", []), profile)  # type: ignore
+
+
+def trusts_ec2(document) -> bool:
+    """Does the trust policy let ec2.amazonaws.com (ec2.amazonaws.com.cn in China) call sts:AssumeRole? Unknown
+    shapes count as trusting: only a policy that plainly leaves EC2 out is a finding. botocore decodes the
+    URL-encoded document into a dict; a string is parsed here."""
+    import json
+    from urllib.parse import unquote
+    try:
+        document = json.loads(unquote(document)) if isinstance(document, str) else document
+        statements = document.get("Statement", [])
+        statements = [statements] if isinstance(statements, dict) else list(statements)
+    except (ValueError, AttributeError, TypeError):
+        return True
+    for st in statements:
+        services = (st.get("Principal") or {}).get("Service") if isinstance(st.get("Principal"), dict) else None
+        services = [services] if isinstance(services, str) else services or []
+        actions = st.get("Action") or []
+        actions = [actions] if isinstance(actions, str) else actions
+        if st.get("Effect") == "Allow" and any(str(s).startswith("ec2.amazonaws.com") for s in services) and \
+                any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions):
+            return True
+    return not statements
 
 
 def _simulated(role: str, results: Sequence[Mapping], profile: str) -> Result:
