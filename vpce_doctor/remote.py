@@ -19,7 +19,7 @@ from .settings import REGION_RE, Settings, UsageError
 INSTANCE_RE = re.compile(r"^i-[0-9a-f]{8,17}$", re.ASCII)  # as IMDS instance-id (facts.VALID)
 DEFAULT_TIMEOUT = 30.0  # a workstation talks to public endpoints across the Internet: more than the instance's 20
 CONNECT_TIMEOUT = 5.0
-COVERED = ("vpc:endpoints", "s3:aws-buckets")  # on-instance checks remote mode makes too
+COVERED = ("vpc:endpoints", "s3:aws-buckets", "session:preferences")  # on-instance checks remote mode makes too
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,7 +93,7 @@ def diagnose(instance_id: str, settings: Settings, environ: Mapping[str, str]):
     ec2 = clients.client("ec2")
     described = call(ec2, "describe_instances", InstanceIds=[instance_id])
     ctx = _context(settings, environ, instance_id, described, ec2, clients, deadline)
-    checks = remote_catalogue(ctx.targets, described)
+    checks = remote_catalogue(ctx.targets, described, settings)
     try:
         findings = run_checks(checks, ctx, deadline=deadline)
     except Interrupted as stop:

@@ -429,12 +429,13 @@ class Front:
     def _user(self, req: Request):
         """An IAM user's call (an operator's, not the admin's) judged on the user's policies, on the resource the
         service authorization reference names: the role for SimulatePrincipalPolicy, the instance profile for
-        GetInstanceProfile, "*" for EC2's and SSM's Describe calls (https://docs.aws.amazon.com/service-
+        GetInstanceProfile, the document for GetDocument, "*" for EC2's and SSM's Describe calls (https://docs.aws.amazon.com/service-
         authorization/latest/reference/list_awsidentityandaccessmanagementiam.html)."""
         form = parse_qs(req.body.decode("utf-8", "replace")) if req.protocol != "json" else {}
         profile = (form.get("InstanceProfileName") or [""])[0]
+        named = req.resource(self.world.account, self.world.region) or "*"
         resource = (form.get("PolicySourceArn") or [
-            f"arn:aws:iam::{self.world.account}:instance-profile/{profile}" if profile else "*"])[0]
+            f"arn:aws:iam::{self.world.account}:instance-profile/{profile}" if profile else named])[0]
         found = self.world.user_decision(req.access_key, req.action, resource)
         if found is None or found[1] == "allow":
             return None

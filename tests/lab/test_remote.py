@@ -26,7 +26,8 @@ def remote(lab, keys: dict) -> tuple[int, dict]:
 
 def operator(lab, name: str, drop: str = "") -> dict:
     """An IAM user holding the remote policy (less the action `drop`); its keys as environment variables."""
-    text = POLICY.read_text().replace("${PARTITION}", "aws").replace("${ACCOUNT_ID}", lab.facts["account"])
+    text = POLICY.read_text().replace("${PARTITION}", "aws").replace("${ACCOUNT_ID}", lab.facts["account"]) \
+        .replace("${REGION}", lab.facts["region"]).replace("${SESSION_DOCUMENT}", "SSM-SessionManagerRunShell")
     document = json.loads(text)
     for statement in document["Statement"]:
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
@@ -55,15 +56,16 @@ def test_the_remote_policy_is_enough_for_every_verdict(broken):
     assert not [f["id"] for f in report["findings"] if f["code"] == "unavailable"]
 
 
-@pytest.mark.parametrize("action, check, status", [
-    ("iam:SimulatePrincipalPolicy", "iam:role", "warn"),
-    ("ssm:DescribeInstanceInformation", "ssm:registration", "warn"),
-    ("iam:GetInstanceProfile", "iam:role", "warn"),
-    ("ec2:DescribeInstances", "remote:instance", "error"),
+@pytest.mark.parametrize("action, check, status, said", [
+    ("iam:SimulatePrincipalPolicy", "iam:role", "warn", "unavailable"),
+    ("ssm:DescribeInstanceInformation", "ssm:registration", "warn", "unavailable"),
+    ("iam:GetInstanceProfile", "iam:role", "warn", "unavailable"),
+    ("ssm:GetDocument", "session:preferences", "warn", "unreadable"),  # as on the instance
+    ("ec2:DescribeInstances", "remote:instance", "error", "unavailable"),
 ])
-def test_a_missing_permission_is_named_not_guessed(broken, action, check, status):
+def test_a_missing_permission_is_named_not_guessed(broken, action, check, status, said):
     code, report = remote(broken, operator(broken, "vpclab-remote-less", drop=action))
     found = {f["id"]: f for f in report["findings"]}[check]
-    assert (found["status"], found["code"]) == (status, "unavailable"), found["summary"]
+    assert (found["status"], found["code"]) == (status, said), found["summary"]
     assert action.split(":")[1] in found["summary"] + found["cause"]
     assert code == (2 if status == "error" else 1)

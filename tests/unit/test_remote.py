@@ -148,3 +148,21 @@ def test_a_role_ec2_may_not_assume_gives_no_credentials():
     assert judge.trusts_ec2("%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service"
                             "%22%3A%5B%22ec2.amazonaws.com%22%5D%7D%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D")
     assert not judge.trusts_ec2(lambda_only)
+
+
+def test_session_logging_as_the_preferences_name_it():
+    # SSM-SessionManagerRunShell's inputs (Session Manager preferences schema: s3BucketName, s3KeyPrefix,
+    # cloudWatchLogGroupName, kmsKeyId), as the console saves them
+    inputs = {"s3BucketName": "session-logs-123456789012", "s3KeyPrefix": "sessions/",
+              "cloudWatchLogGroupName": "/ssm/sessions", "kmsKeyId": "1234abcd-12ab-34cd-56ef-1234567890ab"}
+    wanted = judge.session_actions(inputs, ROLE, "eu-west-1")
+    assert wanted == [("s3:PutObject", "arn:aws:s3:::session-logs-123456789012/sessions/*"),
+                      ("logs:CreateLogStream", "arn:aws:logs:eu-west-1:123456789012:log-group:/ssm/sessions:*"),
+                      ("logs:PutLogEvents", "arn:aws:logs:eu-west-1:123456789012:log-group:/ssm/sessions:*"),
+                      ("kms:Decrypt", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")]
+    results = {pair: {"ok": True, "response": {"EvaluationResults": [
+        {"EvalActionName": pair[0], "EvalResourceName": pair[1],
+         "EvalDecision": "implicitDeny" if pair[0] == "s3:PutObject" else "allowed"}]}} for pair in wanted}
+    result = judge.assess_session_logging(ROLE, results)
+    assert result.code == "role-missing-actions" and "s3:PutObject on arn:aws:s3:::session-logs" in result.summary
+    assert judge.assess_session_logging(ROLE, {}).status is Status.PASS  # no logging, nothing to write

@@ -57,10 +57,11 @@ def _agent_said(targets) -> Tuple[Check, ...]:
     return (*agent_logs.checks(after=network), diagnostics.check())
 
 
-def remote_catalogue(targets, described) -> Tuple[Check, ...]:
+def remote_catalogue(targets, described, settings) -> Tuple[Check, ...]:
     """`vpce-doctor remote`: what the control plane says about the instance (described: its DescribeInstances),
-    in the same layer order; vpc:endpoints and s3:aws-buckets judge as on the instance."""
-    return _resolve_after((*remote.checks(described), *vpc_remote.checks(tuple(t.service for t in targets))))
+    in the same layer order; vpc:endpoints, session:preferences and s3:aws-buckets judge as on the instance."""
+    services = tuple(t.service for t in targets)
+    return _resolve_after((*remote.checks(described), *vpc_remote.checks(services, settings.session_document)))
 
 
 def _session(document: str) -> Tuple[Check, ...]:

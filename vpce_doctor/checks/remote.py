@@ -2,9 +2,11 @@
 (remote:instance, imds:options, iam:role, ssm:registration). Observing is one call each; judging is pure."""
 from __future__ import annotations
 
-from typing import List, Mapping, Optional, Sequence, Tuple
+from dataclasses import replace
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..aws import call
+from . import session
 from ..model import MET, Check, Remedy, Result, Severity, Status
 
 # What the agent calls to register, take Run Command and open sessions: the core of the AWS managed policy
@@ -36,6 +38,13 @@ def checks(described: Mapping[str, object]) -> Tuple[Check, ...]:
         Check("iam:role", "the instance profile's role allows what the SSM agent calls", Severity.CRITICAL, run_role,
               needs=("remote:instance",)),
     )
+
+
+def session_logging(document: str) -> Tuple[Check, ...]:
+    """The Session Manager preferences (read as on the instance) and whether the role may write where they log."""
+    return (replace(session.checks(document, agent_planned=False)[0], needs=("remote:instance",)),
+            Check("iam:session-logging", "the role may write session logs where the preferences send them",
+                  Severity.HIGH, run_session_logging, needs=("iam:role", "session:preferences")))
 
 
 def registration() -> Check:
@@ -170,6 +179,57 @@ def _simulated(role: str, results: Sequence[Mapping], profile: str) -> Result:
                         "commands or open sessions.",
                   remedy=Remedy("Attach the managed policy the SSM guide names (or remove the explicit deny).", (
                       f"aws iam attach-role-policy --role-name {name} --policy-arn {CORE_POLICY}",)))
+
+
+def session_actions(inputs: Mapping[str, object], role: str, region: str) -> List[Tuple[str, str]]:
+    """(action, resource) the agent needs for the preferences' destinations (session:outcome's list, on the
+    instance): PutObject under the key prefix, the log group's stream calls, Decrypt with the session key."""
+    partition, account = role.split(":")[1], role.split(":")[4]
+    wanted = []
+    if inputs.get("s3BucketName"):
+        prefix = inputs.get("s3KeyPrefix") or ""
+        wanted.append(("s3:PutObject", f"arn:{partition}:s3:::{inputs['s3BucketName']}/{prefix}*"))
+    group = inputs.get("cloudWatchLogGroupName")
+    if group:
+        arn = f"arn:{partition}:logs:{region}:{account}:log-group:{group}:*"
+        wanted += [("logs:CreateLogStream", arn), ("logs:PutLogEvents", arn)]
+    key = str(inputs.get("kmsKeyId") or "")
+    if key:
+        wanted.append(("kms:Decrypt", key if key.startswith("arn:") else
+                       f"arn:{partition}:kms:{region}:{account}:{key if key.startswith('alias/') else 'key/' + key}"))
+    return wanted
+
+
+def run_session_logging(ctx, prior) -> Result:
+    role = role_arn(prior.get("iam:role")) or ""
+    wanted = session_actions(session.inputs_of(prior) or {}, role, ctx.region)
+    iam = ctx.clients.client("iam")
+    results: Dict[Tuple[str, str], Mapping] = {pair: call(iam, "simulate_principal_policy", PolicySourceArn=role,
+                                                         ActionNames=[pair[0]], ResourceArns=[pair[1]])
+                                              for pair in wanted}
+    return assess_session_logging(role, results)
+
+
+def assess_session_logging(role: str, results: Mapping[Tuple[str, str], Mapping]) -> Result:
+    if not results:
+        return Result(Status.PASS, "sessions are not logged: nothing to write")
+    failed = [r for r in results.values() if not r.get("ok")]
+    if failed:
+        return Result(Status.WARN, f"SimulatePrincipalPolicy failed: {failed[0].get('code')}", code="unavailable",
+                      cause="Grant the caller iam:SimulatePrincipalPolicy on the role to judge this.")
+    denied = [(a, r, e.get("EvalDecision")) for (a, r), got in results.items()
+              for e in got["response"].get("EvaluationResults", []) if e.get("EvalDecision") != "allowed"]
+    evidence = {"role": role, "checked": [f"{a} on {r}" for a, r in results],
+                "denied": [{"action": a, "resource": r, "decision": d} for a, r, d in denied]}
+    if not denied:
+        return Result(Status.PASS, f"{role} may write session logs ({len(results)} actions)", evidence=evidence)
+    return Result(Status.FAIL, f"{role} may not " + "; ".join(f"{a} on {r} ({d})" for a, r, d in denied),
+                  code="role-missing-actions", evidence=evidence,
+                  cause="The agent writes session logs with the instance role: with logging required the session "
+                        "fails to start, otherwise its log is lost.",
+                  remedy=Remedy("Allow these actions on these resources in the role's policies.", tuple(
+                      f"aws iam simulate-principal-policy --policy-source-arn {role} --action-names {a} "
+                      f"--resource-arns '{r}'" for a, r, _ in denied)))
 
 
 def run_registration(ctx, prior) -> Result:

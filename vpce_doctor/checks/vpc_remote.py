@@ -13,10 +13,11 @@ from ..model import Check, Result, Severity, Status
 from . import api, aws_buckets, remote, vpc, vpc_observe
 
 
-def checks(services: Sequence[str]) -> Sequence[Check]:
+def checks(services: Sequence[str], document: str = "SSM-SessionManagerRunShell") -> Sequence[Check]:
     return (
         Check("vpc:endpoints", "the VPC's endpoints, DNS attributes, security groups, ACLs and routes let this "
               "instance reach them", Severity.CRITICAL, run, needs=("remote:instance",)),
+        *(remote.session_logging(document) if "ssm" in services else ()),
         remote.registration(),
         *((Check("s3:aws-buckets", aws_buckets.check().title, Severity.LOW, run_buckets,
                  needs=("vpc:endpoints",), after=("iam:role", "ssm:registration")),) if "s3" in services else ()),
