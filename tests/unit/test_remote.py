@@ -109,10 +109,16 @@ def test_endpoint_addresses_from_their_network_interfaces():
 
 
 def test_a_path_problem_fails_from_outside():
-    warned = Result(Status.WARN, "sg", code="sg-no-egress", evidence={"explains": ["tcp:s3"]})
-    assert vpc_remote.outside(warned).status is Status.FAIL
+    from vpce_doctor.model import Remedy
+    warned = Result(Status.WARN, "acl-0a (this instance's subnet subnet-0b) denies inbound TCP 1024-65535 (the return "
+                    "traffic) from 52.218.0.1 (s3) by rule *", code="nacl-deny", evidence={"explains": ["tcp:s3"]},
+                    remedy=Remedy("fix", ("aws ec2 create-network-acl-entry --network-acl-id acl-0a --ingress "
+                                          "--rule-number 120 --cidr-block 52.218.0.1/32 --rule-action allow",)))
+    failed = vpc_remote.outside({"52.218.0.1": "52.218.0.0/17"}, warned)
+    assert failed.status is Status.FAIL and "from 52.218.0.0/17 (s3)" in failed.summary
+    assert "--cidr-block 52.218.0.0/17 " in failed.remedy.commands[0] and "tcp:s3" in failed.cause
     advice = Result(Status.WARN, "no eni in az", code="no-eni-in-az", evidence={"explains": []})
-    assert vpc_remote.outside(advice).status is Status.WARN
+    assert vpc_remote.outside({}, advice).status is Status.WARN
 
 
 def test_bad_arguments_exit_64_with_one_line():

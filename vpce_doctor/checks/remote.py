@@ -201,7 +201,10 @@ def session_actions(inputs: Mapping[str, object], role: str, region: str) -> Lis
 
 
 def run_session_logging(ctx, prior) -> Result:
-    role = role_arn(prior.get("iam:role")) or ""
+    role = role_arn(prior.get("iam:role"))
+    if not role:
+        return Result(Status.WARN, "the role is unknown (see iam:role), so its session-log permissions are too",
+                      code="unavailable")
     wanted = session_actions(session.inputs_of(prior) or {}, role, ctx.region)
     iam = ctx.clients.client("iam")
     results: Dict[Tuple[str, str], Mapping] = {pair: call(iam, "simulate_principal_policy", PolicySourceArn=role,

@@ -34,7 +34,7 @@ def run(ctx, prior) -> Result:
     described = call(ec2, "describe_network_interfaces", NetworkInterfaceIds=enis) if enis else {"ok": True}
     addresses = endpoint_addresses(endpoints, (described.get("response") or {}).get("NetworkInterfaces", []))
     addresses.update({"s3": prefix_addresses(seen.get("s3_prefix_list") or {})} if "s3" in services else {})
-    return outside(vpc.assess(seen, services, ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
+    return outside(ranges(seen.get("s3_prefix_list") or {}), vpc.assess(seen, services, ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
                               list(facts.security_groups), facts.private_ip, facts.az, addresses.get("s3", []),
                               facts.subnet_id, domain=ctx.domain, addresses=addresses, subnet_cidr=facts.subnet_cidr))
 
@@ -57,12 +57,27 @@ def prefix_addresses(prefix_list: Mapping) -> List[str]:
         return []
 
 
-def outside(result: Result) -> Result:
+def ranges(prefix_list: Mapping) -> Dict[str, str]:
+    """The address prefix_addresses() stood in with -> the prefix list's CIDR it stands for."""
+    cidrs = [e.get("Cidr") for e in (prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
+    return {address: cidrs[0] for address in prefix_addresses(prefix_list)}
+
+
+def outside(stood_in: Mapping[str, str], result: Result) -> Result:
     """On the instance a problem that breaks a path is a warning that explains the failing probe; from outside no
-    probe runs, so the problem is the failure itself."""
-    if result.status is Status.WARN and result.evidence.get("explains"):
-        return replace(result, status=Status.FAIL)
-    return result
+    probe runs, so the problem is the failure itself. S3's stand-in address is named as the range it stands for."""
+    def say(text: str) -> str:
+        for address, cidr in stood_in.items():
+            text = text.replace(f"{address}/32", cidr).replace(f"from {address} ", f"from {cidr} ") \
+                .replace(f"to {address} ", f"to {cidr} ")
+        return text
+    explains = list(result.evidence.get("explains") or [])
+    if result.status is not Status.WARN or not explains:
+        return result
+    remedy = result.remedy and replace(result.remedy, commands=tuple(say(c) for c in result.remedy.commands))
+    return replace(result, status=Status.FAIL, summary=say(result.summary), remedy=remedy,
+                   cause=f"It breaks the path {', '.join(explains)} would probe on the instance; from outside no "
+                         "probe runs, so this is the failure itself.")
 
 
 def run_buckets(ctx, prior) -> Result:
