@@ -30,14 +30,17 @@ OUT = Path(__file__).resolve().parent.parent / "vpce_doctor" / "models"
 # AssumeRoleWithWebIdentityProvider create an 'sts' client with the session's create_client).
 OPERATIONS = {
     "ec2": ["DescribeVpcEndpoints", "DescribeVpcAttribute", "DescribeRouteTables", "DescribeSecurityGroups",
-            "DescribeSubnets", "DescribeNetworkAcls", "DescribeManagedPrefixLists", "GetManagedPrefixListEntries"],
+            "DescribeSubnets", "DescribeNetworkAcls", "DescribeManagedPrefixLists", "GetManagedPrefixListEntries",
+            "DescribeInstances", "DescribeVpcs", "DescribeNetworkInterfaces"],  # the last three: remote.py
+    "iam": ["GetInstanceProfile", "SimulatePrincipalPolicy"],  # checks/remote.py
     "kms": ["DescribeKey"],
     "logs": ["CreateLogStream", "DescribeLogGroups", "FilterLogEvents", "GetLogEvents", "PutLogEvents"],
     # s3 CreateSession: botocore's S3 Express identity resolver calls it for directory buckets (names ending in
     # --x-s3; botocore/utils.py S3ExpressIdentityResolver), which --bucket may name.
-    "s3": ["CreateSession", "DeleteObject", "GetBucketEncryption", "GetObject", "HeadBucket", "ListBuckets",
-           "PutObject"],
-    "ssm": ["GetCommandInvocation", "GetDocument", "ListCommandInvocations", "ListCommands", "SendCommand"],
+    "s3": ["CreateSession", "DeleteObject", "GetBucketEncryption", "GetBucketPolicy", "GetObject", "HeadBucket",
+           "ListBuckets", "PutObject"],
+    "ssm": ["DescribeInstanceInformation", "GetCommandInvocation", "GetDocument", "ListCommandInvocations",
+            "ListCommands", "SendCommand"],
     "sts": ["AssumeRole", "AssumeRoleWithWebIdentity", "GetCallerIdentity"],
 }
 

@@ -70,6 +70,17 @@ CALLS = [
     ("sts", "assume_role_with_web_identity", {"RoleArn": "arn:aws:iam::123456789012:role/x",           # providers
                                               "RoleSessionName": "s", "WebIdentityToken": "t"}),
     ("s3", "create_session", {"Bucket": "probe--apne1-az4--x-s3"}),  # botocore's S3 Express resolver
+    ("s3", "get_bucket_policy", {"Bucket": "vpclab-probe"}),                                    # checks/bucket_policy.py
+    ("ec2", "describe_instances", {"InstanceIds": ["i-0abc1234def567890"]}),                     # remote.py
+    ("ec2", "describe_vpcs", {"VpcIds": ["vpc-0abc1234def567890"]}),
+    ("ec2", "describe_network_interfaces", {"NetworkInterfaceIds": ["eni-0123456789abcdef0", "eni-0fedcba9876543210"]}),
+    ("iam", "get_instance_profile", {"InstanceProfileName": "web-ssm"}),                        # checks/remote.py
+    ("iam", "simulate_principal_policy", {"PolicySourceArn": "arn:aws:iam::123456789012:role/web-ssm",
+                                          "ActionNames": ["ssm:UpdateInstanceInformation", "ec2messages:GetMessages"]}),
+    ("iam", "simulate_principal_policy", {"PolicySourceArn": "arn:aws:iam::123456789012:role/web-ssm",
+                                          "ActionNames": ["s3:PutObject"], "ResourceArns": ["arn:aws:s3:::logs/s/*"]}),
+    ("ssm", "describe_instance_information", {"Filters": [{"Key": "InstanceIds",
+                                                           "Values": ["i-0abc1234def567890"]}]}),
 ]
 
 
@@ -77,7 +88,7 @@ REGIONS = ("ap-northeast-1", "cn-north-1")  # the doctor's calls, in the aws and
 # Clients made without endpoint_url, as botocore's credential and token providers make them through the doctor's
 # session (botocore/credentials.py, tokens.py), in a Region of each partition: same URL and signing.
 ENDPOINT_REGIONS = ("us-east-1", "eu-west-1", "ap-northeast-1", "cn-north-1", "us-gov-west-1", "us-iso-east-1")
-ENDPOINT_SERVICES = ("sts", "sso", "sso-oidc", "signin", "ssm", "s3", "logs", "kms", "ec2")
+ENDPOINT_SERVICES = ("sts", "sso", "sso-oidc", "signin", "ssm", "s3", "logs", "kms", "ec2", "iam")  # iam: remote
 
 
 def meta(models: bool, service: str, region: str) -> dict:
