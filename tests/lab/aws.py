@@ -251,6 +251,7 @@ class AwsWorld:
             ImageId=AMI_ID, InstanceType="t3.micro", MinCount=1, MaxCount=1, SubnetId=subnets["10.0.1.0/24"],
             PrivateIpAddress="10.0.1.100", SecurityGroupIds=[instance_sg],
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "vpclab-instance"}]}],
+            MetadataOptions=metadata_options(sc["imds"].get("mode", "v2")),
             **({"IamInstanceProfile": {"Arn": profile["Arn"]}} if attach else {}))["Instances"][0]
 
         endpoints = {}
@@ -442,10 +443,20 @@ def _subnet_for(address: str, subnets: dict) -> str:
     return subnets["10.0.1.0/24"]
 
 
+def metadata_options(mode: str) -> dict:
+    """DescribeInstances' MetadataOptions for the lab's IMDS mode (ModifyInstanceMetadataOptions' fields): v2 as
+    AL2023 AMIs launch (tokens required, hop limit 2), v1 with tokens optional, hop-limit as a container sees a
+    hop limit of 1, disabled with the endpoint off."""
+    options = {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 2}
+    return {**options, **{"v1": {"HttpTokens": "optional"}, "hop-limit": {"HttpPutResponseHopLimit": 1},
+                          "disabled": {"HttpEndpoint": "disabled"}}.get(mode, {})}
+
+
 def _ping_status(sc: dict) -> str | None:
     """What SSM would report for the instance, given what the scenario breaks (None: never registered)."""
     agent, endpoints = sc["agent"], sc["endpoints"]
-    if agent["state"] == "absent" or (not sc["iam"]["instance_profile"] and agent["credential_source"] == "EC2"):
+    no_credentials = not sc["iam"]["instance_profile"] or sc["imds"].get("mode") == "disabled"
+    if agent["state"] == "absent" or (no_credentials and agent["credential_source"] == "EC2"):
         return None
 
     def unreachable(svc: str) -> bool:
