@@ -60,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-group", default="/vpce-doctor/reports", help="the reports' log group (with --ship)")
     for name, what in (("bucket", "bucket"), ("services", "services"), ("doctor-timeout", "timeoutSeconds")):
         p.add_argument(f"--{name}", help=f"the document's {what} parameter")
+    p.add_argument("--remote", action="store_true", help="for instances the command never reached (Undeliverable, "
+                   "timed out), run `vpce-doctor remote` on each and show its root causes")
     p.add_argument("--poll-interval", type=float, default=0.5, help=argparse.SUPPRESS)
     return p
 
@@ -149,7 +151,8 @@ def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[st
                      "exit_code": code, "verdict": judge(status, details, code),
                      "root_causes": list(got.get("root_causes") or [])[:MAX_CAUSES], "source": got.get("source", "none"),
                      **({"conflict": got["conflict"]} if got.get("conflict") else {}),
-                     **({"changed": got["changed"]} if got.get("changed") else {})})
+                     **({"changed": got["changed"]} if got.get("changed") else {}),
+                     **({"remote_exit_code": got["remote_exit_code"]} if "remote_exit_code" in got else {})})
     # grouped by the change that broke them: instances broken by one change sit together
     rows.sort(key=lambda r: (ORDER.index(r["verdict"]), r.get("changed") or "~", r["instance_id"]))
     verdicts = {r["verdict"] for r in rows}
@@ -243,6 +246,9 @@ def run(args, wanted, region: Optional[str], stdout: TextIO, stderr: TextIO) -> 
         if error:
             stderr.write(f"vpce-doctor fleet: {error}; the instances' own output is used instead\n")
     found = {i["InstanceId"]: collect(i, reports.get(i["InstanceId"])) for i in invocations if i["InstanceId"] in ran}
+    if args.remote:  # the doctor never ran there: the control plane's view from this workstation (remote.py)
+        from .remote import fleet_verdicts
+        found.update(fleet_verdicts([i["InstanceId"] for i in invocations if undelivered(i)], region, {}))
     stderr.write(f"vpce-doctor fleet: {ssm_pace.requests + logs_pace.requests + 1} requests "
                  f"({ssm_pace.requests} Systems Manager, {logs_pace.requests} CloudWatch Logs), "
                  f"{ssm_pace.throttled + logs_pace.throttled} throttled\n")
@@ -250,6 +256,12 @@ def run(args, wanted, region: Optional[str], stdout: TextIO, stderr: TextIO) -> 
     stdout.write(json.dumps(doc, indent=2) + "\n" if args.output == "json" else matrix(doc))
     stdout.flush()
     return int(doc["exit_code"])
+
+
+def undelivered(invocation: Mapping) -> bool:
+    """The doctor never ran there: the command was not delivered, or timed out (so nothing came back)."""
+    return invocation.get("StatusDetails") in ("Undeliverable", "Delivery Timed Out") or \
+        invocation.get("Status") == "TimedOut"
 
 
 def collect(invocation: Mapping, shipped: Optional[Mapping]) -> Dict[str, object]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from typing import Mapping, Optional, Sequence, TextIO, Tuple
+from typing import Dict, Mapping, Optional, Sequence, TextIO, Tuple
 
 from . import __version__, plan
 from .settings import REGION_RE, Settings, UsageError
@@ -146,3 +146,19 @@ def header(report) -> str:
     from .render import text
     return text.header(__version__, report.instance).rstrip("\n") + \
         "\nremote: judged from the control plane; not seen from outside: " + ", ".join(report.not_seen) + "\n\n"
+
+
+def fleet_verdicts(instance_ids: Sequence[str], region: str, environ: Mapping[str, str],
+                   judge=None) -> Dict[str, Dict[str, object]]:
+    """`vpce-doctor fleet --remote`: this for each instance its command never reached (four at a time), as the
+    fleet document's row source "remote": its root causes from the control plane."""
+    from concurrent.futures import ThreadPoolExecutor
+    settings = Settings(region=region, timeout=DEFAULT_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
+    judge = judge or diagnose  # a seam for tests: the fleet's bookkeeping apart from the control plane
+
+    def one(iid: str) -> Dict[str, object]:
+        report = judge(iid, settings, environ)
+        return {"source": "remote", "remote_exit_code": int(report.exit_code),
+                "root_causes": [{"id": f.check.id, "code": f.result.code} for f in report.root_causes]}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(instance_ids, pool.map(one, instance_ids)))

@@ -140,3 +140,15 @@ def test_over_the_rates_the_fleet_backs_off_and_still_reads_every_instance(fleet
     throttled = int(re.search(r"(\d+) throttled", requests).group(1))
     assert throttled > 0, requests  # polled every 0.05 s against 1 a second: refused, waited, asked again
     assert "ThrottlingException" not in done.stderr  # a throttle is waited out, never shown as a failure
+
+
+def test_remote_for_the_undelivered(fleet_lab):
+    """The [fleet] instances exist only in Run Command's simulation, not in EC2: remote says so, for exactly the two
+    the command never reached."""
+    done = fleet_lab.run([DOCTOR] + FLEET + ["--remote", "--output", "json"], env=OPERATOR, timeout=60)
+    assert done.returncode == 1, done.stderr
+    rows = {r["instance_id"]: r for r in json.loads(done.stdout)["instances"]}
+    for iid in (UNDELIVERABLE, NOT_DELIVERED):
+        assert rows[iid]["source"] == "remote" and rows[iid]["verdict"] == "not delivered"
+        assert rows[iid]["root_causes"] == [{"id": "remote:instance", "code": "instance-not-found"}]
+    assert rows[BROKEN]["source"] == "output" and "remote_exit_code" not in rows[HEALTHY]

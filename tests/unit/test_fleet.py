@@ -312,3 +312,28 @@ def test_the_change_that_broke_an_instance_is_its_column_and_its_group():
     assert doc["totals"]["changes"] == {parsed["changed"]: 2, found["i-0"]["changed"]: 1}
     lines = fleet.matrix(doc).splitlines()
     assert lines[0].endswith("changed since healthy") and lines[1].endswith(parsed["changed"])
+
+
+def test_remote_verdicts_for_the_instances_the_command_never_reached():
+    from vpce_doctor import fleet as fleet_mod
+    from vpce_doctor.checks import remote as judge
+    from vpce_doctor.model import Check, Finding, Report, Severity
+    role = Check("iam:role", "", Severity.CRITICAL, lambda c, p: None)
+    asked = []
+
+    def diagnose(iid, settings, environ):  # the seam: remote.diagnose, whose judges have their own tests
+        asked.append((iid, settings.region))
+        return Report("0.1.0", "2026-11-29T00:00:00Z", 1.0, {}, (Finding(role, judge.assess_role(None, None, None,
+                                                                                                   iid)),), "remote")
+    invocations = [{"InstanceId": "i-0aaaaaaaaaaaaaaa1", "Status": "Failed", "StatusDetails": "Undeliverable"},
+                   {"InstanceId": "i-0aaaaaaaaaaaaaaa2", "Status": "TimedOut", "StatusDetails": "Delivery Timed Out"},
+                   {"InstanceId": "i-0aaaaaaaaaaaaaaa3", "Status": "Success", "StatusDetails": "Success"}]
+    wanted = [i["InstanceId"] for i in invocations if fleet_mod.undelivered(i)]
+    from vpce_doctor import remote as remote_mod
+    found = remote_mod.fleet_verdicts(wanted, "eu-west-1", {}, diagnose)
+    assert sorted(asked) == [("i-0aaaaaaaaaaaaaaa1", "eu-west-1"), ("i-0aaaaaaaaaaaaaaa2", "eu-west-1")]
+    doc = fleet_mod.summarize("cmd-1", invocations, found)
+    row = next(r for r in doc["instances"] if r["instance_id"] == "i-0aaaaaaaaaaaaaaa1")
+    assert row["verdict"] == "not delivered" and row["source"] == "remote" and row["remote_exit_code"] == 1
+    assert row["root_causes"] == [{"id": "iam:role", "code": "no-instance-profile"}]
+    assert "no-instance-profile" in fleet_mod.matrix(doc).splitlines()[1]
