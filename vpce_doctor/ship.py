@@ -34,7 +34,30 @@ def events(report: Dict, now_ms: Optional[int] = None) -> List[Tuple[int, str]]:
                 "Metrics": [{"Name": "CheckFailed", "Unit": "Count"}]}]},
             "Check": cause["id"], "Code": cause["code"] or "none", "CheckFailed": 1,
             "InstanceId": report["instance"].get("instance_id"), "Summary": cause["summary"][:500]})))
-    return out
+    return out + run_change(report, now_ms)
+
+
+def run_change(report: Dict, now_ms: int) -> List[Tuple[int, str]]:
+    """A small event per run compared with kept runs: the ChangedSinceHealthy metric (1 when this run has a failure
+    the last healthy run had not) and the change behind it, for the fleet's Logs Insights queries (a report event is
+    too wide for Insights to discover its deep fields)."""
+    from .changes import lines
+    kept = [c for c in (report.get("changes") or {}).get("comparisons") or () if c.get("against") in ("last",
+                                                                                                       "healthy")]
+    if not kept:
+        return []
+    broke = next((c for c in kept if c.get("exit_code") == 0 and c.get("new_failures")), None)
+    said = [x.strip() for x in lines({**broke, "first_broken_at": None}, limit=1)][-1:] if broke and broke.get(
+        "changed") else []
+    healthy = next((c.get("at") for c in kept if c.get("exit_code") == 0), None)
+    return [(now_ms, json.dumps({
+        "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE, "Dimensions": [[]], "Metrics": [{"Name": "ChangedSinceHealthy", "Unit": "Count"}]}]},
+        "ChangedSinceHealthy": int(broke is not None), "InstanceId": report["instance"].get("instance_id"),
+        "ExitCode": report.get("exit_code"), "HealthyAt": healthy,
+        "FirstBrokenAt": next((c.get("first_broken_at") for c in kept if c.get("first_broken_at")), None),
+        "NewFailures": list(broke.get("new_failures") or [])[:20] if broke else [],
+        "Change": said[0][:500] if said and "now" in said[0] else None}))]
 
 
 def fit(document: Dict) -> str:

@@ -212,3 +212,19 @@ def test_association_alarm_and_dashboard():
     log_group = resources["ReportLogGroup"]["Properties"]
     assert log_group["LogGroupName"] == {"Ref": "ReportLogGroupName"} and params["ReportLogGroupName"]["Default"] == \
         "/vpce-doctor/reports"
+
+
+def test_saved_queries_read_the_small_events_the_doctor_ships():
+    """Logs Insights saved queries (AWS::Logs::QueryDefinition) on the report group, over fields vpce_doctor/ship.py
+    writes in its per-check and per-run events."""
+    resources = template()["Resources"]
+    queries = {r["Properties"]["Name"]: r["Properties"] for r in resources.values()
+               if r["Type"] == "AWS::Logs::QueryDefinition"}
+    assert set(queries) == {"vpce-doctor/root-causes-by-count", "vpce-doctor/first-broken-run-per-instance",
+                            "vpce-doctor/changes"}
+    for query in queries.values():
+        assert query["LogGroupNames"] == [{"Ref": "ReportLogGroup"}]
+    fields = {"CheckFailed", "Check", "Code", "InstanceId", "ChangedSinceHealthy", "FirstBrokenAt", "HealthyAt",
+              "Change"}
+    used = set(re.findall(r"\b([A-Z][A-Za-z]+)\b", " ".join(q["QueryString"] for q in queries.values())))
+    assert used <= fields, used - fields

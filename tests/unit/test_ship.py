@@ -87,3 +87,22 @@ def test_rejected_log_events_info_names_each_events_fate():
                                                        "too-new"]
     assert not spool_mod.Rejected({}) and not spool_mod.Rejected(None)
     assert not spool_mod.Rejected({"tooNewLogEventStartIndex": True, "tooOldLogEventEndIndex": -1})
+
+
+
+def test_a_run_broken_since_its_last_healthy_one_ships_changed_since_healthy():
+    change = {"comparisons": [{"against": "last", "at": "2026-11-28T12:00:00.000Z", "exit_code": 0,
+                               "first_broken_at": "2026-11-28T12:15:00.000Z", "new_failures": ["tcp:ssm"],
+                               "fixed": [], "changed_total": 1, "changed": [
+                                   {"id": "tcp:ssm", "what": "probes.10.0.1.10.result", "was": "open",
+                                    "now": "timeout"}]}], "notes": []}
+    out = ship.events({**report(), "changes": change}, now_ms=1_700_000_000_000)
+    run = json.loads(out[-1][1])
+    assert run["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "ChangedSinceHealthy", "Unit": "Count"}]
+    assert (run["ChangedSinceHealthy"], run["NewFailures"], run["FirstBrokenAt"]) == (
+        1, ["tcp:ssm"], "2026-11-28T12:15:00.000Z")
+    assert run["Change"] == "tcp:ssm probes.10.0.1.10.result: now timeout (was open)"
+    steady = {"comparisons": [{**change["comparisons"][0], "exit_code": 1, "new_failures": [], "changed": []}],
+              "notes": []}
+    assert json.loads(ship.events({**report(), "changes": steady})[-1][1])["ChangedSinceHealthy"] == 0
+    assert all("ChangedSinceHealthy" not in m for _, m in ship.events(report()))  # nothing kept: no such event
