@@ -68,12 +68,7 @@ def test_the_policy_keeps_a_healthy_instance_healthy_without_a_warning(lab, agen
     assert "report shipped to /vpce-doctor/reports" in done.stderr
 
 
-# vpc:endpoints (issue 11b's) reads the S3 prefix list's entries and passes silently when that read is denied.
-SILENT = pytest.mark.xfail(strict=True, reason="vpc:endpoints ignores a denied GetManagedPrefixListEntries")
-
-
-@pytest.mark.parametrize("sid", [pytest.param(sid, marks=SILENT) if sid == "S3PrefixList" else sid
-                                 for sid in sorted(NEEDED_BY)])
+@pytest.mark.parametrize("sid", sorted(NEEDED_BY))
 def test_each_statement_removed_makes_its_check_say_so(lab, sid):
     done, report = run(lab, [st for st in statements() if st["Sid"] != sid])
     if NEEDED_BY[sid] == "ship":

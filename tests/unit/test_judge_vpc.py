@@ -188,3 +188,14 @@ def test_hop_limit_remedy_turns_the_endpoint_on():
     from vpce_doctor.checks import imds
     result = imds.assess_token(Facts(Imds("http://169.254.169.254", token=Reply(error="timeout"))))
     assert result.remedy.commands[0].endswith("--http-put-response-hop-limit 2 --http-endpoint enabled")
+
+
+def test_a_denied_prefix_list_read_is_said_not_passed():
+    # GetManagedPrefixListEntries denied: the shape vpce_doctor.aws.call() gives a ClientError (EC2's code for a
+    # missing permission is UnauthorizedOperation: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)
+    seen = world()
+    seen["s3_prefix_list"] = {"ok": False, "kind": "api", "code": "UnauthorizedOperation", "status": 403,
+                              "id": "pl-6da54004"}
+    result = judge(seen)
+    assert result.status is Status.WARN and result.code == "prefix-list-unreadable", result.summary
+    assert "pl-6da54004" in result.summary and "UnauthorizedOperation" in result.summary

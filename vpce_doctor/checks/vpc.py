@@ -183,6 +183,12 @@ def _interface(view: View, service: str, found: dict) -> List[Problem]:
 
 
 def _s3_prefix_list(view: View) -> List[Problem]:
+    if view.prefix_list.get("id") and not view.prefix_list.get("ok"):
+        # A denied read must not pass as "covered": whether the gateway route carries s3's addresses is unknown.
+        return [Problem(f"the S3 prefix list {view.prefix_list['id']}'s entries cannot be read "
+                        f"({view.prefix_list.get('code')}): whether the gateway route covers s3's addresses is unknown",
+                        f"aws ec2 get-managed-prefix-list-entries --prefix-list-id {view.prefix_list['id']}  "
+                        "# needs ec2:GetManagedPrefixListEntries", "prefix-list-unreadable")]
     cidrs = [e.get("Cidr") for e in (view.prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
     outside = [a for a in view.addresses.get("s3", ()) if cidrs and not any(path.within(a, c) for c in cidrs)]
     if not outside:
