@@ -9,19 +9,15 @@ from contextlib import contextmanager
 from typing import Mapping, Optional, Sequence, TextIO
 
 from . import __version__
+from .arguments import Parser
 from .model import ExitCode
 from .settings import UsageError
 
 EXIT_INTERNAL = ExitCode.INTERNAL
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse would exit 2, which means "incomplete" here
-        raise UsageError(message)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="vpce-doctor", description="Check this instance's path to AWS through VPC endpoints: "
+    p = Parser(prog="vpce-doctor", description="Check this instance's path to AWS through VPC endpoints: "
                 "IMDS, DNS, TCP 443 and TLS, layer by layer, and say what to fix.",
                 epilog="Exit codes: 0 healthy, 1 at least one check failed, 2 no failure but some checks could "
                        "not run, 64 usage error, 70 internal error.")

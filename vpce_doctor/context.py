@@ -85,7 +85,7 @@ class Context:
         return resolver
 
     def nameservers(self) -> Tuple[str, ...]:
-        from .checks.resolver import read_resolv_conf
+        from .resolv_conf import read_resolv_conf
         return read_resolv_conf(self.path("/etc/resolv.conf"))[0]
 
 

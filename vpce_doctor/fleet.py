@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Dict, List, Mapping, Optional, Sequence, TextIO
 
 from . import __version__
-from .cli import _Parser
+from .arguments import Parser
 from .redact import line as shown
 from .settings import REGION_RE, UsageError
 
@@ -43,7 +43,7 @@ MAX_CHANGE = 120
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="vpce-doctor fleet", description="Run vpce-doctor with SSM Run Command on the instances that "
+    p = Parser(prog="vpce-doctor fleet", description="Run vpce-doctor with SSM Run Command on the instances that "
                 "match --targets and show one matrix: instances by root causes.",
                 epilog="Exit codes: 0 every instance healthy, 1 an instance has a failure or its invocation failed, "
                        "timed out or was not delivered, 2 some instances could not be assessed, 64 usage error.")

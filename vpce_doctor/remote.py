@@ -14,6 +14,7 @@ import time
 from typing import Dict, Mapping, Optional, Sequence, TextIO, Tuple
 
 from . import __version__, plan
+from .arguments import Parser
 from .settings import REGION_RE, Settings, UsageError
 
 INSTANCE_RE = re.compile(r"^i-[0-9a-f]{8,17}$", re.ASCII)  # as IMDS instance-id (facts.VALID)
@@ -22,13 +23,8 @@ CONNECT_TIMEOUT = 5.0
 COVERED = ("vpc:endpoints", "s3:aws-buckets", "session:preferences")  # on-instance checks remote mode makes too
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(message)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="vpce-doctor remote", description="Judge one instance's path to AWS from the control plane "
+    p = Parser(prog="vpce-doctor remote", description="Judge one instance's path to AWS from the control plane "
                 "(subnet, route table, security groups, network ACLs, endpoints and their policies, instance "
                 "profile, IMDS options, SSM's view), without running on it.")
     p.add_argument("--instance-id", required=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Dict, Mapping, Optional, Tuple
 
 DEFAULT_CONFIG = "/etc/vpce-doctor/vpce-doctor.conf"

@@ -7,11 +7,10 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from ..instance_files import read_json
 from ..model import Check, Remedy, Result, Severity, Status
 from ..processes import ProcessInfo, list_processes, named, read_environ, run_command
 from . import agent_files
-from .agent_files import is_file
+from .agent_files import IDENTITY, is_file, read_identity  # noqa: F401 - tests read them here
 from .imds import ATTACH_PROFILE
 from .local import IMDS_ADDRESS, NO_PROXY_VARS, PROXY_VARS, _redact as redact, bypassed
 
@@ -19,7 +18,6 @@ BINARIES = ("/usr/bin/amazon-ssm-agent", "/snap/amazon-ssm-agent/current/amazon-
 UNITS = {"deb/rpm": "amazon-ssm-agent.service", "snap": "snap.amazon-ssm-agent.amazon-ssm-agent.service"}
 SYSTEMCTLS = ("/usr/bin/systemctl", "/bin/systemctl")
 UNIT_STATES = ("active", "inactive", "failed", "activating", "deactivating", "reloading", "maintenance", "refreshing")
-IDENTITY = "/var/lib/amazon/ssm/runtimeconfig/identity_config.json"
 # core/app/credentialrefresher/credentialrefresher.go:404 (aws/amazon-ssm-agent@1c217c89) writes CredentialSource only
 # after credentials succeed; runtimeconfiginit.go writes the file empty at start-up: a stale "EC2" proves nothing now.
 IDENTITY_NOTE = ("identity_config.json's CredentialSource is written only after the agent's last success: "
@@ -141,20 +139,6 @@ def run_agent(ctx, prior) -> Result:
                        tuple(problems), ctx.agent_config.region or "")
     return assess_agent(state, [t.name for t in ctx.targets],
                         {"instance": ctx.facts.instance_id or "<instance-id>", "region": ctx.region or "<region>"})
-
-
-def read_identity(path) -> Tuple[Dict[str, object], str]:
-    try:
-        data = read_json(path, 65536)
-    except FileNotFoundError:
-        return {}, f"{IDENTITY} does not exist (older agents do not write it; newer ones once they have credentials)"
-    except OSError as error:
-        return {}, f"{IDENTITY} cannot be read: {error.strerror or error}"
-    except ValueError as error:
-        return {}, f"{IDENTITY} is not valid JSON ({error}); the agent rewrites it when it next gets credentials"
-    if not isinstance(data, dict):
-        return {}, f"{IDENTITY} is not a JSON object"
-    return {k: data[k] for k in ("IdentityType", "CredentialSource") if isinstance(data.get(k), str)}, ""
 
 
 def assess_agent(state: AgentState, names: Sequence[str], values: Optional[Dict[str, str]] = None) -> Result:

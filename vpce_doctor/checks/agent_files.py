@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple
+from typing import Dict, Tuple
 
-from ..instance_files import read_tail as read_file_tail
+from ..instance_files import read_json, read_tail as read_file_tail
 
 LOG_DIR = "/var/log/amazon/ssm"
 # agent/log/logger/defaultconfig.go (amazon-ssm-agent.log, errors.log) and agent/hibernation/hibernatelogger_unix.go
@@ -51,3 +51,20 @@ def is_file(path: Path) -> bool:
         return path.is_file()
     except OSError:  # a directory on the way that only root may enter
         return False
+
+
+IDENTITY = "/var/lib/amazon/ssm/runtimeconfig/identity_config.json"  # the agent's record of its last credential source
+
+
+def read_identity(path) -> Tuple[Dict[str, object], str]:
+    try:
+        data = read_json(path, 65536)
+    except FileNotFoundError:
+        return {}, f"{IDENTITY} does not exist (older agents do not write it; newer ones once they have credentials)"
+    except OSError as error:
+        return {}, f"{IDENTITY} cannot be read: {error.strerror or error}"
+    except ValueError as error:
+        return {}, f"{IDENTITY} is not valid JSON ({error}); the agent rewrites it when it next gets credentials"
+    if not isinstance(data, dict):
+        return {}, f"{IDENTITY} is not a JSON object"
+    return {k: data[k] for k in ("IdentityType", "CredentialSource") if isinstance(data.get(k), str)}, ""

@@ -90,7 +90,7 @@ def local_families() -> tuple:
 
 
 def run_profile(ctx, prior) -> Result:
-    from .agent import IDENTITY, read_identity
+    from .agent_files import IDENTITY, read_identity
     identity, _ = read_identity(ctx.path(IDENTITY))
     return assess_profile(ctx.facts, identity.get("CredentialSource") == "SSM")
 

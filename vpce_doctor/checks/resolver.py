@@ -4,18 +4,13 @@ from __future__ import annotations
 import ipaddress
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..instance_files import read_text
 from ..model import Check, Remedy, Result, Severity, Status
+from ..resolv_conf import read_resolv_conf  # noqa: F401 - checks read it here, tests too
 
 STUB = "127.0.0.53"  # systemd-resolved's stub: the real upstream is in /run/systemd/resolve/resolv.conf
 AMAZON_DNS = ("169.254.169.253", "fd00:ec2::253")
-# glibc queries only the first MAXNS = 3 nameservers and ignores the rest: "Up to MAXNS (currently 3, see
-# <resolv.h>) name servers may be listed" (resolv.conf(5), https://man7.org/linux/man-pages/man5/resolv.conf.5.html).
-MAXNS = 3
-RESOLV_CONF_LIMIT = 64 * 1024  # glibc's own parser stops caring long before this
 VPC_DNS_DOC = "https://docs.aws.amazon.com/vpc/latest/userguide/vpc-dns.html"
 DNS_SUPPORT = Remedy(
     "Turn on DNS support for the VPC, or fix the custom DNS server named in the DHCP option set; it must forward "
@@ -25,21 +20,6 @@ DNS_SUPPORT = Remedy(
 
 def checks():
     return (Check("dns:resolver", "the DNS resolver in use answers", Severity.CRITICAL, run),)
-
-
-def read_resolv_conf(path: Path) -> Tuple[Tuple[str, ...], str]:
-    """(nameservers, problem): a missing or unreadable file is a problem, never an exception."""
-    try:
-        lines = read_text(path, RESOLV_CONF_LIMIT).splitlines()
-    except OSError as error:
-        return (), f"{path} cannot be read: {error.strerror or error}"
-    servers = []
-    for line in lines:
-        parts = line.split("#")[0].split()
-        if len(parts) >= 2 and parts[0] == "nameserver" and _is_ip(parts[1]):
-            servers.append(parts[1])
-    servers = servers[:MAXNS]
-    return tuple(servers), "" if servers else f"{path} names no nameserver"
 
 
 def run(ctx, prior) -> Result:
@@ -130,14 +110,6 @@ def _kind(server: str, upstream: Sequence[str], vpc_cidrs: List[str]) -> str:
     except ValueError:
         pass
     return "custom DNS server" if vpc_cidrs else "resolver"
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.split("%")[0])
-        return True
-    except ValueError:
-        return False
 
 
 def _ms(started: float) -> float:

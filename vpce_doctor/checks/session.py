@@ -92,8 +92,8 @@ def assess_run_as(inputs: Mapping[str, object], passwd: Optional[str]) -> Result
         return Result(Status.PASS, f"runAs user {user} exists")
     return Result(Status.FAIL, f"runAs user {user or '(empty)'} does not exist on this instance", code="no-such-user",
                   cause="With runAs on, the agent starts sessions as this OS user; when it is missing, sessions fail "
-                        "at once.", remedy=Remedy(f"Create the user, or change runAsDefaultUser (or the "
-                                                  f"SSMSessionRunAs tag of the IAM principal).",
+                        "at once.", remedy=Remedy("Create the user, or change runAsDefaultUser (or the "
+                                                  "SSMSessionRunAs tag of the IAM principal).",
                                                   (f"sudo useradd -m {user or '<user>'}",), (PREFS_DOC,)))
 
 
