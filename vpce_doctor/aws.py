@@ -6,17 +6,19 @@ makes exactly one attempt, and has its timeouts cut to the run's budget.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from email.utils import parsedate_to_datetime
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import __version__
 
 # botocore's names for how credentials were found → what an operator calls them
 PROVIDERS = {"env": "environment variables", "shared-credentials-file": "~/.aws/credentials",
-             "config-file": "~/.aws/config", "iam-role": "instance profile (IMDS)", "assume-role": "assume-role profile",
+             "config-file": "~/.aws/config", "iam-role": "instance profile (IMDS)",
+             "assume-role": "assume-role profile",
              "container-role": "container credentials", "sso": "SSO profile", "custom-process": "credential_process"}
 
 
@@ -43,7 +45,7 @@ class Clients:
         self.dates: List[Tuple[float, float]] = []  # (local epoch at receipt, the response's Date header)
         self._session_lock, self._client_lock, self._credentials_lock = (threading.Lock() for _ in range(3))
         self._clients: Dict[str, object] = {}
-        self._session = None
+        self._session: Any = None
         self._credentials: Optional[Tuple[Optional[str], str]] = None
 
     def prewarm(self, services) -> None:
@@ -116,10 +118,8 @@ class Clients:
     def _record_date(self, http_response=None, **_):
         date = getattr(http_response, "headers", {}).get("Date") if http_response is not None else None
         if date:
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 self.dates.append((time.time(), parsedate_to_datetime(date).timestamp()))
-            except (TypeError, ValueError):
-                pass
 
 
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
@@ -134,7 +134,7 @@ def data_path(configured: Optional[str]) -> str:
     return os.pathsep.join([MODELS] + ([configured] if configured else []))
 
 
-def call(client, operation: str, **params) -> Dict[str, object]:
+def call(client, operation: str, **params) -> Dict[str, Any]:
     """One API call as data: {"ok": True, "response": ...} or the error's code, message and HTTP status."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -146,7 +146,8 @@ def call(client, operation: str, **params) -> Dict[str, object]:
     except ClientError as error:
         info = error.response.get("Error", {})
         meta = error.response.get("ResponseMetadata", {})
-        return {"ok": False, "kind": "api", "code": str(info.get("Code", "")), "message": secrets(str(info.get("Message", "")))[:1000],
+        return {"ok": False, "kind": "api", "code": str(info.get("Code", "")),
+                "message": secrets(str(info.get("Message", "")))[:1000],
                 "status": meta.get("HTTPStatusCode"), "headers": dict(meta.get("HTTPHeaders") or {}),
                 "ms": _ms(started)}
     except BotoCoreError as error:

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Dict
+from typing import TYPE_CHECKING, Dict
+
+if TYPE_CHECKING:
+    import ssl
 
 _lock = threading.Lock()
 
@@ -34,7 +37,7 @@ def install() -> None:
 
 def _patch(httpsession, session_cls) -> None:
     original_context, original_setup = session_cls._get_ssl_context, session_cls._setup_ssl_cert
-    shared: Dict[str, object] = {}  # CA bundle path → one context for every client (SSLContexts are shareable)
+    shared: Dict[str, ssl.SSLContext] = {}  # CA bundle path → one context for every client (SSLContexts are shareable)
     loaded = set()  # ... loaded at the first TLS connection, not when a session is made: botocore's IMDS and
     lock = threading.Lock()  # container credential fetchers make sessions that only ever speak plain HTTP
 

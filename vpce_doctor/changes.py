@@ -17,12 +17,12 @@ MAX_CHANGED = 24  # evidence changes listed per comparison: the ones behind new 
 
 def record(report: Mapping[str, Any]) -> Dict[str, Any]:
     """The compact record of a JSON report (this version's or an earlier one's: fingerprints come from evidence)."""
-    instance = report.get("instance") if isinstance(report.get("instance"), Mapping) else {}
+    instance = found if isinstance(found := report.get("instance"), Mapping) else {}
     checks = {}
     for finding in report.get("findings") or ():
         if not isinstance(finding, Mapping) or not isinstance(finding.get("id"), str):
             continue
-        evidence = finding.get("evidence") if isinstance(finding.get("evidence"), Mapping) else {}
+        evidence = found if isinstance(found := finding.get("evidence"), Mapping) else {}
         checks[finding["id"]] = {"status": str(finding.get("status")), "code": finding.get("code") or "",
                                  "needs": [n for n in finding.get("needs") or () if isinstance(n, str)],
                                  "summary": str(finding.get("summary") or "")[:300],

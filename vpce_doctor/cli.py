@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
-from typing import Mapping, Optional, Sequence, TextIO
+from typing import Mapping, Optional, Sequence, TextIO, cast
 
 from . import __version__
 from .arguments import Parser
@@ -52,7 +52,8 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
     """One exit policy: a report's own exit code when there is a report, else USAGE or INTERNAL; only ExitCode."""
     environ = os.environ if environ is None else environ
     # `>&-` leaves sys.stdout None; output is then lost but the run (and --ship) goes on.
-    stdout, stderr = stdout or sys.stdout or _Discard(), stderr or sys.stderr or _Discard()
+    stdout = stdout or sys.stdout or cast(TextIO, _Discard())
+    stderr = stderr or sys.stderr or cast(TextIO, _Discard())
     argv = sys.argv[1:] if argv is None else list(argv)
     from . import redact
     redact.learn(environ)
@@ -113,6 +114,7 @@ def _main(argv, environ, stdout, stderr) -> ExitCode:
     since = history.read_since(args.since) if args.since else None  # a bad FILE is a usage error before any check
 
     import time
+
     from . import doctor
     from .render import document, text
     started, started_at = time.monotonic(), doctor.now_utc()

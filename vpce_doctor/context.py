@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from .facts import Facts
-from .plan import AgentConfig, Target
 from .instance_files import read_bytes
+from .plan import AgentConfig, Target
 from .settings import CA_BUNDLE_LIMIT, Settings, resolver_address
-
 
 _SSL_LOCK = threading.Lock()
 

@@ -86,7 +86,7 @@ def botocore_names(services: Sequence[str], region: str, domain: str,
             continue
         on_fips, on_dual = _true(fips), _true(dualstack)
         if on_fips or on_dual:
-            why = " and ".join(s.where for s in (fips, dualstack) if _true(s))
+            why = " and ".join(s.where for s in (fips, dualstack) if s is not None and _true(s))
             names.append(Dialled(service, variant(service, region, domain, on_fips, on_dual),
                                  "fips" if on_fips else "dualstack", why, "SDKs and the AWS CLI"))
         elif service == "sts" and _legacy(settings.get("sts_regional_endpoints"), region):
@@ -143,11 +143,11 @@ def imds_ipv6_mode(settings: Mapping[str, Setting], environ: Mapping[str, str]) 
 
 
 def _true(setting: Optional[Setting]) -> bool:
-    return bool(setting) and setting.value.lower() in TRUE  # type: ignore[union-attr]
+    return setting is not None and setting.value.lower() in TRUE
 
 
 def _legacy(setting: Optional[Setting], region: str) -> bool:
-    return bool(setting) and setting.value.lower() == "legacy" and region in LEGACY_GLOBAL_STS_REGIONS  # type: ignore
+    return setting is not None and setting.value.lower() == "legacy" and region in LEGACY_GLOBAL_STS_REGIONS
 
 
 def _url_host(url: str) -> str:

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional
 
-from . import __version__, facts as facts_mod, plan
+from . import __version__, plan
+from . import facts as facts_mod
 from .checks import api_services, catalogue, select
 from .context import Context
 from .model import Finding, Report, Result, Status

@@ -1,6 +1,7 @@
 """Instance facts from IMDSv2, gathered once before any check: token PUT, then GETs. Never IMDSv1."""
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import json
@@ -283,10 +284,8 @@ def _abort(conn: http.client.HTTPConnection, fired: threading.Event) -> None:
     fired.set()  # before the shutdown: the reader must see why its socket died
     sock = conn.sock
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _ms(started: float) -> float:

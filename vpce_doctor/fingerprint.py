@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from . import redact
 
@@ -74,9 +74,17 @@ def _text(value: str) -> str:
     return value
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> List[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _imds_token(evidence: Mapping[str, Any], instance: Mapping[str, Any]) -> Dict[str, Any]:
     """What IMDS told about the instance (where it sits and which groups it has), not how fast it answered."""
-    token = evidence.get("token") if isinstance(evidence.get("token"), Mapping) else {}
+    token = _mapping(evidence.get("token"))
     facts = {k: _stable(instance.get(k), 1) for k in INSTANCE_FACTS if instance.get(k) not in (None, "", [])}
     return {"token_status": token.get("status"), "token_error": _stable(token.get("error"), 1), **facts}
 
@@ -85,19 +93,19 @@ def _dns_name(evidence: Mapping[str, Any], instance: Mapping[str, Any]) -> Dict[
     """The answer (addresses, CNAMEs, each type's outcome), once: inside/outside and per-type lists repeat it."""
     out = {"name": _stable(evidence.get("name"), 1), "addresses": _stable(evidence.get("addresses") or [], 1)}
     for kind in ("A", "AAAA"):
-        answer = evidence.get(kind) if isinstance(evidence.get(kind), Mapping) else {}
+        answer = _mapping(evidence.get(kind))
         if answer:
             out[kind] = _stable(answer.get("code"), 1)
-            cnames = answer.get("cnames") if isinstance(answer.get("cnames"), list) else []
+            cnames = _list(answer.get("cnames"))
             out["cnames"] = sorted(set(out.get("cnames", [])) | {str(c) for c in cnames})[:ITEMS]
     return out
 
 
 def _agent_logs(evidence: Mapping[str, Any], instance: Mapping[str, Any]) -> Dict[str, Any]:
     """The causes the agent's logs showed in the last 24 h, not their times or counts."""
-    matches = evidence.get("matches") if isinstance(evidence.get("matches"), list) else []
+    matches = _list(evidence.get("matches"))
     codes = {str(m.get("code")) for m in matches if isinstance(m, Mapping) and m.get("recent")}
-    caused = evidence.get("caused_by") if isinstance(evidence.get("caused_by"), list) else []
+    caused = _list(evidence.get("caused_by"))
     return {"recent_causes": sorted(codes)[:ITEMS], "caused_by": sorted(str(c) for c in caused)[:ITEMS]}
 
 
@@ -110,4 +118,5 @@ def _clock(evidence: Mapping[str, Any], instance: Mapping[str, Any]) -> Dict[str
     return {"skew": "≥ 5 min" if size >= 300 else "≥ 1 min" if size >= 60 else "< 1 min"}
 
 
-_SPECIAL: Dict[str, Any] = {"dns:resolver": None, "imds:token": _imds_token, "ssm:agent-logs": _agent_logs, "clock:skew": _clock}
+_SPECIAL: Dict[str, Any] = {"dns:resolver": None, "imds:token": _imds_token, "ssm:agent-logs": _agent_logs,
+                            "clock:skew": _clock}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 # Systems Manager publishes no request rate for ListCommands or ListCommandInvocations (its quotas page lists none);
 # it answers ThrottlingException when "the service is throttling requests"
@@ -46,7 +46,7 @@ class Paced:
         self.next_at = 0.0
         self.requests = self.throttled = 0
 
-    def __call__(self, client, operation: str, **params) -> Dict[str, object]:
+    def __call__(self, client, operation: str, **params) -> Dict[str, Any]:
         from .aws import call
         for attempt in range(1, ATTEMPTS + 1):
             self._wait()
@@ -77,8 +77,8 @@ def pages(paced: Paced, client, operation: str, token: str, **params) -> Iterato
         if not got.get("ok"):
             raise FleetReadError(f"{_name(operation)}: {got.get('code')}: {got.get('message')}")
         response = got["response"]
-        yield response  # type: ignore[misc]
-        next_token = response.get("NextToken") or response.get("nextToken")  # type: ignore[union-attr]
+        yield response
+        next_token = response.get("NextToken") or response.get("nextToken")
         if not next_token:
             return
 

@@ -6,6 +6,7 @@ every file in it is handled relative to that descriptor, with O_NOFOLLOW, create
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -73,14 +74,10 @@ def write_new(fd: int, name: str, data: bytes) -> None:
 
 
 def rename(fd: int, name: str, new: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):  # a concurrent run got there first
         os.rename(name, new, src_dir_fd=fd, dst_dir_fd=fd)
-    except FileNotFoundError:  # a concurrent run got there first
-        pass
 
 
 def unlink(fd: int, name: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(name, dir_fd=fd)
-    except FileNotFoundError:
-        pass

@@ -62,7 +62,8 @@ def domain_for(region: str, imds_domain: Optional[str] = None) -> str:
 
 
 def service_name(service: str, region: str, domain: str) -> str:
-    """The regional name every client dials for a service: ssm.eu-west-1.amazonaws.com, s3.cn-north-1.amazonaws.com.cn."""
+    """The regional name every client dials for a service: ssm.eu-west-1.amazonaws.com,
+    s3.cn-north-1.amazonaws.com.cn."""
     return f"{service}.{region}.{domain}"
 
 
@@ -82,7 +83,8 @@ def targets(services, region: str, domain: str, agent: AgentConfig, ipv6_only: b
     for service in services:
         override = overrides.get(service)
         name = override or service_name(service, region, domain)
-        source = f"{AGENT_CONFIG.split('/')[-1]} {AGENT_OVERRIDES[service]}.Endpoint" if override else "default"
+        source = (f"{AGENT_CONFIG.rsplit('/', maxsplit=1)[-1]} {AGENT_OVERRIDES[service]}.Endpoint" if override
+                  else "default")
         if service == "s3" and ipv6_only and not override:
             name, source = f"s3.dualstack.{region}.{domain}", "dual-stack name (IPv6-only instance)"
         plan.append(Target(service, name, service in GATEWAY_SERVICES, source))

@@ -243,8 +243,8 @@ def _conditions(raw: Any, where: str) -> Tuple[Condition, ...]:
     for operator, block in raw.items():
         if not isinstance(block, dict):
             raise PolicyError(f"{where}.Condition.{_show(operator, 40)} must map keys to values")
-        for key, values in block.items():
-            values = values if isinstance(values, list) else [values]
+        for key, value in block.items():
+            values = value if isinstance(value, list) else [value]
             if not all(isinstance(v, (str, int, float)) for v in values):
                 raise PolicyError(f"{where}.Condition: the values of {_show(str(key), 60)} must be strings, numbers "
                                   "or booleans")

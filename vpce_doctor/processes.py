@@ -1,6 +1,7 @@
 """The process table, a process's environment, and bounded subprocess runs: the agent checks' window on the box."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -131,7 +132,5 @@ def _drain(stream, into: bytearray, limit: int) -> None:
     except (OSError, ValueError):
         pass
     finally:
-        try:
+        with contextlib.suppress(OSError):
             stream.close()
-        except OSError:
-            pass

@@ -31,7 +31,7 @@ def read_resolv_conf(path: Path) -> Tuple[Tuple[str, ...], str]:
 
 def _is_ip(text: str) -> bool:
     try:
-        ipaddress.ip_address(text.split("%")[0])
+        ipaddress.ip_address(text.split("%", maxsplit=1)[0])
         return True
     except ValueError:
         return False

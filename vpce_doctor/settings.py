@@ -42,7 +42,7 @@ class Settings:
     only: Tuple[str, ...] = ()              # check ids (or prefixes) to run, plus what they need
     output: str = "text"
     timeout: float = 20.0                   # the whole run's deadline, seconds
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT           # one TCP connect, TLS handshake, DNS lifetime or HTTP request
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # one TCP connect, TLS handshake, DNS lifetime or HTTP request
     resolver: Optional[str] = None          # "IP" or "IP:PORT": query this server instead of resolv.conf's
     port: int = 443                         # the endpoints' port; changed only to test against local servers
     ca_bundle: Optional[str] = None         # PEM file of trusted CAs (else AWS_CA_BUNDLE, else the system store)
@@ -70,7 +70,7 @@ FILE_KEYS = frozenset(f.name for f in fields(Settings)) - {"color", "root"}
 
 def load(flags: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
     """Merge the three sources; every value is checked and a bad one raises UsageError naming it."""
-    config_path = flags.get("config") or environ.get("VPCE_DOCTOR_CONFIG")
+    config_path = str(flags.get("config") or environ.get("VPCE_DOCTOR_CONFIG") or "")
     raw: Dict[str, object] = dict(read_config(config_path or DEFAULT_CONFIG, required=bool(config_path)))
     for name in FILE_KEYS | {"root"}:  # root only from the environment: it exists for tests
         value = environ.get("VPCE_DOCTOR_" + name.upper())
@@ -79,7 +79,7 @@ def load(flags: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
     raw.update({k: v for k, v in flags.items() if k in FILE_KEYS and v is not None})
     values = {k: _coerce(k, v) for k, v in raw.items()}
     if "connect_timeout" not in values and "timeout" in values:  # --timeout 1 alone is a valid request
-        values["connect_timeout"] = min(DEFAULT_CONNECT_TIMEOUT, values["timeout"])  # type: ignore[type-var]
+        values["connect_timeout"] = min(DEFAULT_CONNECT_TIMEOUT, float(str(values["timeout"])))
     return validate(values)
 
 
@@ -120,10 +120,11 @@ def _coerce(name: str, value: object) -> object:
         return value.strip().lower() in ("1", "true", "yes", "on")
     if name in FLOATS or name in INTEGERS:
         kind = int if name in INTEGERS else float
-        if isinstance(value, str) and not NUMBER_RE.match(value):  # float() takes "٣", "1_0", "inf" and "nan"
+        # float() takes "٣", "1_0", "inf" and "nan"
+        if not isinstance(value, (str, int, float)) or isinstance(value, str) and not NUMBER_RE.match(value):
             raise UsageError(f"{name.replace('_', '-')} must be a number, not {value!r}")
         try:
-            return kind(value)  # type: ignore[arg-type]
+            return kind(value)
         except (TypeError, ValueError):
             raise UsageError(f"{name.replace('_', '-')} must be a number, not {value!r}") from None
     return value

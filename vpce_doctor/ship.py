@@ -52,7 +52,8 @@ def run_change(report: Dict, now_ms: int) -> List[Tuple[int, str]]:
     healthy = next((c.get("at") for c in kept if c.get("exit_code") == 0), None)
     return [(now_ms, json.dumps({
         "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{
-            "Namespace": NAMESPACE, "Dimensions": [[]], "Metrics": [{"Name": "ChangedSinceHealthy", "Unit": "Count"}]}]},
+            "Namespace": NAMESPACE, "Dimensions": [[]],
+            "Metrics": [{"Name": "ChangedSinceHealthy", "Unit": "Count"}]}]},
         "ChangedSinceHealthy": int(broke is not None), "InstanceId": report["instance"].get("instance_id"),
         "ExitCode": report.get("exit_code"), "HealthyAt": healthy,
         "FirstBrokenAt": next((c.get("first_broken_at") for c in kept if c.get("first_broken_at")), None),
@@ -94,7 +95,7 @@ def put(client, group: str, stream: str, batch: List[Tuple[int, str]]) -> Reject
         put_ = call(client, "put_log_events", logGroupName=group, logStreamName=stream, logEvents=events)
     if not put_.get("ok"):
         raise ShipError(f"PutLogEvents {group}/{stream}: {put_.get('code')}: {str(put_.get('message'))[:200]}")
-    return Rejected(put_["response"].get("rejectedLogEventsInfo"))  # type: ignore[union-attr]
+    return Rejected(put_["response"].get("rejectedLogEventsInfo"))
 
 
 class ShipError(Exception):

@@ -175,7 +175,8 @@ def _one_call(queue):
     """The files that fit one PutLogEvents call: at most 1,048,576 bytes (each event's UTF-8 size plus 26), 10,000
     events, spanning at most 24 hours (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/
     API_PutLogEvents.html). The first file always goes, so an odd one cannot block the queue."""
-    taken, size, count, first = [], 0, 0, None
+    taken: List[Tuple[str, list]] = []
+    size, count, first = 0, 0, None
     for name, batch in queue:
         grow = sum(len(message.encode()) + 26 for _, message in batch)
         low, high = min(ts for ts, _ in batch), max(ts for ts, _ in batch)

@@ -12,7 +12,8 @@ from ..processes import ProcessInfo, list_processes, named, read_environ, run_co
 from . import agent_files
 from .agent_files import IDENTITY, is_file, read_identity  # noqa: F401 - tests read them here
 from .imds import ATTACH_PROFILE
-from .local import IMDS_ADDRESS, NO_PROXY_VARS, PROXY_VARS, _redact as redact, bypassed
+from .local import IMDS_ADDRESS, NO_PROXY_VARS, PROXY_VARS, bypassed
+from .local import _redact as redact
 
 BINARIES = ("/usr/bin/amazon-ssm-agent", "/snap/amazon-ssm-agent/current/amazon-ssm-agent")
 UNITS = {"deb/rpm": "amazon-ssm-agent.service", "snap": "snap.amazon-ssm-agent.amazon-ssm-agent.service"}

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Tuple
 
-from ..instance_files import read_json, read_tail as read_file_tail
+from ..instance_files import read_json
+from ..instance_files import read_tail as read_file_tail
 
 LOG_DIR = "/var/log/amazon/ssm"
 # agent/log/logger/defaultconfig.go (amazon-ssm-agent.log, errors.log) and agent/hibernation/hibernatelogger_unix.go

@@ -161,7 +161,7 @@ _CAUSES = (
     (r"Failed to get controlchannel token|CreateControlChannel failed", "control-channel", "the control channel "
      "to ssmmessages could not be opened: no sessions, Run Command falls back to ec2messages", MESSAGES),
     (r"Failed to dial websocket|Reach the retry limit \d+ for receive messages", "websocket", "the websocket to "
-     "ssmmessages breaks", MESSAGES),                                      # websocketutil.go:71, websocketchannel.go:205
+     "ssmmessages breaks", MESSAGES),                                     # websocketutil.go:71, websocketchannel.go:205
     # ec2_role_provider.go:134: a first ssm call that failed for a non-permission reason (network, usually)
     (r"Skipping default host management fallback", "profile-network-error", "the agent's first call to Systems "
      "Manager failed with a non-permission error, so Default Host Management was not tried", CHECKS),

@@ -49,8 +49,8 @@ def judge(call: Mapping[str, object], action: str, resource: str = "*", principa
     `gateway` and `context` (policy.request_context) let the endpoint policy be evaluated as AWS does."""
     kind, code, message = call.get("kind"), str(call.get("code") or ""), str(call.get("message") or "")
     if kind == "timeout":
-        return Verdict("timeout", f"The call to {action.split(':')[0]} timed out although TCP and TLS to its name "
-                       "worked: the endpoint is overloaded or a middlebox holds the connection.")
+        return Verdict("timeout", f"The call to {action.split(':', maxsplit=1)[0]} timed out although TCP and TLS "
+                       "to its name worked: the endpoint is overloaded or a middlebox holds the connection.")
     if kind == "unreachable":
         return Verdict("unreachable", f"The API endpoint could not be reached: {message[:200]}")
     if kind == "tls":

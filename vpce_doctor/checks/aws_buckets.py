@@ -68,7 +68,7 @@ def assess(endpoint: Mapping[str, Optional[str]], buckets: Sequence[Bucket], pri
         return Result(Status.PASS, f"{endpoint['id']}'s policy lets through the {len(buckets)} AWS buckets this "
                       f"instance's software reads{where}" + (f" (not evaluated: {', '.join(unknown)})" if unknown
                                                               else ""), evidence=evidence)
-    return _blocked(endpoint["id"], blocked, partition, where, evidence)
+    return _blocked(str(endpoint["id"]), blocked, partition, where, evidence)
 
 
 def _decide(parsed: policy.Policy, bucket: Bucket, principal: Optional[str], context: Mapping[str, Optional[str]],

@@ -3,7 +3,7 @@ role (aws:SourceVpce, aws:SourceVpc, aws:VpcSourceIp, the principal), so an S3 d
 that causes it. Reading is one opportunistic call after a denial; judging is pure (vpce_doctor.policy)."""
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from .. import policy
 from ..aws import call
@@ -18,7 +18,7 @@ def read(client, bucket: str) -> Mapping[str, object]:
     return call(client, "get_bucket_policy", Bucket=bucket)
 
 
-def explain(got: Optional[Mapping[str, object]], action: str, resource: str, principal: Optional[str],
+def explain(got: Optional[Mapping[str, Any]], action: str, resource: str, principal: Optional[str],
             context: Optional[Mapping[str, Optional[str]]]) -> Optional[Dict[str, object]]:
     """What the bucket policy says about this request: {"read", "effect", "statement", "reason"} or, when it could
     not be read, {"read": False, "error"}. None: it was not asked for."""
@@ -30,7 +30,7 @@ def explain(got: Optional[Mapping[str, object]], action: str, resource: str, pri
             return {"read": True, "effect": "none", "statement": None, "reason": "the bucket has no policy"}
         return {"read": False, "error": code, "reason": f"the bucket policy could not be read ({code}); with "
                 "s3:GetBucketPolicy on the bucket the doctor names the statement that denies"}
-    text = str((got.get("response") or {}).get("Policy") or "")  # type: ignore[union-attr]
+    text = str((got.get("response") or {}).get("Policy") or "")
     try:
         # A resource policy: an account principal means that account (its IAM policies decide), not only its root.
         decision = policy.evaluate(policy.parse(text), action, resource, principal, context, gateway=False)

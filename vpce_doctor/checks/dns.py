@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..addresses import dns64_source, inside, parse
 from ..model import Check, Remedy, Result, Severity, Status
@@ -97,7 +97,8 @@ def run(ctx, prior, *, target) -> Result:
     with ThreadPoolExecutor(max_workers=2) as pool:
         a, aaaa = pool.map(lambda kind: lookup(resolver, target.name, kind, timeout), ("A", "AAAA"))
     facts = ctx.facts
-    context = {**_resolver_context(prior, list(facts.vpc_cidrs)), "name": target.name, "vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>", "region": ctx.region,
+    context = {**_resolver_context(prior, list(facts.vpc_cidrs)), "name": target.name,
+               "vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>", "region": ctx.region,
                "endpoint_service": ctx.endpoint_service_name(target.service), "domain": ctx.domain}
     return assess(target.name, target.gateway, a, aaaa, list(facts.vpc_cidrs) + list(facts.vpc_ipv6_cidrs), context,
                   target.source, facts.families())
@@ -113,7 +114,7 @@ def _resolver_context(prior, vpc_cidrs: List[str]) -> Dict[str, str]:
             "resolver_in_vpc": "yes" if _inside(mine[0], vpc_cidrs) else ""}
 
 
-def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, object]:
+def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, Any]:
     """One query through dnspython; the outcome is data ("nxdomain", "timeout", ...), never an exception."""
     import dns.exception
     import dns.resolver
@@ -173,8 +174,8 @@ def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[st
     remedy = FORWARD if context.get("resolver_in_vpc") else FORWARD_INBOUND
     where = "a DNS server in this VPC" if context.get("resolver_in_vpc") else "a DNS server outside this VPC"
     return replace(result, cause=f"This instance asks {own}, {where}, not the VPC resolver {vpc_resolver}: unless it "
-                   f"forwards {context.get('domain', 'amazonaws.com')} there, it answers without the endpoints' private "
-                   "DNS. " + result.cause, remedy=remedy.filled(**{"domain": "amazonaws.com", **context}),
+                   f"forwards {context.get('domain', 'amazonaws.com')} there, it answers without the endpoints' "
+                   "private DNS. " + result.cause, remedy=remedy.filled(**{"domain": "amazonaws.com", **context}),
                    evidence={**result.evidence, "resolver": own})
 
 
@@ -187,8 +188,9 @@ def _judge(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[st
                       cause="Something between this instance and Amazon DNS answers for the name with its own record: "
                             "a Route 53 Resolver DNS Firewall rule with action OVERRIDE (a CNAME to a sinkhole), or a "
                             "response policy zone on a DNS server of your own. The endpoint is not what is missing.",
-                      remedy=FIREWALL.filled(**context), evidence={"name": name, "name_source": source, "A": a,
-                                                                   "AAAA": aaaa, "addresses": [], "rewritten_to": rewritten})
+                      remedy=FIREWALL.filled(**context),
+                      evidence={"name": name, "name_source": source, "A": a, "AAAA": aaaa, "addresses": [],
+                                "rewritten_to": rewritten})
     addresses: List[str] = list(a.get("addresses") or ()) + list(aaaa.get("addresses") or ())
     evidence = {"name": name, "name_source": source, "A": a, "AAAA": aaaa, "addresses": addresses,
                 "vpc_cidrs": list(vpc_cidrs)}
@@ -196,7 +198,8 @@ def _judge(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[st
         code = str(a.get("code"))
         template, cause, remedy = NO_ADDRESS.get(code, NO_ADDRESS["error"])
         summary = template.format(name=name, timeout=float(a.get("timeout_s") or 0), error=a.get("error", code))
-        return Result(Status.FAIL, summary, cause=cause, code=code, remedy=remedy and remedy.filled(**context), evidence=evidence)
+        return Result(Status.FAIL, summary, cause=cause, code=code, remedy=remedy and remedy.filled(**context),
+                      evidence=evidence)
     for judge in (_bad_answer, _one_family_missing, _dns64):
         verdict = judge(name, gateway, addresses, list(vpc_cidrs), families, context, evidence)
         if verdict is not None:
@@ -230,7 +233,7 @@ def _one_family_missing(name, gateway, addresses, vpc_cidrs, families, context, 
 
 
 def _dns64(name, gateway, addresses, vpc_cidrs, families, context, evidence) -> Optional[Result]:
-    synthesised = {x: dns64_source(x) for x in addresses if dns64_source(x)}
+    synthesised = {x: str(dns64_source(x)) for x in addresses if dns64_source(x)}
     if not synthesised:
         return None
     evidence["dns64"] = synthesised

@@ -1,12 +1,11 @@
 """local:hosts and local:proxy: instance configuration that silently bends the path to the endpoints."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import redact
 from ..instance_files import read_text
-from concurrent.futures import ThreadPoolExecutor
-
 from ..model import Check, Remedy, Result, Severity, Status
 from . import dns, proxy, tcp
 
@@ -42,7 +41,7 @@ def run_hosts(ctx, prior) -> Result:
 
 
 def parse_hosts(text: str) -> List[Tuple[str, str]]:
-    entries = []
+    entries: List[Tuple[str, str]] = []
     for line in text.splitlines()[:10000]:
         fields = line.split("#")[0].split()
         entries.extend((fields[0], name.lower().rstrip(".")) for name in fields[1:])

@@ -27,7 +27,8 @@ FIXES = {
                   "dual-stack IP address type and check that its private DNS answers for this name.",
                   ("unset AWS_USE_DUALSTACK_ENDPOINT", "aws configure set use_dualstack_endpoint false",
                    "aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} "
-                   "--query 'VpcEndpoints[].[ServiceName,IpAddressType,DnsOptions.DnsRecordIpType,DnsEntries[].DnsName]'"),
+                   "--query "
+                   "'VpcEndpoints[].[ServiceName,IpAddressType,DnsOptions.DnsRecordIpType,DnsEntries[].DnsName]'"),
                   "https://docs.aws.amazon.com/vpc/latest/privatelink/privatelink-access-aws-services.html"),
     "fips": ("No endpoint answers for the FIPS name in this VPC: FIPS names are separate endpoint services "
              "(com.amazonaws.{region}.<service>-fips) offered in few Regions. Create that endpoint where it exists, "
@@ -108,7 +109,8 @@ def assess(names: Sequence[Dialled], found: Mapping[str, tuple], vpc_cidrs: Sequ
         first = bad[0]
         text, commands, link = FIXES[first.kind]
         code = {"dualstack": "dualstack-not-covered", "fips": "fips-no-endpoint"}.get(first.kind, first.kind)
-        return Result(Status.FAIL, f"{len(bad)} name(s) that will be dialled have no private path: {_grouped(bad, verdicts)}",
+        return Result(Status.FAIL,
+                      f"{len(bad)} name(s) that will be dialled have no private path: {_grouped(bad, verdicts)}",
                       cause=f"A setting makes {first.who} dial {first.name} instead of the name the endpoint's "
                             f"private DNS covers; from this subnet that name has no path.", code=code,
                       remedy=Remedy(text, _commands(first, commands), (link,)).filled(**context), evidence=evidence)
@@ -144,7 +146,8 @@ def _commands(first: Dialled, commands: Sequence[str]) -> tuple:
     """The fix where the setting lives: the agent's config file or unit, else the shell and ~/.aws/config."""
     if "UseDualStackEndpoint" in first.setting:
         return ('sudo sed -i \'s/"UseDualStackEndpoint": *true/"UseDualStackEndpoint": false/\' '
-                '/etc/amazon/ssm/amazon-ssm-agent.json && sudo systemctl restart amazon-ssm-agent',) + tuple(commands[2:])
+                '/etc/amazon/ssm/amazon-ssm-agent.json && sudo systemctl restart amazon-ssm-agent',
+                *commands[2:])
     if "the SSM agent's environment" in first.setting:
         return ("sudo systemctl edit amazon-ssm-agent   # remove the Environment= line, then restart the agent",) \
             + tuple(commands[2:])

@@ -14,7 +14,7 @@ import socket
 import time
 from typing import Dict, Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
-from urllib.request import proxy_bypass_environment
+from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]  # public in CPython, not in typeshed
 
 IMDS_ADDRESS = "169.254.169.254"
 MAX_STATUS_LINE = 1024

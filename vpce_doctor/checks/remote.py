@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..aws import call
-from . import session
 from ..model import MET, Check, Remedy, Result, Severity, Status
+from . import session
 
 # What the agent calls to register, take Run Command and open sessions: the core of the AWS managed policy
 # AmazonSSMManagedInstanceCore (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/
@@ -27,7 +27,7 @@ EXPLAINERS = ("remote:instance", "iam:role", "imds:options", "vpc:endpoints")
 PLATFORM_IDS = {"Amazon Linux": "amzn"}
 
 
-def checks(described: Mapping[str, object]) -> Tuple[Check, ...]:
+def checks(described: Mapping[str, Any]) -> Tuple[Check, ...]:
     """described: vpce_doctor.aws.call() of DescribeInstances, made before the run to learn the instance's VPC."""
     return (
         Check("remote:instance", "the instance exists in this account and Region", Severity.CRITICAL,
@@ -52,8 +52,8 @@ def registration() -> Check:
                  needs=("remote:instance",), after=EXPLAINERS[1:])
 
 
-def instance_of(described: Mapping[str, object]) -> Mapping:
-    reservations = (described.get("response") or {}).get("Reservations") or []  # type: ignore[union-attr]
+def instance_of(described: Mapping[str, Any]) -> Mapping:
+    reservations = (described.get("response") or {}).get("Reservations") or []
     return next((i for r in reservations for i in r.get("Instances", [])), {})
 
 
@@ -132,7 +132,7 @@ def assess_role(profile: Optional[str], got: Optional[Mapping], simulated: Optio
         return Result(Status.WARN, f"{what} failed: {failed.get('code')}", code="unavailable",
                       cause=f"The role's permissions cannot be judged from here; grant the caller iam:{what}.",
                       evidence={"profile": profile, "error": failed.get("code")})
-    role = got["response"]["InstanceProfile"]["Roles"][0]  # type: ignore[index]
+    role = got["response"]["InstanceProfile"]["Roles"][0]
     if not trusts_ec2(role.get("AssumeRolePolicyDocument")):
         return Result(Status.FAIL, f"{role['Arn']} does not trust ec2.amazonaws.com", code="role-not-trusted-by-ec2",
                       cause="EC2 cannot assume the role, so IMDS has no credentials for it (iam/info says Success, "
@@ -141,7 +141,7 @@ def assess_role(profile: Optional[str], got: Optional[Mapping], simulated: Optio
                       remedy=Remedy("Let EC2 assume the role.", (
                           f"aws iam update-assume-role-policy --role-name {role['Arn'].rsplit('/', 1)[-1]} "
                           "--policy-document '" + TRUST_EC2 + "'",)))
-    return _simulated(role["Arn"], simulated["response"].get("EvaluationResults", []), profile)  # type: ignore
+    return _simulated(role["Arn"], simulated["response"].get("EvaluationResults", []), profile)
 
 
 def trusts_ec2(document) -> bool:
@@ -249,7 +249,7 @@ def assess_registration(listed: Mapping, instance_id: str, explaining: Sequence[
     if not listed.get("ok"):
         return Result(Status.WARN, f"DescribeInstanceInformation failed: {listed.get('code')}", code="unavailable",
                       cause="SSM's view cannot be read; grant the caller ssm:DescribeInstanceInformation.")
-    info = ((listed.get("response") or {}).get("InstanceInformationList") or [{}])[0]  # type: ignore[union-attr]
+    info = ((listed.get("response") or {}).get("InstanceInformationList") or [{}])[0]
     evidence = {k: info.get(k) for k in ("PingStatus", "AgentVersion", "PlatformName", "PlatformVersion")}
     evidence.update({"last_ping": str(info.get("LastPingDateTime") or "") or None, "caused_by": list(explaining)})
     why = (f"Explained by {', '.join(explaining)} above." if explaining else

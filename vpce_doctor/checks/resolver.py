@@ -23,6 +23,7 @@ def checks():
 
 
 def run(ctx, prior) -> Result:
+    servers: Tuple[str, ...]
     if ctx.settings.resolver:
         servers, source, problem = (ctx.resolver().nameservers[0],), "--resolver", ""
     else:

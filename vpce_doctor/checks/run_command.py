@@ -69,7 +69,8 @@ def assess(mgs: str, mds: str, version: Optional[Tuple[int, ...]], context: Mapp
         if works_mds or mds == "unplanned":
             return Result(Status.PASS, f"Run Command arrives over ssmmessages (agent {shown})", evidence=evidence)
         return Result(Status.WARN, f"Run Command arrives over ssmmessages (agent {shown}); ec2messages, its "
-                      f"fallback, is {mds}", code="no-fallback", evidence={**evidence, "caused_by": ["tls:ec2messages"]},
+                      f"fallback, is {mds}", code="no-fallback",
+                      evidence={**evidence, "caused_by": ["tls:ec2messages"]},
                       cause="This agent turns ec2messages back on when ssmmessages fails "
                             "(ssmconnectionchannel.go); without it, commands end as Delivery Timed Out whenever "
                             "ssmmessages is down.",

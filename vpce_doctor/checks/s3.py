@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .. import denials, policy
 from ..aws import call, summary
@@ -51,8 +51,8 @@ def run_bucket(ctx, prior) -> Result:
                          _request(ctx, prior))
 
 
-def assess_bucket(bucket: str, region: str, result: Mapping[str, object], request: Optional[Seen] = None) -> Result:
-    headers = result.get("headers") or (result.get("response") or {}).get("ResponseMetadata", {}).get(  # type: ignore
+def assess_bucket(bucket: str, region: str, result: Mapping[str, Any], request: Optional[Seen] = None) -> Result:
+    headers = result.get("headers") or (result.get("response") or {}).get("ResponseMetadata", {}).get(
         "HTTPHeaders", {})
     found = headers.get("x-amz-bucket-region")
     seen = request or Seen()
@@ -83,7 +83,7 @@ def run_get_put(ctx, prior) -> Result:
     client = ctx.clients.client("s3")
     # The same bytes from every run on this instance: runs that overlap rewrite the key with what the other expects.
     body = f"vpce-doctor probe {ctx.facts.instance_id}\n".encode()
-    steps: Dict[str, Mapping[str, object]] = {}
+    steps: Dict[str, Mapping[str, Any]] = {}
     if not ctx.settings.no_write:
         steps["put"] = call(client, "put_object", Bucket=bucket, Key=key, Body=body)
     if steps.get("put", {"ok": True}).get("ok"):
@@ -98,12 +98,13 @@ def run_get_put(ctx, prior) -> Result:
                           bucket_policy.read(client, bucket) if denied else None)
 
 
-def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, object]], no_write: bool,
+def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, Any]], no_write: bool,
                    endpoint: Mapping[str, Optional[str]], principal: Optional[str] = None,
                    context: Optional[Mapping[str, Optional[str]]] = None,
-                   policy_read: Optional[Mapping[str, object]] = None) -> Result:
+                   policy_read: Optional[Mapping[str, Any]] = None) -> Result:
     """policy_read: GetBucketPolicy's call() result, asked for after a 403 (None: not asked)."""
-    evidence = {"bucket": bucket, "key": key, "steps": {name: summary(step) for name, step in steps.items()},
+    evidence: Dict[str, Any] = {"bucket": bucket, "key": key,
+                                "steps": {name: summary(step) for name, step in steps.items()},
                 "endpoint": endpoint.get("id")}
     for name, action in (("put", "s3:PutObject"), ("get", "s3:GetObject")):
         step = steps.get(name)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from ..aws import call
 from ..instance_files import read_text
@@ -38,7 +38,7 @@ def run_preferences(ctx, prior) -> Result:
     return assess_preferences(document, call(ctx.clients.client("ssm"), "get_document", Name=document))
 
 
-def assess_preferences(document: str, result: Mapping[str, object]) -> Result:
+def assess_preferences(document: str, result: Mapping[str, Any]) -> Result:
     if not result.get("ok"):
         if result.get("code") == "InvalidDocument":
             return Result(Status.PASS, f"{document} does not exist: sessions log nowhere", code="absent",
@@ -49,7 +49,7 @@ def assess_preferences(document: str, result: Mapping[str, object]) -> Result:
                       remedy=verdict.remedy, evidence={"document": document, "error": result.get("code"),
                                                        **verdict.evidence})
     try:
-        content = json.loads(str(result["response"].get("Content") or "{}"))  # type: ignore[union-attr]
+        content = json.loads(str(result["response"].get("Content") or "{}"))
         inputs = content.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise ValueError("inputs is not an object")

@@ -115,8 +115,9 @@ def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, 
         prefix = str(inputs.get("s3KeyPrefix") or "")
         verdict = api.judge(put, "s3:PutObject", f"arn:aws:s3:::{bucket}/{prefix}*", None, endpoint.get("policy"),
                             endpoint.get("id"))
-        return Result(Status.FAIL, f"PutObject (with the ACL and SSE headers the agent sends) to {bucket}/{prefix} failed: "
-                      f"{put.get('code')}", code=verdict.code, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence},
+        return Result(Status.FAIL, f"PutObject (with the ACL and SSE headers the agent sends) to {bucket}/{prefix} "
+                      f"failed: {put.get('code')}", code=verdict.code, remedy=verdict.remedy,
+                      evidence={**evidence, **verdict.evidence},
                       cause="The agent uploads the session log at the end of the session and fails the same way: "
                             "the log is lost. " + verdict.cause)
     wrote = "writable" if put is not None else "not written (writes are off)"
@@ -176,7 +177,8 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
     encrypted = bool(inputs.get("cloudWatchEncryptionEnabled"))
     evidence = {"group": group, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()},
                 **_caused_by(reach)}
-    misreport = MISREPORT if encrypted else " Without encryption required, the agent turns streaming off and the logs are lost."
+    misreport = MISREPORT if encrypted else (" Without encryption required, the agent turns streaming off and the "
+                                             "logs are lost.")
     if not reach["ok"]:
         return Result(Status.FAIL, f"CloudWatch Logs is unreachable: {reach['check']} {reach['code']}",
                       code="unreachable", evidence=evidence, remedy=LOGS_ENDPOINT.filled(**context),
@@ -233,7 +235,7 @@ def assess_kms(key: str, reach: Mapping, described: Optional[Mapping], context: 
                       cause="The session handshake calls KMS Decrypt and times out after 15 s.",
                       remedy=KMS_ENDPOINT.filled(**context), evidence=evidence)
     if described is not None and described.get("ok"):
-        state = described["response"].get("KeyMetadata", {}).get("KeyState")  # type: ignore[union-attr]
+        state = described["response"].get("KeyMetadata", {}).get("KeyState")
         if state != "Enabled":
             return Result(Status.FAIL, f"KMS key {key} is {state}", code="key-disabled", evidence=evidence,
                           cause="The handshake cannot decrypt with a key that is not enabled.")

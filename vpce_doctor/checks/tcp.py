@@ -87,7 +87,8 @@ def run(ctx, prior, *, target) -> Result:
         probes = dict(zip(addresses, pool.map(lambda ip: connect(ip, ctx.settings.port, timeout), addresses)))
     facts = ctx.facts
     context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>",
-               "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0], "cidr6": (facts.vpc_ipv6_cidrs or ("<vpc-ipv6-cidr>",))[0],
+               "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0],
+               "cidr6": (facts.vpc_ipv6_cidrs or ("<vpc-ipv6-cidr>",))[0],
                "endpoint_service": ctx.endpoint_service_name(target.service)}
     return assess(target.service, ctx.settings.port, target.gateway, probes, context,
                   dns.shared(prior[f"dns:{target.service}"]))
@@ -136,7 +137,7 @@ def assess(service: str, port: int, gateway: bool, probes: Dict[str, Dict[str, o
         context = {**context, "address": next(iter(bad))}
     failed = ", ".join(f"{ip} ({p['result']} after {p['ms']:.0f} ms)" for ip, p in bad.items())
     if open_:
-        return _partial(port, shown, failed, open_, bad, cause, remedy, context, evidence)
+        return _partial(port, open_, bad, cause, remedy, context, evidence)
     if all(dns64_source(ip) for ip in bad) and code in ("timeout", "unreachable"):
         return Result(Status.FAIL, f"{port} not reachable on {failed}: DNS64 addresses with no NAT64 path",
                       cause="These are DNS64's IPv6 stand-ins (64:ff9b::/96) for the name's IPv4 addresses; only a "
@@ -146,14 +147,17 @@ def assess(service: str, port: int, gateway: bool, probes: Dict[str, Dict[str, o
                   remedy=remedy and remedy.filled(**context), evidence=evidence)
 
 
-def _partial(port, shown, failed, open_, bad, cause, remedy, context, evidence) -> Result:
+def _partial(port, open_, bad, cause, remedy, context, evidence) -> Result:
     """Some addresses answer: one bad ENI (one Availability Zone), or one whole address family of a dual-stack
     endpoint. Clients try IPv6 first (getaddrinfo's RFC 6724 order), so a dead IPv6 side stalls them although IPv4
     works."""
+    shown = ", ".join(f"{ip} ({p['ms']:.0f} ms)" for ip, p in open_.items())
+    failed = ", ".join(f"{ip} ({p['result']} after {p['ms']:.0f} ms)" for ip, p in bad.items())
     dead = {family(ip) for ip in bad}
     if len(dead) == 1 and not dead & {family(ip) for ip in open_}:
         lost = dead.pop()
-        return Result(Status.WARN, f"{port} open on {shown} but not over {lost}: {failed}", code=f"{lost.lower()}-dropped",
+        return Result(Status.WARN, f"{port} open on {shown} but not over {lost}: {failed}",
+                      code=f"{lost.lower()}-dropped",
                       evidence=evidence, remedy=(IPV6_INGRESS if lost == "IPv6" else remedy).filled(
                           **{"cidr6": "<vpc-ipv6-cidr>", **context}) if remedy else None,
                       cause=f"The endpoint is reachable over one address family only: its {lost} addresses do not "

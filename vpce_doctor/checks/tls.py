@@ -71,11 +71,11 @@ def handshake(context: ssl.SSLContext, address: str, port: int, name: str, timeo
     started = time.monotonic()
     outcome: Dict[str, object] = {}
     try:
-        with socket.create_connection((address, port), timeout=timeout) as raw:
-            with context.wrap_socket(raw, server_hostname=name) as tls:
-                cert = tls.getpeercert() or {}
-                outcome.update(result="ok", version=tls.version(), issuer=_name(cert.get("issuer")),
-                               subject=_name(cert.get("subject")), not_after=cert.get("notAfter"))
+        with socket.create_connection((address, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=name) as tls:
+            cert = tls.getpeercert() or {}
+            outcome.update(result="ok", version=tls.version(), issuer=_name(cert.get("issuer")),
+                           subject=_name(cert.get("subject")), not_after=cert.get("notAfter"))
     except ssl.SSLCertVerificationError as error:
         code = VERIFY.get(error.verify_code, ("unverified",))[0]
         outcome.update(result=code, verify_code=error.verify_code, detail=str(error.verify_message))

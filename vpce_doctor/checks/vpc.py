@@ -6,8 +6,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from ..model import Check, Remedy, Result, Severity, Status
 from ..plan import endpoint_service_name, service_name
-from . import dns
-from . import vpc_observe, vpc_path as path
+from . import dns, vpc_observe
+from . import vpc_path as path
 from .vpc_path import GATEWAY, Problem, View
 
 FIX = "Fix the resources named in the summary; these commands, one per problem, do it."

@@ -16,7 +16,7 @@ def observe(ec2, vpc_id: Optional[str], subnet_id: Optional[str], security_group
         seen[attribute] = call(ec2, "describe_vpc_attribute", VpcId=vpc_id or "", Attribute=attribute)
     # Every table of the VPC: the subnet's explicit one, or the main one (which a subnet-id filter never returns).
     seen["routes"] = call(ec2, "describe_route_tables", Filters=[{"Name": "vpc-id", "Values": [vpc_id or ""]}])
-    endpoints = (seen["endpoints"].get("response") or {}).get("VpcEndpoints", [])  # type: ignore[union-attr]
+    endpoints = (seen["endpoints"].get("response") or {}).get("VpcEndpoints", [])
     groups = sorted({g["GroupId"] for e in endpoints for g in e.get("Groups", [])} | set(security_groups))
     seen["groups"] = call(ec2, "describe_security_groups", GroupIds=groups) if groups else {"ok": True, "response": {}}
     subnets = sorted({s for e in endpoints for s in e.get("SubnetIds", [])})
@@ -31,7 +31,7 @@ def observe(ec2, vpc_id: Optional[str], subnet_id: Optional[str], security_group
 
 def _prefix_list(ec2, name: str) -> dict:
     lists = call(ec2, "describe_managed_prefix_lists", Filters=[{"Name": "prefix-list-name", "Values": [name]}])
-    found = (lists.get("response") or {}).get("PrefixLists") or [{}]  # type: ignore[union-attr]
+    found = (lists.get("response") or {}).get("PrefixLists") or [{}]
     if not found[0].get("PrefixListId"):
         return {}
     entries = call(ec2, "get_managed_prefix_list_entries", PrefixListId=found[0]["PrefixListId"])

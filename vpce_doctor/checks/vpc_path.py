@@ -178,7 +178,8 @@ def egress_problems(view: View, service: str) -> List[Problem]:
     if not targets or egress_admits(permissions, targets, found.get("groups", []), prefix):
         return []
     if gateway:
-        to, spec = f"the S3 prefix list {prefix or ''}".rstrip(), f"PrefixListIds=[{{PrefixListId={prefix or '<pl-id>'}}}]"
+        to = f"the S3 prefix list {prefix or ''}".rstrip()
+        spec = f"PrefixListIds=[{{PrefixListId={prefix or '<pl-id>'}}}]"
     elif found.get("groups"):
         to, spec = f"{found['id']}'s {found['groups'][0]}", f"UserIdGroupPairs=[{{GroupId={found['groups'][0]}}}]"
     else:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
-from typing import Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
-from .. import aws_buckets as buckets_data, policy
+from .. import aws_buckets as buckets_data
+from .. import policy
 from ..aws import call
 from ..model import Check, Result, Severity, Status
 from . import api, aws_buckets, remote, vpc, vpc_observe
@@ -31,10 +32,12 @@ def run(ctx, prior) -> Result:
                                ctx.endpoint_service_name("s3") if "s3" in services else None)
     endpoints = (seen["endpoints"].get("response") or {}).get("VpcEndpoints", [])
     enis = sorted({n for e in endpoints for n in e.get("NetworkInterfaceIds", [])})
-    described = call(ec2, "describe_network_interfaces", NetworkInterfaceIds=enis) if enis else {"ok": True}
+    described: Mapping[str, Any] = (call(ec2, "describe_network_interfaces", NetworkInterfaceIds=enis) if enis
+                                    else {"ok": True})
     addresses = endpoint_addresses(endpoints, (described.get("response") or {}).get("NetworkInterfaces", []))
     addresses.update({"s3": prefix_addresses(seen.get("s3_prefix_list") or {})} if "s3" in services else {})
-    return outside(ranges(seen.get("s3_prefix_list") or {}), vpc.assess(seen, services, ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
+    return outside(ranges(seen.get("s3_prefix_list") or {}),
+                   vpc.assess(seen, services, ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
                               list(facts.security_groups), facts.private_ip, facts.az, addresses.get("s3", []),
                               facts.subnet_id, domain=ctx.domain, addresses=addresses, subnet_cidr=facts.subnet_cidr))
 
@@ -42,7 +45,7 @@ def run(ctx, prior) -> Result:
 def endpoint_addresses(endpoints: Sequence[Mapping], interfaces: Sequence[Mapping]) -> Dict[str, List[str]]:
     """service -> the private addresses of its interface endpoint's network interfaces (what its private DNS name
     resolves to inside the VPC)."""
-    address = {n.get("NetworkInterfaceId"): n.get("PrivateIpAddress") for n in interfaces}
+    address = {n.get("NetworkInterfaceId"): str(n.get("PrivateIpAddress") or "") for n in interfaces}
     return {str(e.get("ServiceName", "")).rsplit(".", 1)[-1]: [address[n] for n in e.get("NetworkInterfaceIds", [])
                                                               if address.get(n)]
             for e in endpoints if str(e.get("VpcEndpointType", "")).lower() == "interface"}

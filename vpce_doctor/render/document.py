@@ -40,7 +40,7 @@ def _document(report: Report) -> Dict[str, Any]:
 
 
 def _root_cause(report: Report, finding: Finding) -> Dict[str, Any]:
-    cause = {"id": finding.check.id, "code": finding.result.code, "summary": finding.result.summary,
+    cause: Dict[str, Any] = {"id": finding.check.id, "code": finding.result.code, "summary": finding.result.summary,
              "blocked": [b.check.id for b in report.blocked_by(finding.check.id)]}
     explained = report.explained_by(finding.check.id)
     if explained:
