@@ -28,8 +28,30 @@ INSTANCE = "instance"    # the agent signs with the instance profile's role
 
 # SSM_S3_DOC: "needed for all AWS Regions except af-south-1 and eu-south-1", which use aws-ssm-distributor-file-.
 DISTRIBUTOR_FILE_REGIONS = ("af-south-1", "eu-south-1")
-# SSM_S3_DOC: "In the Middle East (Bahrain) Region (me-south-1) only, this S3 bucket uses a different naming".
-PATCH_SNAPSHOT_EXCEPTIONS = {"me-south-1": "patch-baseline-snapshot-me-south-1-uduvl7q8"}
+# SSM User Guide, "Reference: Amazon S3 buckets for patching operations" (read from its stored copy, 2026-11-29): the
+# Region-suffixed buckets, which the agent-buckets page (now a section of ssm-agent-technical-details.html) only points
+# to. Patch baseline snapshots: patch-baseline-snapshot-<region>, but for these Regions with a suffix.
+PATCH_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-operations-s3-buckets.html"
+PATCH_SNAPSHOT_EXCEPTIONS = {
+    "af-south-1": "patch-baseline-snapshot-af-south-1-tbxdb5b9",
+    "ap-south-2": "patch-baseline-snapshot-ap-south-2-50209442",
+    "ap-southeast-3": "patch-baseline-snapshot-ap-southeast-3-be0a3174",
+    "ap-southeast-4": "patch-baseline-snapshot-ap-southeast-4-dc6f76ce",
+    "eu-south-2": "patch-baseline-snapshot-eu-south-2-df2c9d70",
+    "me-south-1": "patch-baseline-snapshot-me-south-1-uduvl7q8",
+}
+# PATCH_DOC, "Buckets containing SSM Command documents for patching operations (Linux and Windows Server)": the
+# aws-patch-manager-<region>-<suffix> bucket of each Region it lists; a Region it does not list gets no guess.
+PATCH_MANAGER_SUFFIX = {
+    "us-east-2": "552881074", "us-east-1": "1970c647d", "us-west-1": "8badb4304", "us-west-2": "34d7f99f8",
+    "af-south-1": "bdd5f65a9", "ap-east-1": "632356271", "ap-south-2": "32f4b4128", "ap-southeast-3": "aa48fc462",
+    "ap-southeast-4": "01e2c40d3", "ap-south-1": "cb7c62ff9", "ap-northeast-3": "67373598a",
+    "ap-northeast-2": "10467995c", "ap-southeast-1": "7fdfd9ef7", "ap-southeast-2": "17283a275",
+    "ap-northeast-1": "4849fa78f", "ca-central-1": "3148e69e3", "ca-west-1": "9e3a4b2f9", "eu-central-1": "9163fdaaf",
+    "eu-west-1": "5522fb710", "eu-west-2": "902a2bc74", "eu-south-1": "c52f3f594", "eu-west-3": "29bf85721",
+    "eu-south-2": "a4cf248b1", "eu-north-1": "795879e9b", "eu-central-2": "184ce43c8", "il-central-1": "e221cb57b",
+    "me-south-1": "a53fc9dce", "me-central-1": "2932f2f80", "sa-east-1": "ddf4b6a09",
+}
 MAX_OS_RELEASE = 16 * 1024
 CLOUDWATCH_AGENT_DIR = "/opt/aws/amazon-cloudwatch-agent/bin"  # where its package installs it (CLOUDWATCH_DOC)
 
@@ -41,59 +63,72 @@ class Bucket:
     purpose: str
     who: str            # ANONYMOUS or INSTANCE
     source: str
+    url: Optional[str] = None  # the URL the software itself asks for, so a probe takes its path; None: no known key
 
     def resource(self, partition: str = "aws") -> str:
         return f"arn:{partition}:s3:::{self.name}/{self.key or '*'}"
 
 
-def repositories(os_id: str, version: str, region: str, arch: str = "x86_64") -> Tuple[Bucket, ...]:
-    """The package repositories of the detected OS that live in S3 (other distributions' mirrors are not on S3)."""
+def repositories(os_id: str, version: str, region: str, arch: str = "x86_64",
+                 domain: str = "amazonaws.com") -> Tuple[Bucket, ...]:
+    """The package repositories of the detected OS that live in S3 (other distributions' mirrors are not on S3).
+    The URLs are the repository files' mirror lists with dnf's and yum's variables filled in; on AL2023 the
+    instance's own /etc/yum.repos.d/amazonlinux.repo, when it can be read, replaces this one (dnf_repo.py)."""
     if os_id == "amzn" and version.startswith("2023"):
-        return (Bucket(f"al2023-repos-{region}-de612dc2", f"core/mirrors/latest/{arch}/mirror.list",
-                       "dnf's Amazon Linux 2023 repositories", ANONYMOUS, AL2023_DOC),)
+        key = f"core/mirrors/latest/{arch}/mirror.list"
+        bucket = f"al2023-repos-{region}-de612dc2"
+        return (Bucket(bucket, key, "dnf's Amazon Linux 2023 repositories", ANONYMOUS, AL2023_DOC,
+                       f"https://{bucket}.s3.dualstack.{region}.{domain}/{key}"),)
     if os_id == "amzn" and version == "2":
         # The mirror list's path is in yum's own error when the bucket is unreachable, e.g. "Could not retrieve
         # mirrorlist https://amazonlinux-2-repos-eu-west-3.s3.dualstack.eu-west-3.amazonaws.com/2/core/latest/
         # x86_64/mirror.list" (quoted in a public note found by the search tool, id 12064387147).
-        return (Bucket(f"amazonlinux-2-repos-{region}", f"2/core/latest/{arch}/mirror.list",
-                       "yum's Amazon Linux 2 repositories", ANONYMOUS, AL2_DOC),
+        key = f"2/core/latest/{arch}/mirror.list"
+        return (Bucket(f"amazonlinux-2-repos-{region}", key, "yum's Amazon Linux 2 repositories", ANONYMOUS, AL2_DOC,
+                       f"https://amazonlinux-2-repos-{region}.s3.dualstack.{region}.{domain}/{key}"),
                 Bucket(f"amazonlinux.{region}.amazonaws.com", None, "yum's Amazon Linux 2 packages", ANONYMOUS,
                        AL2_DOC))
     return ()
 
 
-def ssm_agent(region: str) -> Tuple[Bucket, ...]:
+def ssm_agent(region: str, domain: str = "amazonaws.com") -> Tuple[Bucket, ...]:
     """What SSM Agent reads on Linux (SSM_S3_DOC's table; aws-windows-downloads is Windows-only, and
     amazon-ssm-packages serves only agents older than 2.2.45.0)."""
     distributor = f"aws-ssm-distributor-file-{region}" if region in DISTRIBUTOR_FILE_REGIONS \
         else f"{region}-birdwatcher-prod"
     return (
-        # aws/amazon-ssm-agent agent/updateutil/updateconstants: ManifestPath = "/amazon-ssm-{Region}/ssm-agent-
-        # manifest.json", the first object the agent's self-update (aws:updateSsmAgent) reads.
+        # aws/amazon-ssm-agent core/app/selfupdate/constants.go: ManifestPath = "/amazon-ssm-{Region}/ssm-agent-
+        # manifest.json" under CommonManifestURL "https://s3.{Region}.amazonaws.com" (path style), the first object
+        # the agent's self-update reads (agent/updateutil/updateconstants/constants.go for aws:updateSsmAgent).
         Bucket(f"amazon-ssm-{region}", "ssm-agent-manifest.json", "the SSM agent's self-update", INSTANCE,
-               SSM_S3_DOC),
-        # SSM_S3_DOC: "a few AWS Regions use an extended naming convention" for aws-ssm-<region>; the page's list of
-        # them was not readable from here, so in those Regions this name may be wrong (a false warning).
-        Bucket(f"aws-ssm-{region}", None, "modules of AWS documents such as AWS-RunPatchBaseline", INSTANCE,
+               SSM_S3_DOC, f"https://s3.{region}.{domain}/amazon-ssm-{region}/ssm-agent-manifest.json"),
+        # The older page said "a few AWS Regions use an extended naming convention" for aws-ssm-<region>; the current
+        # one (ssm-agent-technical-details.html, "SSM Agent communications with AWS managed S3 buckets") names
+        # aws-ssm-<region> with no exception, and the Region-suffixed names it gives are Patch Manager's (below).
+        Bucket(f"aws-ssm-{region}", None, "modules of AWS documents such as AWS-UpdateSSMAgent", INSTANCE,
                SSM_S3_DOC),
         Bucket(PATCH_SNAPSHOT_EXCEPTIONS.get(region, f"patch-baseline-snapshot-{region}"), None,
-               "Patch Manager's baseline snapshots", INSTANCE, SSM_S3_DOC),
+               "Patch Manager's baseline snapshots", INSTANCE, PATCH_DOC),
+        *((Bucket(f"aws-patch-manager-{region}-{PATCH_MANAGER_SUFFIX[region]}", None,
+                  "Patch Manager's documents such as AWS-RunPatchBaseline", INSTANCE, PATCH_DOC),)
+          if region in PATCH_MANAGER_SUFFIX else ()),
         Bucket(distributor, None, "Distributor (AWS-ConfigureAWSPackage)", INSTANCE, SSM_S3_DOC),
         Bucket(f"aws-ssm-document-attachments-{region}", None, "AWS-owned Distributor packages", INSTANCE,
                SSM_S3_DOC),
     )
 
 
-def cloudwatch_agent(region: str, arch: str = "x86_64") -> Tuple[Bucket, ...]:
+def cloudwatch_agent(region: str, arch: str = "x86_64", domain: str = "amazonaws.com") -> Tuple[Bucket, ...]:
     machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
-    return (Bucket(f"amazoncloudwatch-agent-{region}", f"amazon_linux/{machine}/latest/amazon-cloudwatch-agent.rpm",
-                   "the CloudWatch agent's packages", ANONYMOUS, CLOUDWATCH_DOC),)
+    key = f"amazon_linux/{machine}/latest/amazon-cloudwatch-agent.rpm"
+    return (Bucket(f"amazoncloudwatch-agent-{region}", key, "the CloudWatch agent's packages", ANONYMOUS,
+                   CLOUDWATCH_DOC, f"https://amazoncloudwatch-agent-{region}.s3.{region}.{domain}/{key}"),)
 
 
 def needed(region: str, os_id: str = "", version: str = "", arch: str = "x86_64", ssm: bool = True,
-           cloudwatch: bool = False) -> Tuple[Bucket, ...]:
-    return (*repositories(os_id, version, region, arch), *(ssm_agent(region) if ssm else ()),
-            *(cloudwatch_agent(region, arch) if cloudwatch else ()))
+           cloudwatch: bool = False, domain: str = "amazonaws.com") -> Tuple[Bucket, ...]:
+    return (*repositories(os_id, version, region, arch, domain), *(ssm_agent(region, domain) if ssm else ()),
+            *(cloudwatch_agent(region, arch, domain) if cloudwatch else ()))
 
 
 def parse_os_release(text: str) -> Dict[str, str]:

@@ -25,7 +25,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from tests.lab import aws_front, iam, netpolicy
+from tests.lab import aws_front, aws_owned, iam, netpolicy
 from tests.lab.aws_front import AwsRequestHandler  # noqa: F401  (re-exported: the listeners' handler)
 
 ACCOUNT = "123456789012"
@@ -164,10 +164,15 @@ class AwsWorld:
         """The condition keys of a request through this VPC's endpoint; aws:SourceIp is absent through an endpoint
         and aws:VpcSourceIp carries the private address (https://repost.aws/knowledge-center/
         iam-restrict-access-policy; IAM global condition keys)."""
+        return {"aws:PrincipalArn": f"arn:aws:iam::{self.account}:role/{arn.split('/')[1]}",
+                "aws:PrincipalAccount": self.account,
+                "aws:userid": f"{self.backend('iam').get_role(arn.split('/')[1]).id}:{arn.split('/')[2]}",
+                **self.network_context(endpoint, source)}
+
+    def network_context(self, endpoint: str, source: str | None) -> dict:
+        """The keys every request through this VPC's endpoint has, signed or not (an anonymous one has only these)."""
         vpce = self._vpce(endpoint)
-        context = {"aws:PrincipalArn": f"arn:aws:iam::{self.account}:role/{arn.split('/')[1]}",
-                   "aws:PrincipalAccount": self.account, "aws:SecureTransport": "true",
-                   "aws:userid": f"{self.backend('iam').get_role(arn.split('/')[1]).id}:{arn.split('/')[2]}"}
+        context = {"aws:SecureTransport": "true"}
         if vpce is not None:
             context.update({"aws:SourceVpce": vpce.id, "aws:SourceVpc": vpce.vpc_id, "aws:VpcSourceIp": source})
         return context
@@ -281,6 +286,7 @@ class AwsWorld:
         key_arn = self._seed_kms_logs_ssm(sc)
         for name, bucket in sc["buckets"].items():
             self._seed_bucket(name, bucket, key_arn)
+        aws_owned.seed(self.client("s3"), region)
         prefix_list = next(p for p in self.backend("ec2").managed_prefix_lists.values()
                            if p.prefix_list_name == f"com.amazonaws.{region}.s3")
         eni = self.backend("ec2").get_instance(instance["InstanceId"]).nics[0]

@@ -23,7 +23,7 @@ from moto.iam.access_control import IAMRequestBase
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.s3 import responses as moto_s3_responses
 
-from tests.lab import iam
+from tests.lab import aws_owned, iam
 
 log = logging.getLogger("vpclab.aws")
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -488,6 +488,10 @@ class Front:
             if req.protocol == "json":
                 return 403, [("Content-Type", "application/json")], b'{"message":"Missing Authentication Token"}'
             return self._error(req, 403, "MissingAuthenticationToken", "Request is missing Authentication Token")
+        if req.key and req.method in ("GET", "HEAD"):  # dnf, curl, the agent's fallback: AWS's public objects
+            served = aws_owned.read(self.world, req, self.world.network_context(req.endpoint,
+                                                                                req.environ.get("REMOTE_ADDR")))
+            return served or self._error(req, 403, "AccessDenied", "Access Denied")
         region = self.world.bucket_region(req.bucket) if req.bucket else None
         if req.method == "HEAD" and req.bucket and not req.key:  # how SDKs and the agent discover a bucket's region
             if not region:

@@ -46,6 +46,7 @@ RESOLVER_IP, IMDS_IP = "10.0.0.2", "169.254.169.254"
 GATEWAY_SERVICES = ("s3", "dynamodb")
 DOCTOR_CONF = "/etc/vpce-doctor/vpce-doctor.conf"
 OS_RELEASE = "/etc/os-release"
+DNF_REPO, DNF_VARS = "/etc/yum.repos.d/amazonlinux.repo", "/etc/dnf/vars"
 OVERLAID = ("/etc/", "/usr/bin/", "/var/")  # overlays in the lab's mount namespace (inner.sh)
 HOSTNAME = f"ip-10-0-1-100.{REGION}.compute.internal"
 HOSTS = (f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"  # what inner.sh writes
@@ -459,6 +460,7 @@ class Labd:
             else:
                 shutil.rmtree(Path(DOCTOR_CONF).parent, ignore_errors=True)
             write_os_release(sc["instance"].get("os_release", ""))
+            write_dnf_files(sc["instance"].get("dnf_repo", ""), sc["instance"].get("dnf_vars", {}))
             steps["agent"] = round(time.perf_counter() - t, 3)
             self.scenario, self.facts = sc, facts
             seconds = round(time.perf_counter() - t0, 3)
@@ -556,6 +558,19 @@ def write_os_release(text: str) -> None:
     path.unlink(missing_ok=True)
     if text:
         path.write_text(text)
+
+
+def write_dnf_files(repo: str, variables: dict) -> None:
+    """[instance] dnf_repo and dnf_vars in the /etc overlay (unlinked first, as os-release: never followed out)."""
+    path = Path(DNF_REPO)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    if repo:
+        path.write_text(repo)
+    shutil.rmtree(DNF_VARS, ignore_errors=True)
+    Path(DNF_VARS).mkdir(parents=True)
+    for name, value in variables.items():
+        (Path(DNF_VARS) / name).write_text(f"{value}\n")
 
 
 if __name__ == "__main__":

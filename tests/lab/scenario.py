@@ -41,6 +41,21 @@ BUG_REPORT_URL="https://github.com/amazonlinux/amazon-linux-2023"
 SUPPORT_END="2028-03-15"
 """
 
+# amazon-linux-repo-s3's [amazonlinux] section, as an instance prints it (quoted in a public CDK patch-baseline
+# source, search tool id 52468894850), and the dnf variables AL2023 ships in /etc/dnf/vars (a public test fixture,
+# search tool id 68844983784: "amazonlinux:2023 ships these in /etc/dnf/vars").
+AL2023_REPO = """[amazonlinux]
+name=Amazon Linux 2023 repository
+mirrorlist=https://al2023-repos-$awsregion-de612dc2.s3$dualstack.$awsregion.$awsdomain/core/mirrors/$releasever/$basearch/$mirrorlist
+priority=10
+enabled=1
+repo_gpgcheck=0
+type=rpm
+gpgcheck=1
+gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-amazon-linux-2023
+"""
+AL2023_DNF_VARS = {"awsregion": REGION, "awsdomain": DOMAIN, "dualstack": ".dualstack", "mirrorlist": "mirror.list"}
+
 BASELINE: dict = {
     "description": "healthy",
     # mentions/absent: words a finding's summary or cause must (not) contain
@@ -63,8 +78,10 @@ BASELINE: dict = {
     "vpc": {"dns_support": True, "dns_hostnames": True, "route_table": "explicit", "ipv6_cidr": ""},
     # The instance's subnet: ipv6_only (no IPv4 at all), dns64 (AAAA synthesis in 64:ff9b::/96); see family.py.
     "subnet": {"ipv6_only": False, "dns64": False},
-    # egress: the instance's security group: all, vpc-only (no S3 prefix list), none; os_release: /etc/os-release
-    "instance": {"egress": "all", "os_release": AL2023_OS_RELEASE},
+    # egress: the instance's security group: all, vpc-only (no S3 prefix list), none; os_release: /etc/os-release;
+    # dnf_repo: /etc/yum.repos.d/amazonlinux.repo ("" for none), dnf_vars: the files of /etc/dnf/vars
+    "instance": {"egress": "all", "os_release": AL2023_OS_RELEASE, "dnf_repo": AL2023_REPO,
+                 "dnf_vars": AL2023_DNF_VARS},
     "nacl": {},
     # Interface endpoints that live in a hub VPC (reached over a transit gateway, routed inside the lab) and whose
     # names a private hosted zone shared with this VPC answers: {service: address in the hub CIDR}. Listing a

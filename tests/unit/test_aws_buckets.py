@@ -11,6 +11,8 @@ from vpce_doctor.model import Status
 REGION = "ap-northeast-1"
 ROLE_SESSION = "arn:aws:sts::123456789012:assumed-role/vpclab-instance-role/i-0abc1234def567890"
 ENDPOINT = "vpce-0s3gateway0000001"
+# "Reference: Amazon S3 buckets for patching operations", Asia Pacific (Tokyo) (aws_buckets.PATCH_DOC).
+PATCH_MANAGER = f"aws-patch-manager-{REGION}-4849fa78f"
 # /etc/os-release of Amazon Linux 2023 and 2 as users print them (search tool ids 51967827187, 41264121919).
 AL2023 = ('NAME="Amazon Linux"\nVERSION="2023"\nID="amzn"\nID_LIKE="fedora"\nVERSION_ID="2023"\n'
           'PLATFORM_ID="platform:al2023"\nPRETTY_NAME="Amazon Linux 2023.10.20260216"\nANSI_COLOR="0;33"\n')
@@ -49,7 +51,7 @@ def blocked(result):
 def test_the_buckets_of_an_al2023_instance_with_the_agent():
     names = [b.name for b in aws_buckets.needed(REGION, "amzn", "2023")]
     assert names == [f"al2023-repos-{REGION}-de612dc2", f"amazon-ssm-{REGION}", f"aws-ssm-{REGION}",
-                     f"patch-baseline-snapshot-{REGION}", f"{REGION}-birdwatcher-prod",
+                     f"patch-baseline-snapshot-{REGION}", PATCH_MANAGER, f"{REGION}-birdwatcher-prod",
                      f"aws-ssm-document-attachments-{REGION}"]
 
 
@@ -60,6 +62,12 @@ def test_os_and_region_select_the_documented_names():
     cape_town = [b.name for b in aws_buckets.ssm_agent("af-south-1")]
     assert "aws-ssm-distributor-file-af-south-1" in cape_town and "af-south-1-birdwatcher-prod" not in cape_town
     assert "patch-baseline-snapshot-me-south-1-uduvl7q8" in [b.name for b in aws_buckets.ssm_agent("me-south-1")]
+    # The patching reference's Region-suffixed names (PATCH_DOC's tables): Jakarta's snapshot bucket, Bahrain's
+    # patching documents; a Region the tables do not list gets no aws-patch-manager name at all.
+    jakarta = [b.name for b in aws_buckets.ssm_agent("ap-southeast-3")]
+    assert "patch-baseline-snapshot-ap-southeast-3-be0a3174" in jakarta
+    assert "aws-patch-manager-me-south-1-a53fc9dce" in [b.name for b in aws_buckets.ssm_agent("me-south-1")]
+    assert not any(b.name.startswith("aws-patch-manager-") for b in aws_buckets.ssm_agent("mx-central-1"))
     arm = aws_buckets.needed(REGION, "amzn", "2023", "aarch64", ssm=False, cloudwatch=True)
     assert arm[0].resource() == f"arn:aws:s3:::al2023-repos-{REGION}-de612dc2/core/mirrors/latest/aarch64/mirror.list"
     assert arm[1].resource() == (f"arn:aws:s3:::amazoncloudwatch-agent-{REGION}/amazon_linux/arm64/latest/"
@@ -90,7 +98,7 @@ def test_the_al2023_statement_alone_blocks_the_agents_buckets():
     result = judge(endpoint(OURS, AL2023_STATEMENT))
     assert result.status is Status.WARN and result.code == "aws-bucket-blocked"
     assert blocked(result) == [f"amazon-ssm-{REGION}", f"aws-ssm-{REGION}", f"patch-baseline-snapshot-{REGION}",
-                               f"{REGION}-birdwatcher-prod", f"aws-ssm-document-attachments-{REGION}"]
+                               PATCH_MANAGER, f"{REGION}-birdwatcher-prod", f"aws-ssm-document-attachments-{REGION}"]
     assert f"amazon-ssm-{REGION} (the SSM agent's self-update)" in result.summary
     added = json.loads(result.remedy.text.split("policy: ", 1)[1].split("}. ", 1)[0] + "}")
     assert added["Action"] == "s3:GetObject" and f"arn:aws:s3:::amazon-ssm-{REGION}/*" in added["Resource"]
@@ -99,13 +107,16 @@ def test_the_al2023_statement_alone_blocks_the_agents_buckets():
 
 def test_the_ssm_guides_example_without_the_repositories():
     result = judge(endpoint(OURS, SSM_EXAMPLE))
-    assert blocked(result) == [f"al2023-repos-{REGION}-de612dc2", f"aws-ssm-document-attachments-{REGION}"]
+    # The example predates the patching buckets of the patching reference (aws-patch-manager-<region>-<suffix>).
+    assert blocked(result) == [f"al2023-repos-{REGION}-de612dc2", PATCH_MANAGER,
+                               f"aws-ssm-document-attachments-{REGION}"]
     assert "dnf's Amazon Linux 2023 repositories" in result.summary and "Amazon Linux 2023" in result.summary
 
 
 def test_every_bucket_allowed_passes():
     attachments = {**SSM_EXAMPLE, "Resource": [*SSM_EXAMPLE["Resource"],
-                                               f"arn:aws:s3:::aws-ssm-document-attachments-{REGION}/*"]}
+                                               f"arn:aws:s3:::aws-ssm-document-attachments-{REGION}/*",
+                                               f"arn:aws:s3:::{PATCH_MANAGER}/*"]}
     result = judge(endpoint(OURS, AL2023_STATEMENT, attachments))
     assert result.status is Status.PASS and blocked(result) == []
     assert judge(endpoint({"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"})).status is Status.PASS
@@ -115,7 +126,7 @@ def test_an_explicit_deny_is_named_in_the_remedy():
     only_ours = {"Sid": "OnlyOurBuckets", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
                  "NotResource": ["arn:aws:s3:::vpclab-probe", "arn:aws:s3:::vpclab-probe/*"]}
     result = judge(endpoint({"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}, only_ours))
-    assert len(blocked(result)) == 6
+    assert len(blocked(result)) == 7
     assert "Statement OnlyOurBuckets denies them explicitly" in result.remedy.text
 
 

@@ -15,6 +15,8 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
     AWS answer. imds_only: nothing but the instance profile can supply credentials here."""
     services = {t.service for t in targets}
     ssm = "ssm" in services
+    # s3:aws-buckets probes anonymously on every run; with the cross-check it waits for the policy it also judges.
+    buckets = (aws_buckets.check(),) if "s3" in services else ()
     network = (
         *imds.checks(),
         *resolver.checks(),
@@ -26,12 +28,13 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *(_channel(ssm, tls.check(t)) for t in targets),
         *(_agent_said(targets) if ssm else ()),
         *((run_command.check(),) if ssm else ()),
+        *(buckets if "ec2" not in services else ()),
     )
     authenticated = (
         *((vpc.check(tuple(t.service for t in targets)),) if "ec2" in services else ()),
         *s3.checks(settings.bucket if "s3" in services else None, "ec2" in services,
                    ("sts:identity",) if "sts" in services else ()),
-        *((aws_buckets.check(),) if {"ec2", "s3"} <= services else ()),
+        *(buckets if "ec2" in services else ()),
         *(_session(settings.session_document) if ssm else ()),
     )
     if not authenticated and "sts" not in services:

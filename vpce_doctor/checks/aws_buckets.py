@@ -1,37 +1,68 @@
-"""s3:aws-buckets: does the S3 gateway endpoint's policy let through the AWS-owned buckets this instance's own
-software reads (its OS's package repositories, the SSM agent's update, document and Patch Manager buckets, the
-CloudWatch agent's)? Judged from the policy the cross-check read; nothing is requested from those buckets."""
+"""s3:aws-buckets: can this instance's own software read the AWS-owned buckets it needs through S3's path (its OS's
+package repositories, the SSM agent's update, document and Patch Manager buckets, the CloudWatch agent's)?
+
+On every run, one anonymous ranged GET of each object with a known key, at the URL the software itself uses
+(anonymous_get; dnf's from the instance's own repository file, dnf_repo): what S3 answers is the truth of the path.
+When the cross-check also read the S3 endpoint's policy, it is judged for every bucket (those with no known key
+included) and, where the two disagree, the finding says so and goes with what S3 did."""
 from __future__ import annotations
 
 import json
 import platform
+from dataclasses import replace
 from typing import List, Mapping, Optional, Sequence, Tuple
 
-from .. import aws_buckets, instance_files, policy
+from .. import anonymous_get, aws_buckets, dnf_repo, instance_files, policy
 from ..aws_buckets import ANONYMOUS, Bucket
+from ..context import CaBundleError
 from ..model import Check, Remedy, Result, Severity, Status
-from . import api
+from . import api, aws_buckets_probe
 
 BLOCKED = ("explicit-deny", "implicit-deny")
+PROBE_S = 3.0  # one probe's whole time, cut to what is left of the run: a small object from an endpoint in-Region
 
 
 def check() -> Check:
-    return Check("s3:aws-buckets", "the S3 endpoint policy lets through the AWS buckets this instance's software "
-                 "needs", Severity.LOW, run, needs=("vpc:endpoints",), after=("sts:identity",))
+    return Check("s3:aws-buckets", "S3 lets through the AWS buckets this instance's software needs", Severity.LOW,
+                 run, needs=("tls:s3",), after=("vpc:endpoints", "sts:identity"))
 
 
 def run(ctx, prior) -> Result:
     release = read_os_release(ctx.path("/etc/os-release"))
+    arch = platform.machine() or "x86_64"
+    services = {t.service for t in ctx.targets}
+    buckets, repo_url = with_dnf_repo(aws_buckets.needed(
+        ctx.region, release.get("ID", ""), release.get("VERSION_ID", ""), arch, "ssm" in services,
+        ctx.path(aws_buckets.CLOUDWATCH_AGENT_DIR).is_dir(), ctx.domain),
+        lambda: dnf_repo.locate(ctx.path, ctx.region, ctx.domain, arch))
+    try:
+        answers = anonymous_get.get_all([b.url for b in buckets if b.url], anonymous_get.resolver_of(ctx.resolver()),
+                                        ctx.ssl_context(), ctx.io_timeout(PROBE_S), ctx.settings.port)
+    except CaBundleError:  # tls:s3 has said why; nothing could be verified
+        answers = {}
+    endpoint = api.endpoint_of(prior, "s3")
     identity = prior.get("sts:identity")
     principal = identity.evidence.get("arn") if identity is not None else None
-    services = {t.service for t in ctx.targets}
-    buckets = aws_buckets.needed(ctx.region, release.get("ID", ""), release.get("VERSION_ID", ""),
-                                 platform.machine() or "x86_64", "ssm" in services,
-                                 ctx.path(aws_buckets.CLOUDWATCH_AGENT_DIR).is_dir())
-    endpoint = api.endpoint_of(prior, "s3")
-    return assess(endpoint, buckets, principal,
-                  policy.request_context(None, endpoint.get("id"), ctx.facts.vpc_id, ctx.facts.private_ip),
-                  ctx.facts.partition or "aws", release.get("PRETTY_NAME") or release.get("ID") or "")
+    os_name = release.get("PRETTY_NAME") or release.get("ID") or ""
+    judged = assess(endpoint, buckets, principal,
+                    policy.request_context(None, endpoint.get("id"), ctx.facts.vpc_id, ctx.facts.private_ip),
+                    ctx.facts.partition or "aws", os_name) if endpoint.get("policy") is not None else None
+    return aws_buckets_probe.assess(buckets, answers, judged, aws_buckets_probe.Where(
+        endpoint.get("id"), ctx.facts.vpc_id, ctx.region, ctx.facts.partition or "aws", os_name, repo_url))
+
+
+def with_dnf_repo(buckets: Tuple[Bucket, ...], locate) -> Tuple[Tuple[Bucket, ...], Optional[str]]:
+    """On AL2023 the repository bucket and key dnf will ask for, from the instance's repository file when it can be
+    read: another S3 object replaces the documented one; a mirror list that is not on S3 (cdn.amazonlinux.com, as
+    container images ship) means dnf does not use S3, so no repository bucket is needed."""
+    repo = next((b for b in buckets if b.source == aws_buckets.AL2023_DOC), None)
+    url = locate() if repo is not None else None
+    if repo is None or url is None:
+        return buckets, None
+    found = dnf_repo.s3_object(url)
+    kept = (replace(repo, name=found[0], key=found[1], url=url),) if found else ()
+    return tuple(b for b in buckets if b is not repo) if not kept else tuple(
+        kept[0] if b is repo else b for b in buckets), url
 
 
 def read_os_release(path) -> Mapping[str, str]:
