@@ -22,6 +22,9 @@ Cases:
             DNS answers pointing at healthy ENIs, so it measures the doctor, not timeouts); linear fit ms/service
   version   vpce-doctor --version
   baseline  bench/by_hand.sh (dig, /dev/tcp, openssl s_client, aws CLI v1) in the healthy scenario; ratio to healthy
+  aws-buckets  default services, `--only s3:aws-buckets` against `--only tls:s3`: what the anonymous probe of the
+            AWS-owned buckets adds to every timer run (bench/more_cases.py)
+  remote    `vpce-doctor remote --instance-id` with an operator's keys, instance-never-registered (bench/more_cases.py)
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.lab.fixture import Lab, LabError, lab_python  # noqa: E402
 from tests.lab.scenario import INTERFACE_ENIS, REGION, DOMAIN, S3_IP  # noqa: E402
+from bench import more_cases  # noqa: E402
 
 DOCTOR = OWN_DOCTOR = str(REPO / ".venv" / "bin" / "vpce-doctor")
 AWSCLI_VENV = BENCH / ".venv-awscli"
@@ -62,7 +66,7 @@ SERVICES = [
     "states", "application-autoscaling", "servicecatalog", "backup", "ssm-quicksetup", "dynamodb",
 ]
 SCALING_SIZES = (3, 10, 40)
-CASES = ("healthy", "healthy-all", "paired", "dropped", "scaling", "version", "baseline")
+CASES = ("healthy", "healthy-all", "paired", "dropped", "scaling", "version", "baseline", *more_cases.CASES)
 # The issue's healthy full run: default services, the S3 probe (the lab config's bucket), session readiness, shipping.
 HEALTHY = ["--services", "ssm,ssmmessages,ec2messages,s3", "--ship"]
 
@@ -344,6 +348,7 @@ def run_cases(lab: Lab, meter: Meter, args) -> dict:
                                       "cpu_ms_per_service": cpu_slope * 1000,
                                       "labd_cpu_ms_per_service": labd_slope * 1000},
                               "targets": {"ms_per_service": 10}}
+    results.update(more_cases.run(lab, meter, args, repeat, DOCTOR))
     return results
 
 
@@ -447,12 +452,13 @@ def table(results: dict) -> list:
         rows.append(row("6. by hand (`bench/by_hand.sh`: dig, /dev/tcp, openssl s_client ×8, aws CLI ×5)", r,
                         f"by hand / {r.get('ratio_against', 'healthy')} doctor",
                         f"**{ratio:.1f}×**" if ratio else "(no healthy case)", " (largest process)"))
-    return rows
+    return rows + more_cases.rows(results, row, fmt_s, verdict)
 
 
 def flat_results(results: dict) -> dict:
     """Every measured command's summary by name (the scaling sizes and the two sides of the pairs apart)."""
-    flat = {k: v for k, v in results.items() if k not in ("scaling", "paired")}
+    flat = {k: v for k, v in results.items() if k not in ("scaling", "paired", "aws-buckets")}
+    flat.update(more_cases.flat(results))
     flat.update({f"scaling/{n}": v for n, v in results.get("scaling", {}).get("sizes", {}).items()})
     flat.update({f"paired/{n}": results["paired"][n] for n in ("doctor", "awscli") if "paired" in results})
     return flat
