@@ -10,12 +10,22 @@ import unicodedata
 from typing import Any
 
 HIDDEN = "***"
-# scheme://userinfo@ in free text: userinfo runs to the last @ of the token, since a raw password may hold / # ? @
-# (botocore's own mask_proxy_url parses with urlparse and so misses those: botocore/httpsession.py).
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]{0,15}://)[^\s\"'<>]*@", re.ASCII)
-# key=value pairs whose key names a secret (query strings such as X-Amz-Signature=, env dumps, config lines).
-_SECRET_PAIR = re.compile(r"(?i)\b([\w-]*(?:password|passwd|secret|token|signature|credential)[\w-]*=)[^\s\"'&,;]+",
-                          re.ASCII)
+# scheme://userinfo@ in free text. A raw password may hold / # ? @ (botocore's own mask_proxy_url parses with
+# urlparse and so misses those: botocore/httpsession.py), and in text that is not from this run's environment (the
+# agent's start-up line "https_proxy: <value>", aws/amazon-ssm-agent core/agent.go initializeBasicModules; a proxy
+# line in a config file) also a raw space or quote, where the URL token ends. So once a URL's first token looks like
+# credentials (it holds an @ or a colon), the userinfo runs to the last "@host[:port]" on that line (hiding too much
+# when a URL with a port is followed by an e-mail address on the same line: the price of never showing a password).
+_SCHEME = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{0,15}://", re.ASCII)
+_TOKEN = re.compile(r"[^\s\"'<>]*", re.ASCII)
+_AT_HOST = re.compile(r"@(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?=[/?#\s\"'<>),;\]]|\Z)", re.ASCII)
+# key=value pairs whose key names a secret (query strings such as X-Amz-Signature=, env dumps, config lines, JSON).
+# In a query string (after ? or &) the value ends at &; a quoted value ends at the last such quote on the line (it
+# may hold the quote raw); any other value runs to the end of the line, since a raw password may hold a space.
+_SECRET_KEY = r"[\w-]*(?:password|passwd|secret|token|signature|credential)[\w-]*"
+_SECRET_PAIR = re.compile(
+    rf"(?i)(?P<query>[?&]{_SECRET_KEY}=)[^&#\s\"'<>]*"
+    rf"|(?P<key>(?:\b{_SECRET_KEY}\s*=\s*|\"{_SECRET_KEY}\"\s*:\s*)(?P<quote>[\"']?))(?P<value>[^\n]*)", re.ASCII)
 # botocore's CredentialRetrievalError is 'Error when retrieving credentials from {provider}: {error_msg}', and for
 # credential_process error_msg is the process's whole stderr (botocore/credentials.py ProcessProvider), which may
 # echo the credentials it failed to print.
@@ -54,8 +64,43 @@ def secrets(text: str) -> str:
     for known in sorted(_KNOWN, key=len, reverse=True):
         text = text.replace(known, HIDDEN)
     text = _PROCESS_STDERR.sub(r"\1(its stderr is not shown: it may hold credentials)", text)
-    text = _USERINFO.sub(lambda m: m.group("scheme") + HIDDEN + "@", text)
-    return _SECRET_PAIR.sub(lambda m: m.group(1) + HIDDEN, text)
+    return _SECRET_PAIR.sub(_hide_pair, _hide_userinfo(text))
+
+
+def _hide_userinfo(text: str) -> str:
+    out, pos = [], 0
+    found = _SCHEME.search(text)
+    while found:
+        start = found.end()
+        end = _userinfo_end(text, start)
+        out.append(text[pos:start] + (HIDDEN if end is not None else ""))
+        pos = start if end is None else end
+        found = _SCHEME.search(text, pos)
+    return "".join(out) + text[pos:]
+
+
+def _userinfo_end(text: str, start: int):
+    """Where the userinfo of the URL whose authority starts at `start` ends (at its "@"), or None when it has none.
+    A token with a colon may be a credential cut short at a raw space or quote ("user:pa" of "user:pa ss@host",
+    "user:12" of "user:12 34@host", "a/b:pa" of a user name holding a raw /): a later "@host" on the line says so."""
+    eol = text.find("\n", start)
+    eol = len(text) if eol < 0 else eol
+    found = _TOKEN.match(text, start, eol)
+    token = found.group() if found else ""
+    if ":" not in token and "@" not in token:
+        return None
+    ats = [m.start() for m in _AT_HOST.finditer(text, start, eol)]
+    if ats:
+        return ats[-1]
+    return start + token.rindex("@") if "@" in token else None
+
+
+def _hide_pair(match: re.Match) -> str:
+    if match.group("query"):
+        return match.group("query") + HIDDEN
+    quote, value = match.group("quote"), match.group("value")
+    tail = value[value.rindex(quote):] if quote and quote in value else ""
+    return match.group("key") + HIDDEN + tail
 
 
 def visible(text: str, keep_newlines: bool = False) -> str:

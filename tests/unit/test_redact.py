@@ -109,3 +109,45 @@ def test_plain_ids_and_placeholders_stay_unquoted():
     assert filled.commands == ("x vpc-0abc arn:aws:iam::123456789012:role/app <missing>",)
     assert remedy.filled(vpc="$(reboot)").commands[0].startswith("x '$(reboot)' ")
     assert remedy.filled(vpc="a b").text == "in a b"  # prose is not quoted
+
+
+# Issue 12: a raw space or quote in a password, in text that is not from this run's environment (so not learnt).
+PRINTABLE = st.text(alphabet=string.ascii_letters + string.digits + string.punctuation + " ", max_size=12)
+# Where such a password turns up: the agent's start-up listing of its proxy variables, 'log.Infof(key + ": " +
+# value)' after "Proxy environment variables:" (aws/amazon-ssm-agent core/agent.go initializeBasicModules; the
+# header line in agent-log-lines.jsonl, aws/amazon-ssm-agent#609), and proxy lines of environment files
+# (systemd EnvironmentFile=, /etc/environment), quoted or not, and botocore's quoted "proxy URL" error.
+LINES = ["2024-11-04 09:08:13.4731 INFO https_proxy: {url}", 'HTTPS_PROXY="{url}"', "https_proxy={url}",
+         "Environment='HTTPS_PROXY={url}' NO_PROXY=169.254.169.254", 'Failed to connect to proxy URL: "{url}"']
+
+
+@given(SCHEMES, SPECIAL, PRINTABLE, PRINTABLE, HOSTS, st.integers(1, 65535), st.sampled_from(LINES))
+@example("http", "u", " ", "", "proxy", 3128, LINES[0])
+@example("http", "u", '"', "x", "proxy", 3128, LINES[1])
+@example("http", "u", "p@ss ", " w@rd", "proxy", 3128, LINES[0])
+@example("http", "[u", " ", "", "proxy", 3128, LINES[2])
+@example("http", "0", "0<", "", "a", 1, LINES[0])  # "0:0" reads as host:port
+@example("http", "/", "", '"', "a", 1, LINES[0])  # an empty authority
+@settings(max_examples=400)
+def test_a_password_with_a_raw_space_or_quote_is_hidden_whole(scheme, user, before, after, host, port, form):
+    text = form.format(url=f"{scheme}://{planted(user, before, after)}@{host}:{port}")
+    for shown in (redact.line(text), str(redact.tree({"line": text}))):
+        assert SECRET not in shown, shown
+    assert f"@{host}:{port}" in redact.line(text)
+
+
+@given(PRINTABLE, PRINTABLE, st.sampled_from(['password="{pw}"', "password='{pw}' rest", "aws_secret_access_key = {pw}",
+                                               '{{"Password": {json}, "User": "bob"}}', "db_password={pw}"]))
+@example(' "', "'", 'password="{pw}"')
+def test_a_secret_named_value_is_hidden_whole_whatever_it_holds(before, after, form):
+    import json
+    value = before + SECRET + after
+    assert SECRET not in redact.line(form.format(pw=value, json=json.dumps(value)))
+
+
+def test_urls_without_credentials_are_left_whole():
+    for text in ['Post "https://ssm.us-east-1.amazonaws.com/": proxyconnect tcp: dial tcp 10.0.0.50:3128',
+                 "http://[fd00:ec2::254]:80/latest/api/token timed out",
+                 "https://ssm.eu-west-1.amazonaws.com/ timed out; mail ops@example.com",
+                 "https://s3.eu-west-1.amazonaws.com:443/b/k failed", "X-aws-ec2-metadata-token-ttl-seconds: 21600"]:
+        assert redact.secrets(text) == text
