@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import re
+import stat
 import time
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -22,6 +23,10 @@ from .instance_files import parse_json
 SPOOL_FILES, SPOOL_BYTES = 50, 5 * 1024 * 1024
 MAX_FILE = 2 * 1024 * 1024         # larger than any batch the doctor writes (a report event is at most 256 KB)
 LOCK, COUNTER = ".vpce-doctor.lock", ".vpce-doctor.dropped"
+# 0.1.0 counted the reports it dropped for lack of room in "dropped" (the digits of a number), beside the ".lock" it
+# created empty on every run (git show 851df2c:vpce_doctor/ship.py, Spool.add and Spool._lock). Those are its names,
+# not ours to delete: LEGACY_SEEN remembers which count was carried over, so it is told once.
+LEGACY_LOCK, LEGACY_COUNTER, LEGACY_SEEN = ".lock", "dropped", ".vpce-doctor.legacy-dropped"
 # report-<timestamp ms>-<pid>-<ns>.json; 0.1.0 wrote the same without "report-": still drained, never made.
 REPORT_RE = re.compile(r"^(?:report-)?[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.json\Z", re.ASCII)
 SET_ASIDE_RE = re.compile(r"^report-[0-9]{15}-[0-9]{1,10}-[0-9]{1,20}\.(?:bad|rejected)\Z", re.ASCII)
@@ -75,7 +80,6 @@ class Spool:
         are left. A file CloudWatch will never accept (too old, expired) is set aside as .rejected."""
         result = Drained()
         with self._locked() as fd:
-            result.dropped = _take_counter(fd)
             queue = [(name, events) for name, events in self._readable(fd, result)]
             while queue and remaining() > reserve:
                 group, queue = _one_call(queue)
@@ -85,6 +89,7 @@ class Spool:
                     verdicts = {rejected.verdict(i) for i, e in enumerate(events) if e[2] == index}
                     _settle(fd, name, verdicts, result)
             result.left = len(queue)
+            result.dropped = _take_counter(fd) + _take_legacy_counter(fd)  # after the sends: a failure keeps them
         return result
 
     def _readable(self, fd: int, result: "Drained"):
@@ -241,14 +246,42 @@ def _take_counter(fd: int) -> int:
     return int(text) if re.fullmatch(r"[0-9]{1,12}", text, re.ASCII) else 0
 
 
+def _take_legacy_counter(fd: int) -> int:
+    """0.1.0's count of dropped reports, carried over once: only a regular file of ours holding digits, beside
+    0.1.0's empty .lock (a foreign "dropped" in a shared spool-dir is not 0.1.0's). If 0.1.0 ran again and raised
+    the same file's count, only the rise is new."""
+    try:
+        lock = os.stat(LEGACY_LOCK, dir_fd=fd, follow_symlinks=False)
+        text = owned_dir.read_own(fd, LEGACY_COUNTER, 32).decode("ascii")
+        inode = os.stat(LEGACY_COUNTER, dir_fd=fd, follow_symlinks=False).st_ino
+    except (OSError, ValueError):
+        return 0
+    if not (stat.S_ISREG(lock.st_mode) and lock.st_size == 0 and lock.st_uid == os.geteuid()
+            and re.fullmatch(r"[0-9]{1,12}", text, re.ASCII)):
+        return 0
+    try:
+        seen_inode, _, seen_count = owned_dir.read_own(fd, LEGACY_SEEN, 64).decode("ascii").partition(" ")
+    except (OSError, ValueError):
+        seen_inode = seen_count = ""
+    told = int(seen_count) if seen_inode == str(inode) and seen_count.isdigit() else 0
+    if int(text) <= told:
+        return 0
+    _replace(fd, LEGACY_SEEN, f"{inode} {int(text)}")
+    return int(text) - told
+
+
 def _add_counter(fd: int, dropped: int) -> None:
-    total = _take_counter(fd) + dropped
-    temporary = f".{COUNTER}.{os.getpid()}.tmp"
+    _replace(fd, COUNTER, str(_take_counter(fd) + dropped))
+
+
+def _replace(fd: int, name: str, text: str) -> None:
+    """A small file of ours, replaced whole: written under a temporary name, renamed over."""
+    temporary = f".{name}.{os.getpid()}.tmp"
     owned_dir.unlink(fd, temporary)
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=fd)
     try:
-        os.write(handle, str(total).encode())
+        os.write(handle, text.encode())
     finally:
         os.close(handle)
-    os.rename(temporary, COUNTER, src_dir_fd=fd, dst_dir_fd=fd)
+    os.rename(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)

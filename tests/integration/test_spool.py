@@ -327,3 +327,54 @@ def test_an_interrupt_while_shipping_leaves_the_report_spooled(tmp_path, moto_lo
     assert len(spool_files(Path(ctx.settings.spool_dir))) == 1
     assert delivery.deliver(ctx, report(fail=1)).endswith("with 1 spooled report(s)")
     assert [e["Failures"] for e in shipped(group)] == [0, 1]
+
+
+def old_spool(directory: Path, dropped: str = "3") -> list:
+    """A spool directory as 0.1.0 left it (git show 851df2c:vpce_doctor/ship.py, Spool.add, run with a full spool):
+    mode 0755, an empty .lock, reports named <ms:015d>-<pid>-<ns>.json holding [[ms, message]], files 0644, and
+    "dropped" holding the digits of how many reports it dropped for lack of room."""
+    directory.mkdir(mode=0o755)
+    (directory / ".lock").write_text("")
+    now = int(time.time() * 1000) - 60_000
+    names = [f"{now + i:015d}-32006-1084808639450{i}.json" for i in range(2)]
+    for i, name in enumerate(names):
+        (directory / name).write_text(json.dumps([[now + i, json.dumps({"old": i})]]))
+        (directory / name).chmod(0o644)
+    (directory / "dropped").write_text(dropped)
+    return names
+
+
+# Issue 12 (round 3): 0.1.0's dropped counter was not carried over; now told once, and 0.1.0's files left in place.
+def test_a_spool_left_by_0_1_0_ships_its_reports_and_tells_its_dropped_count_once(tmp_path, moto_logs, group):
+    ctx = context(tmp_path, moto_logs)
+    directory = Path(ctx.settings.spool_dir)
+    old_spool(directory)
+    line = delivery.deliver(ctx, report())
+    assert line == f"vpce-doctor: report shipped to {GROUP} stream {STREAM} with 2 spooled report(s); 3 report(s) " \
+                   "had been dropped from a full spool", line
+    assert [e.get("old") for e in shipped(group)] == [0, 1, None]
+    assert delivery.deliver(ctx, report()) == f"vpce-doctor: report shipped to {GROUP} stream {STREAM}"
+    (directory / "dropped").write_text("5")  # 0.1.0 ran again (a rollback) and dropped two more
+    assert delivery.deliver(ctx, report()).endswith("; 2 report(s) had been dropped from a full spool")
+    assert (directory / "dropped").read_text() == "5" and (directory / ".lock").exists()
+
+
+@pytest.mark.parametrize("dropped", ["7\n", "", "1\x002", "-3", "9" * 13])
+def test_a_dropped_file_not_in_0_1_0s_form_is_neither_counted_nor_touched(tmp_path, moto_logs, group, dropped):
+    ctx = context(tmp_path, moto_logs)
+    directory = Path(ctx.settings.spool_dir)
+    old_spool(directory, dropped)
+    line = delivery.deliver(ctx, report())
+    assert line == f"vpce-doctor: report shipped to {GROUP} stream {STREAM} with 2 spooled report(s)", line
+    assert (directory / "dropped").read_text() == dropped
+
+
+def test_a_failed_drain_keeps_the_dropped_counts_for_the_run_that_ships(tmp_path, moto_logs, group):
+    port = free_port()  # nothing listens: PutLogEvents fails
+    ctx = context(tmp_path, f"http://127.0.0.1:{port}")
+    directory = Path(ctx.settings.spool_dir)
+    old_spool(directory)
+    (directory / spool_mod.COUNTER).write_text("4")
+    assert "not shipped" in delivery.deliver(ctx, report())
+    line = delivery.deliver(context(tmp_path, moto_logs), report())
+    assert line.endswith("; 7 report(s) had been dropped from a full spool"), line
