@@ -274,3 +274,35 @@ def test_control_plane_names_s3_outside_the_prefix_list_and_a_missing_zone():
         "it (another Region's S3, or a DNS override)",
         "vpce-0ssm (ssm) has no network interface in eu-west-1a: traffic crosses Availability Zones and stops if "
         "the other zone fails"]
+
+
+# The agent writes the session log as the instance role through the same S3 endpoint: its policy is judged with the
+# caller, the gateway's principal semantics and the request's keys, as for the doctor's own probe. A gateway policy
+# whose principal is the account ("AWS": "<account-id>") grants the root user only (PrivateLink guide, "Principals
+# for gateway endpoints": https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html).
+ROOT_ONLY_GATEWAY = {"id": "vpce-0gw", "type": "Gateway", "policy": json.dumps({"Statement": [
+    {"Sid": "OurAccount", "Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "s3:*",
+     "Resource": "*"}]})}
+# An endpoint policy that admits only requests through itself (S3 user guide, example-bucket-policies-vpc-endpoint).
+OTHER_VPCE_ONLY = {"id": "vpce-0gw", "type": "Gateway", "policy": json.dumps({"Statement": [
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*"},
+    {"Sid": "OnlyTheOtherEndpoint", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*",
+     "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-0other"}}}]})}
+
+
+def test_session_log_denials_are_judged_with_the_caller_gateway_semantics_and_the_request_keys():
+    from vpce_doctor.policy import request_context
+    # S3 answers a bare "Access Denied" where it names no policy (cross-account requests; troubleshoot-403-errors)
+    steps = {"head": ok(), "encryption": ok(), "put": err("AccessDenied", "Access Denied", 403)}
+    inputs = {"s3BucketName": "logs", "s3KeyPrefix": "sessions/"}
+    seen = s3.Seen(ROOT_ONLY_GATEWAY, ROLE, request_context(ROLE, "vpce-0gw", "vpc-1", "10.0.1.100"))
+    before = session_logs.assess_s3("logs", inputs, REACHABLE, steps, "eu-west-1", ROOT_ONLY_GATEWAY, {})
+    after = session_logs.assess_s3("logs", inputs, REACHABLE, steps, "eu-west-1", ROOT_ONLY_GATEWAY, {}, seen)
+    assert before.code == "access-denied"  # no caller: whether the account principal covers it is unknown
+    assert after.code == "endpoint-policy" and "root user only" in after.cause
+    assert "aws:PrincipalArn" in " ".join(after.remedy.commands + (after.remedy.text,))
+    seen = s3.Seen(OTHER_VPCE_ONLY, ROLE, request_context(ROLE, "vpce-0gw", "vpc-1", "10.0.1.100"))
+    locked = session_logs.assess_s3("logs", inputs, REACHABLE, steps, "eu-west-1", OTHER_VPCE_ONLY, {}, seen)
+    assert locked.code == "endpoint-policy" and "OnlyTheOtherEndpoint" in locked.cause
+    unknown = session_logs.assess_s3("logs", inputs, REACHABLE, steps, "eu-west-1", OTHER_VPCE_ONLY, {})
+    assert unknown.code == "access-denied"

@@ -48,7 +48,7 @@ def probe_key(prefix: str, instance_id: Optional[str]) -> str:
 def run_bucket(ctx, prior) -> Result:
     bucket = ctx.settings.bucket
     return assess_bucket(bucket, ctx.region, call(ctx.clients.client("s3"), "head_bucket", Bucket=bucket),
-                         _request(ctx, prior))
+                         request_of(ctx, prior))
 
 
 def assess_bucket(bucket: str, region: str, result: Mapping[str, Any], request: Optional[Seen] = None) -> Result:
@@ -92,7 +92,7 @@ def run_get_put(ctx, prior) -> Result:
             steps["get"] = {**steps["get"], "matches": steps["get"]["response"]["Body"].read(4096) == body}
     if "put" in steps and steps["put"].get("ok"):
         steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
-    seen = _request(ctx, prior)
+    seen = request_of(ctx, prior)
     denied = any(step.get("status") == 403 for step in steps.values())
     return assess_get_put(bucket, key, steps, ctx.settings.no_write, seen.endpoint, seen.principal, seen.context,
                           bucket_policy.read(client, bucket) if denied else None)
@@ -143,7 +143,7 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, Any]]
 
 def run_list(ctx, prior) -> Result:
     result = call(ctx.clients.client("s3"), "list_buckets")
-    seen = _request(ctx, prior)
+    seen = request_of(ctx, prior)
     return assess_list(result, prior.get("s3:get_put"), seen.endpoint, seen.principal, seen.context)
 
 
@@ -177,8 +177,10 @@ class Seen:
     subnet: Optional[str] = None
 
 
-def _request(ctx, prior) -> Seen:
-    endpoint = api.endpoint_of(prior, "s3")
+def request_of(ctx, prior, service: str = "s3") -> Seen:
+    """The endpoint on the service's path, the caller and the request's condition keys: what a denial is judged
+    with (the agent's own calls, made as the same role through the same endpoint, too)."""
+    endpoint = api.endpoint_of(prior, service)
     identity = prior.get("sts:identity")
     principal = identity.evidence.get("arn") if identity is not None else None
     facts = ctx.facts

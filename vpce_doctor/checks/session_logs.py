@@ -7,7 +7,7 @@ from typing import Dict, Mapping, Optional
 from ..aws import call, summary
 from ..model import Check, Remedy, Result, Severity, Status
 from . import api, path
-from .s3 import probe_key
+from .s3 import Seen, probe_key, request_of
 from .session import inputs_of
 
 LOGGING_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-logging.html"
@@ -64,8 +64,8 @@ def run_s3(ctx, prior) -> Result:
                                 **agent_upload_headers(steps["encryption"]))
             if steps["put"].get("ok"):
                 steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
-    endpoint = api.endpoint_of(prior, "s3")
-    return assess_s3(bucket, inputs, reach, steps, ctx.region, endpoint, _context(ctx))
+    seen = request_of(ctx, prior)
+    return assess_s3(bucket, inputs, reach, steps, ctx.region, seen.endpoint, _context(ctx), seen)
 
 
 # aws/amazon-ssm-agent@1c217c89 agent/s3util/s3util.go: S3Upload sends ACL bucket-owner-full-control (:102) and copies
@@ -93,7 +93,11 @@ def agent_upload_headers(step: Mapping) -> Dict[str, str]:
 
 
 def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Mapping], region: str,
-              endpoint: Mapping[str, Optional[str]], context: Mapping[str, object]) -> Result:
+              endpoint: Mapping[str, Optional[str]], context: Mapping[str, object],
+              request: Optional[Seen] = None) -> Result:
+    """request: the caller and condition keys (s3.request_of): the agent writes as the instance role, through the
+    same endpoint, so its policy is judged as for the doctor's own probe (gateway principals, aws:SourceVpce ...)."""
+    seen = request or Seen(endpoint)
     evidence = {"bucket": bucket, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()},
                 **_caused_by(reach)}
     if not reach["ok"]:
@@ -107,14 +111,13 @@ def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, 
                       cause="The gateway endpoint reaches only this Region's S3; the agent's upload times out.",
                       evidence=evidence)
     encryption = steps.get("encryption") if inputs.get("s3EncryptionEnabled") else None
-    refused = _encryption_refused(bucket, encryption, endpoint, evidence) if encryption is not None else None
+    refused = _encryption_refused(bucket, encryption, seen, evidence) if encryption is not None else None
     if refused is not None:
         return refused
     put = steps.get("put")
     if put is not None and not put.get("ok"):
         prefix = str(inputs.get("s3KeyPrefix") or "")
-        verdict = api.judge(put, "s3:PutObject", f"arn:aws:s3:::{bucket}/{prefix}*", None, endpoint.get("policy"),
-                            endpoint.get("id"))
+        verdict = _judge(put, "s3:PutObject", f"arn:aws:s3:::{bucket}/{prefix}*", seen)
         return Result(Status.FAIL, f"PutObject (with the ACL and SSE headers the agent sends) to {bucket}/{prefix} "
                       f"failed: {put.get('code')}", code=verdict.code, remedy=verdict.remedy,
                       evidence={**evidence, **verdict.evidence},
@@ -126,7 +129,13 @@ def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, 
                   + (f", default encryption {rule['algorithm']}" if rule.get("algorithm") else ""), evidence=evidence)
 
 
-def _encryption_refused(bucket: str, encryption: Mapping, endpoint: Mapping, evidence: Dict) -> Optional[Result]:
+def _judge(step: Mapping, action: str, resource: str, seen: Seen) -> api.Verdict:
+    endpoint = seen.endpoint
+    return api.judge(step, action, resource, seen.principal, endpoint.get("policy"), endpoint.get("id"),
+                     gateway=str(endpoint.get("type") or "").lower() == "gateway", context=seen.context)
+
+
+def _encryption_refused(bucket: str, encryption: Mapping, request: Seen, evidence: Dict) -> Optional[Result]:
     """With s3EncryptionEnabled, the agent's IsBucketEncrypted verdict, or None when it accepts the bucket."""
     code = encryption.get("code")
     algorithm = default_encryption(encryption).get("algorithm") if encryption.get("ok") else ""
@@ -144,8 +153,7 @@ def _encryption_refused(bucket: str, encryption: Mapping, endpoint: Mapping, evi
                                     (f"aws s3api put-bucket-encryption --bucket {bucket} "
                                      "--server-side-encryption-configuration '{\"Rules\":[{\"Apply"
                                      "ServerSideEncryptionByDefault\":{\"SSEAlgorithm\":\"AES256\"}}]}'",)))
-    verdict = api.judge(encryption, "s3:GetEncryptionConfiguration", f"arn:aws:s3:::{bucket}", None,
-                        endpoint.get("policy"), endpoint.get("id"))
+    verdict = _judge(encryption, "s3:GetEncryptionConfiguration", f"arn:aws:s3:::{bucket}", request)
     return Result(Status.FAIL, f"GetBucketEncryption on {bucket} failed: {code}", code="encryption-unverifiable",
                   cause="With s3EncryptionEnabled the agent refuses the session: 'Couldn't start the session "
                         f"because we are unable to validate encryption on Amazon S3 bucket. Error: {code}'. "
@@ -169,11 +177,14 @@ def run_logs(ctx, prior) -> Result:
                 steps["put"] = call(client, "put_log_events", logGroupName=group, logStreamName=stream,
                                     logEvents=[{"timestamp": int(time.time() * 1000),
                                                 "message": "vpce-doctor session-log probe"}])
-    return assess_logs(group, inputs, reach, steps, api.endpoint_of(prior, "logs"), _context(ctx))
+    seen = request_of(ctx, prior, "logs")
+    return assess_logs(group, inputs, reach, steps, seen.endpoint, _context(ctx), seen)
 
 
 def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Mapping],
-                endpoint: Mapping[str, Optional[str]], context: Mapping[str, object]) -> Result:
+                endpoint: Mapping[str, Optional[str]], context: Mapping[str, object],
+                request: Optional[Seen] = None) -> Result:
+    seen = request or Seen(endpoint)
     encrypted = bool(inputs.get("cloudWatchEncryptionEnabled"))
     evidence = {"group": group, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()},
                 **_caused_by(reach)}
@@ -187,7 +198,7 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
                             + misreport)
     describe = steps["describe"]
     if not describe.get("ok"):
-        verdict = api.judge(describe, "logs:DescribeLogGroups", "*", None, endpoint.get("policy"), endpoint.get("id"))
+        verdict = _judge(describe, "logs:DescribeLogGroups", "*", seen)
         return Result(Status.FAIL, f"DescribeLogGroups failed: {describe.get('code')}", code=verdict.code,
                       cause=verdict.cause + misreport, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
     found = _group(describe, group)
@@ -209,7 +220,7 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
     for name, action in (("stream", "logs:CreateLogStream"), ("put", "logs:PutLogEvents")):
         step = steps.get(name)
         if step is not None and not step.get("ok") and step.get("code") != "ResourceAlreadyExistsException":
-            verdict = api.judge(step, action, "*", None, endpoint.get("policy"), endpoint.get("id"))
+            verdict = _judge(step, action, "*", seen)
             return Result(Status.FAIL, f"{action} on {group} failed: {step.get('code')}", code=verdict.code,
                           cause="The agent writes session logs the same way; they are lost. " + verdict.cause,
                           remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
