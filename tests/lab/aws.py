@@ -142,36 +142,40 @@ class AwsWorld:
                 return role.arn
         return None
 
-    def principals(self, arn: str, endpoint: str | None = None) -> set:
+    def principals(self, arn: str, endpoint: str | None = None, via: str | None = None) -> set:
         """Every name a Principal may use for this assumed-role session. Through a gateway endpoint the account
         forms ("<account-id>", "arn:aws:iam::<account-id>:root") name the root user only (PrivateLink guide,
         "Principals for gateway endpoints")."""
         names = {arn, f"arn:aws:iam::{self.account}:role/{arn.split('/')[1]}"}
-        vpce = self._vpce(endpoint) if endpoint else None
+        vpce = self._vpce(endpoint, via) if endpoint else None
         gateway = vpce is not None and str(vpce.vpc_endpoint_type).lower() == "gateway"
         return names if gateway else names | {self.account, f"arn:aws:iam::{self.account}:root"}
 
-    def _vpce(self, endpoint: str):
+    def _vpce(self, endpoint: str, via: str | None = None):
+        """The VPC endpoint that received a request for this service: S3's gateway endpoint for its public
+        address, its interface endpoint for that one's network interfaces (via: "interface" or "gateway")."""
         service_name = f"com.amazonaws.{self.region}.{endpoint}"
+        kind = "interface" if via == "interface" or endpoint not in GATEWAY_SERVICES else "gateway"
         return next((vpce for vpce in self.backend("ec2").vpc_end_points.values()
-                     if vpce.service_name == service_name and vpce.vpc_id == self.facts.get("vpc_id")), None)
+                     if vpce.service_name == service_name and vpce.vpc_id == self.facts.get("vpc_id")
+                     and str(vpce.vpc_endpoint_type).lower() == kind), None)
 
-    def endpoint_policy(self, endpoint: str) -> str | None:
-        vpce = self._vpce(endpoint)
+    def endpoint_policy(self, endpoint: str, via: str | None = None) -> str | None:
+        vpce = self._vpce(endpoint, via)
         return vpce.policy_document if vpce is not None else None
 
-    def request_context(self, arn: str, endpoint: str, source: str | None) -> dict:
+    def request_context(self, arn: str, endpoint: str, source: str | None, via: str | None = None) -> dict:
         """The condition keys of a request through this VPC's endpoint; aws:SourceIp is absent through an endpoint
         and aws:VpcSourceIp carries the private address (https://repost.aws/knowledge-center/
         iam-restrict-access-policy; IAM global condition keys)."""
         return {"aws:PrincipalArn": f"arn:aws:iam::{self.account}:role/{arn.split('/')[1]}",
                 "aws:PrincipalAccount": self.account,
                 "aws:userid": f"{self.backend('iam').get_role(arn.split('/')[1]).id}:{arn.split('/')[2]}",
-                **self.network_context(endpoint, source)}
+                **self.network_context(endpoint, source, via)}
 
-    def network_context(self, endpoint: str, source: str | None) -> dict:
+    def network_context(self, endpoint: str, source: str | None, via: str | None = None) -> dict:
         """The keys every request through this VPC's endpoint has, signed or not (an anonymous one has only these)."""
-        vpce = self._vpce(endpoint)
+        vpce = self._vpce(endpoint, via)
         context = {"aws:SecureTransport": "true"}
         if vpce is not None:
             context.update({"aws:SourceVpce": vpce.id, "aws:SourceVpc": vpce.vpc_id, "aws:VpcSourceIp": source})
@@ -270,18 +274,11 @@ class AwsWorld:
                                                RouteTableIds=[route_table] if spec.get("route", True) else [],
                                                **({"PolicyDocument": policy} if policy else {}))["VpcEndpoint"]
                 endpoints[svc] = {"id": vpce["VpcEndpointId"], "type": "Gateway", "addresses": [], "private_dns": False}
+                interface = spec.get("interface") or {}
+                if svc == "s3" and interface.get("present"):  # an S3 interface endpoint beside the gateway
+                    endpoints["s3-interface"] = self._interface(ec2, vpc, svc, interface, subnets, endpoint_sg)
                 continue
-            addresses = list(spec["addresses"])
-            sg = endpoint_sg if spec.get("sg_ingress_443", True) else self._endpoint_sg(
-                ec2, vpc, f"vpclab-{svc}-endpoint-sg", ingress=False)
-            vpce = ec2.create_vpc_endpoint(
-                VpcId=vpc, ServiceName=service_name, VpcEndpointType="Interface", SecurityGroupIds=[sg],
-                SubnetIds=[_subnet_for(address, subnets) for address in addresses],
-                PrivateDnsEnabled=bool(spec.get("private_dns", True)),
-                **({"PolicyDocument": policy} if policy else {}))["VpcEndpoint"]
-            self._fix_interface_endpoint(vpce["VpcEndpointId"], svc, addresses, bool(spec.get("private_dns", True)))
-            endpoints[svc] = {"id": vpce["VpcEndpointId"], "type": "Interface", "addresses": addresses,
-                              "private_dns": bool(spec.get("private_dns", True))}
+            endpoints[svc] = self._interface(ec2, vpc, svc, spec, subnets, endpoint_sg)
 
         key_arn = self._seed_kms_logs_ssm(sc)
         for name, bucket in sc["buckets"].items():
@@ -306,6 +303,25 @@ class AwsWorld:
             "s3_cidrs": [entry["Cidr"] for entries in prefix_list.entries.values() for entry in entries],
             "kms_key_arn": key_arn,
         }
+
+    def _interface(self, ec2, vpc: str, svc: str, spec: dict, subnets: dict, endpoint_sg: str) -> dict:
+        addresses = list(spec["addresses"])
+        sg = endpoint_sg if spec.get("sg_ingress_443", True) else self._endpoint_sg(
+            ec2, vpc, f"vpclab-{svc}-endpoint-sg", ingress=False)
+        policy = spec.get("policy") or None
+        vpce = ec2.create_vpc_endpoint(
+            VpcId=vpc, ServiceName=f"com.amazonaws.{self.region}.{svc}", VpcEndpointType="Interface",
+            SecurityGroupIds=[sg], SubnetIds=[_subnet_for(address, subnets) for address in addresses],
+            PrivateDnsEnabled=bool(spec.get("private_dns", True)),
+            **({"PolicyDocument": policy} if policy else {}))["VpcEndpoint"]
+        self._fix_interface_endpoint(vpce["VpcEndpointId"], svc, addresses, bool(spec.get("private_dns", True)))
+        # moto keeps no DnsOptions; DescribeVpcEndpoints shows them as EC2 does (API reference, DnsOptions)
+        self.backend("ec2").vpc_end_points[vpce["VpcEndpointId"]].dns_options = {
+            "DnsRecordIpType": {"ipv4": "ipv4", "dualstack": "dualstack", "ipv6": "ipv6"}.get(
+                spec.get("ip_type", "ipv4"), "ipv4"),
+            **({"PrivateDnsOnlyForInboundResolverEndpoint": bool(spec.get("inbound_only"))} if svc == "s3" else {})}
+        return {"id": vpce["VpcEndpointId"], "type": "Interface", "addresses": addresses,
+                "private_dns": bool(spec.get("private_dns", True))}
 
     @staticmethod
     def _seed_routes(ec2, vpc: str, subnets: dict, mode: str) -> str:

@@ -61,6 +61,7 @@ class Request:
 
     def __init__(self, environ: dict):
         self.environ, self.endpoint = environ, environ.get("lab.endpoint", "s3")
+        self.via = environ.get("lab.via")  # S3's gateway or interface endpoint (labd: by the receiving address)
         self.method, self.path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/")
         self.query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         if environ.get("wsgi.input_terminated") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", ""):
@@ -445,10 +446,10 @@ class Front:
     def _judge(self, arn: str, req: Request, action: str, named: str | None):
         """(kind, policy type, action, resource as named) of a denial, or None: allowed."""
         world, resource = self.world, named or "*"
-        context = world.request_context(arn, req.endpoint, req.environ.get("REMOTE_ADDR"))
-        policy = world.endpoint_policy(req.endpoint)
+        context = world.request_context(arn, req.endpoint, req.environ.get("REMOTE_ADDR"), req.via)
+        policy = world.endpoint_policy(req.endpoint, req.via)
         endpoint = "allow" if policy is None else iam.evaluate(policy, action, resource,
-                                                               world.principals(arn, req.endpoint), context)
+                                                               world.principals(arn, req.endpoint, req.via), context)
         identity = world.identity_decision(arn, action, resource, context)
         bucket_policy = world.bucket_policy(req.bucket) if req.protocol == "s3" and req.bucket else None
         on_bucket = None if bucket_policy is None else iam.evaluate(bucket_policy, action, resource,
@@ -464,7 +465,7 @@ class Front:
         action = {"s3:PutObject": "kms:GenerateDataKey", "s3:GetObject": "kms:Decrypt"}.get(req.action)
         if not key or not action:
             return None
-        context = self.world.request_context(arn, req.endpoint, req.environ.get("REMOTE_ADDR"))
+        context = self.world.request_context(arn, req.endpoint, req.environ.get("REMOTE_ADDR"), req.via)
         identity = self.world.identity_decision(arn, action, key, context)
         return None if identity == "allow" else (identity, "identity-based policy", action, key)
 
@@ -489,8 +490,8 @@ class Front:
                 return 403, [("Content-Type", "application/json")], b'{"message":"Missing Authentication Token"}'
             return self._error(req, 403, "MissingAuthenticationToken", "Request is missing Authentication Token")
         if req.key and req.method in ("GET", "HEAD"):  # dnf, curl, the agent's fallback: AWS's public objects
-            served = aws_owned.read(self.world, req, self.world.network_context(req.endpoint,
-                                                                                req.environ.get("REMOTE_ADDR")))
+            served = aws_owned.read(self.world, req, self.world.network_context(
+                req.endpoint, req.environ.get("REMOTE_ADDR"), req.via))
             return served or self._error(req, 403, "AccessDenied", "Access Denied")
         region = self.world.bucket_region(req.bucket) if req.bucket else None
         if req.method == "HEAD" and req.bucket and not req.key:  # how SDKs and the agent discover a bucket's region

@@ -55,7 +55,7 @@ def read(world, req, context: dict):
     """(status, headers, body) of an unsigned GET or HEAD of an object, or None: denied (S3's bare AccessDenied);
     context: the request's condition keys (no principal keys: nobody signed it)."""
     resource, denied = f"arn:aws:s3:::{req.bucket}/{req.key}", None
-    endpoint_policy = world.endpoint_policy(req.endpoint)
+    endpoint_policy = world.endpoint_policy(req.endpoint, req.via)  # the S3 endpoint that received it
     if endpoint_policy is not None and iam.evaluate(endpoint_policy, "s3:GetObject", resource, set(),
                                                     context) != "allow":
         return denied

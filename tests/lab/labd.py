@@ -90,9 +90,17 @@ def endpoint_addresses(sc: dict) -> dict:
                     owners.setdefault(address, svc)
     for svc, address in sc["hub"]["services"].items():  # shared endpoints in the hub VPC, routed inside the lab
         owners.setdefault(address, svc)
+    for address in s3_interface_addresses(sc):
+        owners.setdefault(address, "s3")
     owners[S3_IP] = "s3"
     owners[family.S3_IP6] = "s3"
     return owners
+
+
+def s3_interface_addresses(sc: dict) -> list:
+    """The network interfaces of the S3 interface endpoint beside the gateway (none when it is absent)."""
+    spec = sc["endpoints"].get("s3", {}).get("interface") or {}
+    return list(spec.get("addresses") or []) if spec.get("present") else []
 
 
 def _v4(spec: dict, svc: str) -> list:
@@ -119,6 +127,7 @@ def dns_table(sc: dict) -> tuple:
             answers[f"*.{svc}.{REGION}.vpce.{DOMAIN}"] = addresses  # the endpoint's own names always resolve
             if spec.get("private_dns", True) and vpc.get("dns_hostnames", True):
                 answers[f"{svc}.{REGION}.{DOMAIN}"] = addresses
+        _s3_interface_names(sc, answers)
         if vpc.get("dns_hostnames", True):  # the hub's private hosted zones, shared with (associated to) this VPC
             for svc, address in sc["hub"]["services"].items():
                 answers[f"{svc}.{REGION}.{DOMAIN}"] = [address]
@@ -140,6 +149,21 @@ def dns_table(sc: dict) -> tuple:
     if sc.get("subnet", {}).get("dns64"):
         answers = family.dns64(answers)
     return answers, default
+
+
+def _s3_interface_names(sc: dict, answers: dict) -> None:
+    """An S3 interface endpoint's own names always resolve; with private DNS for every resolver the Region's S3
+    names answer its addresses to the VPC, with private DNS only for inbound Resolver endpoints the VPC keeps S3's
+    public answers (and the gateway) while on-premises clients get the interface (AWS PrivateLink for Amazon S3,
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/privatelink-interface-endpoints.html, "Private DNS")."""
+    addresses = s3_interface_addresses(sc)
+    if not addresses:
+        return
+    spec = sc["endpoints"]["s3"]["interface"]
+    answers[f"*.s3.{REGION}.vpce.{DOMAIN}"] = addresses
+    if spec.get("private_dns", True) and not spec.get("inbound_only") and sc["vpc"].get("dns_hostnames", True):
+        answers[f"s3.{REGION}.{DOMAIN}"] = addresses
+        answers[f"*.s3.{REGION}.{DOMAIN}"] = addresses
 
 
 def public_view() -> dict:
@@ -164,6 +188,8 @@ def nft_ruleset(sc: dict, lo_addresses) -> str:
             for address in family.endpoint_addresses(spec, _v4(spec, svc)):
                 rules.append(f"{family.daddr(address)} tcp dport 443 drop")
     s3 = sc["endpoints"].get("s3", {})
+    if not (s3.get("interface") or {}).get("sg_ingress_443", True):
+        rules += [f"{family.daddr(address)} tcp dport 443 drop" for address in s3_interface_addresses(sc)]
     if not s3.get("present", True) or not s3.get("route", True):
         rules.append(f"ip daddr {S3_IP} tcp dport {{ 80, 443 }} drop")
         rules.append(f"ip6 daddr {family.S3_IP6} tcp dport {{ 80, 443 }} drop")
@@ -272,6 +298,7 @@ class Labd:
         self.facts: dict = {}
         self.lo_addresses = {"10.0.1.1%d" % i for i in range(8)} | {S3_IP}
         self.owners: dict = {}  # address -> endpoint service, read by the TLS handlers per request
+        self.s3_interface: set = set()  # the S3 interface endpoint's addresses (requests there are its)
         self.eni_modes: dict = {}  # address -> ok | wrong-name | untrusted | drop | reject
         self.listeners: dict = {}
         self.custom_dns: dict = {}  # address -> DnsServer: [dhcp] dns_server other than the VPC resolver
@@ -386,6 +413,8 @@ class Labd:
             def make_environ(self):
                 environ = super().make_environ()
                 environ["lab.endpoint"] = labd.owners.get(address, "s3")
+                # which S3 endpoint received it: its network interface, or the gateway's public address
+                environ["lab.via"] = "interface" if address in labd.s3_interface else "gateway"
                 environ["lab.address"] = address
                 return environ
 
@@ -430,6 +459,7 @@ class Labd:
             for address in sorted((set(owners) | certificate_only) - {a for a, _ in self.listeners}):
                 self._listen(address)
             self.owners = owners
+            self.s3_interface = set(s3_interface_addresses(sc))
             self.eni_modes = {a: (k or {}).get("mode", "ok") for a, k in (sc.get("eni") or {}).items()}
             subprocess.run([_tool("nft"), "-f", "-"], input=nft_ruleset(sc, self.lo_addresses), text=True,
                            check=True)

@@ -10,6 +10,7 @@ REGION = "ap-northeast-1"
 DOMAIN = "amazonaws.com"
 PUBLIC_IP = "203.0.113.10"  # TEST-NET-3: unroutable from the lab, so connections time out
 S3_IP = "52.216.8.10"  # inside the lab region's S3 prefix list
+S3_INTERFACE_ENI = "10.0.1.20"  # an S3 interface endpoint's network interface, when a scenario has one
 
 INTERFACE_ENIS = {
     "ssm": "10.0.1.10", "ssmmessages": "10.0.1.11", "ec2messages": "10.0.1.12", "logs": "10.0.1.13",
@@ -73,7 +74,12 @@ BASELINE: dict = {
     "endpoints": {
         **{svc: {"present": True, "private_dns": True, "addresses": [ip], "sg_ingress_443": True,
                  "policy": ALLOW_ALL, "ip_type": "ipv4"} for svc, ip in INTERFACE_ENIS.items()},
-        "s3": {"present": True, "route": True, "policy": ALLOW_ALL},
+        # interface: an S3 interface endpoint beside the gateway endpoint (AWS PrivateLink for Amazon S3), with
+        # private DNS for every resolver, or only for inbound Resolver endpoints (inbound_only: the VPC keeps S3's
+        # public answers and the gateway); see labd.dns_table
+        "s3": {"present": True, "route": True, "policy": ALLOW_ALL,
+               "interface": {"present": False, "private_dns": True, "inbound_only": False,
+                             "addresses": [S3_INTERFACE_ENI], "sg_ingress_443": True, "policy": ALLOW_ALL}},
     },
     "vpc": {"dns_support": True, "dns_hostnames": True, "route_table": "explicit", "ipv6_cidr": ""},
     # The instance's subnet: ipv6_only (no IPv4 at all), dns64 (AAAA synthesis in 64:ff9b::/96); see family.py.
@@ -134,6 +140,11 @@ def merge(base: dict, overrides: dict, where: str = "scenario") -> dict:
     for service in merged["hub"]["services"]:
         merged["endpoints"].setdefault(service, {})["present"] = False
     from tests.lab import family, netpolicy
+    s3 = merged["endpoints"]["s3"]
+    if s3["interface"].get("present") and s3["interface"].get("inbound_only") and not s3.get("present", True):
+        # PrivateDnsOnlyForInboundResolverEndpoint needs a gateway endpoint for the service in the VPC (EC2 API
+        # reference, DnsOptionsSpecification; AWS PrivateLink for Amazon S3, "Private DNS")
+        raise ScenarioError(f"{where}: [endpoints.s3.interface] inbound_only needs the S3 gateway endpoint")
     try:
         netpolicy.validate(merged)
         family.validate(merged)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from ..model import Remedy
 
@@ -202,9 +202,11 @@ def policy_context(principal: Optional[str]) -> Mapping[str, Optional[str]]:
     return request_context(principal)
 
 
-def endpoint_of(prior: Mapping[str, object], service: str) -> Dict[str, Optional[str]]:
-    """The endpoint id and policy the control-plane cross-check read for a service, when it ran and could read it."""
+def endpoint_of(prior: Mapping[str, object], service: str) -> Dict[str, Any]:
+    """The endpoint id and policy the control-plane cross-check read for a service, when it ran and could read it:
+    the one on this instance's path, with the one it bypasses as "other" (S3's gateway and interface endpoints)."""
     cross = prior.get("vpc:endpoints")
     endpoints = getattr(cross, "evidence", {}).get("endpoints", {}) if cross is not None else {}
     found = endpoints.get(service) or {}
-    return {"id": found.get("id"), "policy": found.get("policy"), "type": found.get("type")}
+    return {"id": found.get("id"), "policy": found.get("policy"), "type": found.get("type"),
+            **({"other": found["other"]} if found.get("other") else {})}

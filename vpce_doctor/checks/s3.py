@@ -1,13 +1,13 @@
 """s3:bucket, s3:get_put and s3:list: the allowed bucket through the gateway endpoint, and the expected denials."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .. import denials, policy
 from ..aws import call, summary
 from ..model import Check, Remedy, Result, Severity, Status
-from . import api, bucket_policy
+from . import api, bucket_policy, s3_paths
 
 # A gateway endpoint carries only its own Region's S3 (https://docs.aws.amazon.com/vpc/latest/privatelink/
 # vpc-endpoints-s3.html); cross-Region PrivateLink lets an interface endpoint reach a list of services, S3 among them,
@@ -124,11 +124,14 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, Any]]
         # A bare or unattributed denial that the bucket policy's own Deny explains is the bucket policy's.
         code = "resource-policy" if (found or {}).get("effect") == "explicit-deny" and verdict.code in (
             "access-denied", "not-endpoint-policy") else verdict.code
+        which, commands = s3_paths.explain(endpoint, action, f"arn:aws:s3:::{bucket}/{key}", principal, context) \
+            if code == "endpoint-policy" else ("", ())
+        remedy = bucket_policy.remedy(found, bucket, endpoint.get("id"), (context or {}).get("aws:sourcevpc")) \
+            or verdict.remedy
         return Result(Status.FAIL, f"{action} on s3://{bucket}/{key} failed: {step.get('code')}: "
                       f"{str(step.get('message'))[:160]}", code=code,
-                      cause=verdict.cause + bucket_policy.sentence(found), evidence=evidence,
-                      remedy=bucket_policy.remedy(found, bucket, endpoint.get("id"), (context or {}).get(
-                          "aws:sourcevpc")) or verdict.remedy)
+                      cause=verdict.cause + bucket_policy.sentence(found) + which, evidence=evidence,
+                      remedy=replace(remedy, commands=remedy.commands + commands) if remedy and commands else remedy)
     if not steps.get("get", {}).get("matches", True):
         return Result(Status.FAIL, f"s3://{bucket}/{key} came back different from what was written", code="corrupted",
                       cause="Something between the instance and S3 rewrites content: a proxy or a bug.",

@@ -90,7 +90,10 @@ def run(ctx, prior, *, target) -> Result:
                "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0],
                "cidr6": (facts.vpc_ipv6_cidrs or ("<vpc-ipv6-cidr>",))[0],
                "endpoint_service": ctx.endpoint_service_name(target.service)}
-    return assess(target.service, ctx.settings.port, target.gateway, probes, context,
+    # S3 names answered with private addresses are an S3 interface endpoint's (checks/s3_paths.py): its security
+    # group, not the gateway's route, decides.
+    gateway = target.gateway and not all(dns.is_private(a) for a in addresses)
+    return assess(target.service, ctx.settings.port, gateway, probes, context,
                   dns.shared(prior[f"dns:{target.service}"]))
 
 

@@ -6,7 +6,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from ..model import Check, Remedy, Result, Severity, Status
 from ..plan import endpoint_service_name, service_name
-from . import dns, vpc_observe
+from . import dns, s3_paths, vpc_observe
 from . import vpc_path as path
 from .vpc_path import GATEWAY, Problem, View
 
@@ -83,14 +83,20 @@ def _response(seen: Mapping[str, Mapping], name: str) -> Mapping:
 
 
 def _view(seen: Mapping[str, Mapping], view: View) -> View:
+    candidates: Dict[str, List[dict]] = {}
     for endpoint in _response(seen, "endpoints").get("VpcEndpoints", []):
         # Matched by the last label: China uses both cn.com.amazonaws and com.amazonaws prefixes (aws/aws-cdk#11140).
-        view.endpoints[str(endpoint.get("ServiceName", "")).rsplit(".", 1)[-1]] = {
+        candidates.setdefault(str(endpoint.get("ServiceName", "")).rsplit(".", 1)[-1], []).append({
             "id": endpoint.get("VpcEndpointId"), "type": endpoint.get("VpcEndpointType"),
             "state": endpoint.get("State"), "private_dns": endpoint.get("PrivateDnsEnabled"),
+            "inbound_only": bool((endpoint.get("DnsOptions") or {}).get("PrivateDnsOnlyForInboundResolverEndpoint")),
             "groups": [g["GroupId"] for g in endpoint.get("Groups", [])],
             "route_tables": endpoint.get("RouteTableIds", []), "subnets": endpoint.get("SubnetIds", []),
-            "policy": endpoint.get("PolicyDocument")}
+            "policy": endpoint.get("PolicyDocument")})
+    for service, found in candidates.items():  # S3 may have a gateway and an interface endpoint: the path decides
+        chosen, others = s3_paths.on_path(found, view.addresses.get(service, ()))
+        if chosen is not None:
+            view.endpoints[service] = {**chosen, **s3_paths.bypassed(chosen, others)}
     view.groups = {g["GroupId"]: g for g in _response(seen, "groups").get("SecurityGroups", [])}
     view.zone_of = {s["SubnetId"]: s.get("AvailabilityZone") for s in _response(seen, "subnets").get("Subnets", [])}
     view.table, view.implicit = path.route_table(_response(seen, "routes").get("RouteTables", []), view.subnet)
@@ -190,7 +196,9 @@ def _s3_prefix_list(view: View) -> List[Problem]:
                         f"aws ec2 get-managed-prefix-list-entries --prefix-list-id {view.prefix_list['id']}  "
                         "# needs ec2:GetManagedPrefixListEntries", "prefix-list-unreadable")]
     cidrs = [e.get("Cidr") for e in (view.prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
-    outside = [a for a in view.addresses.get("s3", ()) if cidrs and not any(path.within(a, c) for c in cidrs)]
+    # A private answer is an interface endpoint's (s3_paths): the gateway's route and prefix list are not its path.
+    outside = [a for a in view.addresses.get("s3", ()) if cidrs and not dns.is_private(a)
+               and not any(path.within(a, c) for c in cidrs)]
     if not outside:
         return []
     name = service_name("s3", view.region, view.domain)

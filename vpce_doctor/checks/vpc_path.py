@@ -165,13 +165,19 @@ def acl_for(acls: Sequence[Mapping], subnet: Optional[str]) -> Optional[Mapping]
     return None
 
 
+def takes_gateway(found: Mapping, service: str) -> bool:
+    """Does the path to this service go through a gateway endpoint? S3 may be reached through an interface
+    endpoint instead (checks/s3_paths.py); with no endpoint read, the service's kind decides."""
+    return str(found.get("type") or "").lower() == "gateway" if found else service in GATEWAY
+
+
 def egress_problems(view: View, service: str) -> List[Problem]:
     """The instance's own security groups must let 443 out to the endpoint (or the S3 prefix list)."""
     mine = [view.groups[g] for g in view.instance_groups if g in view.groups]
     if not mine or len(mine) < len(view.instance_groups):
         return []  # not all of them readable: no verdict
     found = view.endpoints.get(service) or {}
-    gateway = service in GATEWAY
+    gateway = takes_gateway(found, service)
     targets = list(view.addresses.get(service, ()))
     prefix = view.prefix_list.get("id") if gateway else None
     permissions = [r for g in mine for r in g.get("IpPermissionsEgress", [])]
@@ -200,7 +206,7 @@ def acl_problems(view: View, service: str) -> List[Problem]:
         if mine and not within(peer, view.subnet_cidr):
             problems += [acl_problem(mine, view.subnet, d, r, peer, service, True)
                          for d, r in nacl_blocks(mine, "client", peer)]
-    for subnet in found.get("subnets", []) if service not in GATEWAY else ():
+    for subnet in found.get("subnets", []) if not takes_gateway(found, service) else ():
         theirs = acl_for(view.acls, subnet)
         if theirs and view.private_ip and subnet != view.subnet:
             problems += [acl_problem(theirs, subnet, d, r, view.private_ip, service, False, found["id"])
