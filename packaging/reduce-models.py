@@ -29,6 +29,7 @@ OUT = Path(__file__).resolve().parent.parent / "vpce_doctor" / "models"
 # profiles call them through the same session (botocore/credentials.py, AssumeRoleProvider and
 # AssumeRoleWithWebIdentityProvider create an 'sts' client with the session's create_client).
 OPERATIONS = {
+    "cloudtrail": ["LookupEvents"],  # trail.py (vpce-doctor history)
     "ec2": ["DescribeVpcEndpoints", "DescribeVpcAttribute", "DescribeRouteTables", "DescribeSecurityGroups",
             "DescribeSubnets", "DescribeNetworkAcls", "DescribeManagedPrefixLists", "GetManagedPrefixListEntries",
             "DescribeInstances", "DescribeVpcs", "DescribeNetworkInterfaces"],  # the last three: remote.py

@@ -11,6 +11,7 @@ that change on every request (invocation id, date, and so the signature). Client
 botocore's credential providers make them) must go to the same URL and sign the same way with the reduced
 endpoints.json.
 """
+import datetime
 import json
 import os
 import sys
@@ -42,6 +43,13 @@ CALLS = [
                                 "startTime": 1764417600000, "startFromHead": False, "limit": 100}),  # fleet.py
     ("logs", "filter_log_events", {"logGroupName": "/vpce-doctor/reports", "startTime": 1764417600000,  # fleet_api.py
                                    "filterPattern": '"vpce-doctor/report/1"', "nextToken": "t"}),
+    ("logs", "get_log_events", {"logGroupName": "/vpce-doctor/reports", "logStreamName": "i-0abc1234def567890",
+                                "startFromHead": False, "startTime": 1764417600000, "nextToken": "b/1"}),  # history
+    ("cloudtrail", "lookup_events", {"LookupAttributes": [{"AttributeKey": "ResourceName",  # trail.py
+                                                           "AttributeValue": "sg-0123456789abcdef0"}],
+                                     "StartTime": datetime.datetime(2026, 11, 28, 12, 0),
+                                     "EndTime": datetime.datetime(2026, 11, 28, 12, 16),
+                                     "MaxResults": 50, "NextToken": "t"}),
     ("s3", "head_bucket", {"Bucket": "vpclab-probe"}),                                          # checks/s3.py
     ("s3", "list_buckets", {}),
     ("s3", "put_object", {"Bucket": "vpclab-probe", "Key": "vpce-doctor/i-0abc1234def567890.probe",

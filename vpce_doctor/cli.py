@@ -64,6 +64,9 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         if argv[:1] == ["remote"]:  # vpce-doctor remote --instance-id ...: from outside the instance (remote.py)
             from . import remote
             return ExitCode(remote.main(argv[1:], environ, stdout, stderr))
+        if argv[:1] == ["history"]:  # vpce-doctor history: its shipped reports read back (history_command.py)
+            from . import history_command
+            return ExitCode(history_command.main(argv[1:], environ, stdout, stderr))
         return _main(argv, environ, stdout, stderr)
     except UsageError as error:
         _say(stderr, f"vpce-doctor: {error}")

@@ -25,7 +25,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from tests.lab import aws_front, aws_owned, iam, netpolicy
+from tests.lab import aws_front, aws_owned, iam, netpolicy, trail
 from tests.lab.aws_front import AwsRequestHandler  # noqa: F401  (re-exported: the listeners' handler)
 
 ACCOUNT = "123456789012"
@@ -120,6 +120,7 @@ class AwsWorld:
             try:
                 get_backend("moto_api")["global"].reset()  # what POST /moto-api/reset does; backends stay warm
                 self.fleet_runs, self.denied = {}, []
+                trail.reset(self)  # a new world has no CloudTrail history
                 moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")  # seed without IAM checks
                 self.facts = self._seed(scenario)
                 self.scenario, self.clock_offset = scenario, scenario["clock"]["offset_seconds"]
@@ -132,6 +133,13 @@ class AwsWorld:
                     self._open = True
                     self._gate.notify_all()
             self.apply_seconds = time.perf_counter() - started
+            return self.facts
+
+    def keep(self, scenario: dict) -> dict:
+        """The world as it is (a change was made in it through the API): only what the front reads of the scenario
+        follows it."""
+        with self._apply_lock:
+            self.scenario, self.ssm_ping = scenario, _ping_status(scenario)
             return self.facts
 
     # -- what the front asks (read from moto on every request, so API changes take effect) --------

@@ -23,7 +23,7 @@ from moto.iam.access_control import IAMRequestBase
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.s3 import responses as moto_s3_responses
 
-from tests.lab import aws_owned, iam
+from tests.lab import aws_owned, iam, trail
 
 log = logging.getLogger("vpclab.aws")
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -385,6 +385,12 @@ class Front:
             return denied
         if req.action == "iam:SimulatePrincipalPolicy":
             return iam_simulate(world, req)
+        if req.action == "cloudtrail:LookupEvents":  # moto has no event history: tests/lab/trail.py
+            answer = trail.lookup_events(world, req.params)
+            if isinstance(answer, tuple):
+                return self._error(req, *answer)
+            return 200, [("Content-Type", JSON_TYPE), ("x-amzn-RequestId", str(uuid.uuid4()))], \
+                json.dumps(answer).encode()
         stub = ssm_stub(world, req) if req.signing_service == "ssm" else None
         if stub is not None:
             return 200, [("Content-Type", JSON_TYPE), ("x-amzn-RequestId", str(uuid.uuid4()))], \

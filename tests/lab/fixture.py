@@ -245,6 +245,12 @@ class Lab:
         self.facts, self.last_switch = reply["facts"], reply
         return reply
 
+    def change(self, overrides: dict, actor: Optional[str] = None) -> dict:
+        """Change the running lab as an operator would through the EC2 API (the instance, its log group and what it
+        shipped stay), each call recorded in the lab's CloudTrail (tests/lab/trail.py): [instance] egress,
+        [endpoints.s3] route, an endpoint's policy."""
+        return self.ctl({"cmd": "change", "overrides": overrides, **({"actor": actor} if actor else {})})
+
     def status(self) -> dict:
         return self.ctl({"cmd": "status"})
 

@@ -355,7 +355,7 @@ class Labd:
         self.leaf = leaf
         # One certificate per endpoint: a record that points one service's name at another's ENI fails TLS there.
         self.service_contexts = {svc: self.servers.server_context(self.ca.issue_cert(*service_cert_names(svc)))
-                                 for svc in (*scenarios.INTERFACE_ENIS, "s3")}
+                                 for svc in (*scenarios.INTERFACE_ENIS, "s3", "cloudtrail")}
         self.contexts = {"wrong-name": self.servers.server_context(wrong),
                          "untrusted": self.servers.server_context(rogue)}
         (self.run / "lab-ca.pem").write_bytes(self.ca.cert_pem.bytes())
@@ -437,12 +437,14 @@ class Labd:
         self.listeners[(address, port)] = server
 
     # -- scenarios --
-    def apply(self, sc: dict) -> dict:
+    def apply(self, sc: dict, keep_world: bool = False) -> dict:
+        """Reset and reseed everything for the scenario; keep_world: the world (moto, the instance) stays as a
+        change left it (tests/lab/trail.py) and only the data plane follows the scenario."""
         with self.lock:
             t0 = time.perf_counter()
             steps = {}
             t = t0
-            facts = self.world.apply(sc)
+            facts = self.world.keep(sc) if keep_world else self.world.apply(sc)
             steps["aws"] = round(time.perf_counter() - t, 3)
             t = time.perf_counter()
             server = sc["dhcp"]["dns_server"]
@@ -513,7 +515,8 @@ class Labd:
                 "switches": self.switches[-5:], "agent": self.agent_state, "threads": threading.active_count(),
                 "dns_queries": dict(self.dns.queries), "imds_requests": len(self.imds.requests),
                 "addresses": sorted(self.lo_addresses), "owners": self.owners, "eni_modes": self.eni_modes,
-                "bundle_targets": self.bundle_targets, "iam_denied": self.world.denied[-50:]}
+                "bundle_targets": self.bundle_targets, "iam_denied": self.world.denied[-50:],
+                "cloudtrail": dict(self.world.__dict__.get("trail_calls") or {})}
 
     # -- control socket --
     def handle(self, message: dict) -> dict:
@@ -525,6 +528,10 @@ class Labd:
                 sc = scenarios.merge(scenarios.BASELINE, message.get("overrides") or {})
                 sc["name"] = message.get("name", "overrides")
             return self.apply(sc)
+        if cmd == "change":  # an operator's API calls on the running lab, recorded by CloudTrail (trail.py)
+            from tests.lab import trail
+            return self.apply(trail.change(self.world, self.scenario, message.get("overrides") or {},
+                                           message.get("actor") or trail.OPERATOR), keep_world=True)
         if cmd == "status":
             return self.status()
         if cmd == "stop":
@@ -535,7 +542,7 @@ class Labd:
             response = getattr(client, message["operation"])(**(message.get("params") or {}))
             response.pop("ResponseMetadata", None)
             return {"response": json.loads(json.dumps(response, default=str))}
-        raise ValueError(f"unknown cmd {cmd!r} (scenario, status, stop, aws)")
+        raise ValueError(f"unknown cmd {cmd!r} (scenario, change, status, stop, aws)")
 
     def _control(self) -> None:
         labd = self

@@ -155,7 +155,11 @@ def test_policy_is_least_privilege():
     # Only actions without resource-level permissions get "*".
     assert {a for a, r in actions.items() if "*" in r} == {
         "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcAttribute", "ec2:DescribeRouteTables",
-        "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkAcls", "ec2:DescribeSubnets", "ec2:DescribeManagedPrefixLists"}
+        "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkAcls", "ec2:DescribeSubnets", "ec2:DescribeManagedPrefixLists",
+        "cloudtrail:LookupEvents"}  # optional (AllowCloudTrailLookup); the CloudTrail service authorization reference
+    # lists no resource type for LookupEvents (https://docs.aws.amazon.com/service-authorization/latest/reference/
+    # list_awscloudtrail.html)
+    assert actions["logs:GetLogEvents"] == ["arn:aws:logs:eu-west-1:123456789012:log-group:/vpce-doctor/reports:*"]
     # Objects: only the probe keys (and the bundles, read-only).
     assert actions["s3:PutObject"] == ["arn:aws:s3:::probe-bucket/diag/vpce-doctor/*",
                                        "arn:aws:s3:::session-logs/sessions/vpce-doctor/*"]
@@ -176,7 +180,7 @@ def test_policy_is_least_privilege():
 def test_optional_statements_disappear_without_their_parameters():
     minimal = template_policy(EXAMPLE, everything=False)
     assert [st["Sid"] for st in minimal["Statement"]] == [
-        "DescribeVpc", "S3PrefixList", "SessionPreferences", "DescribeLogGroups", "ShipReports"]
+        "DescribeVpc", "S3PrefixList", "SessionPreferences", "DescribeLogGroups", "ShipReports", "ReadReports"]
 
 
 def test_endpoint_policy_statement_admits_the_bundle_download_only():
