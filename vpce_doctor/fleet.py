@@ -40,6 +40,8 @@ MAX_OUTPUT, MAX_EVENT = 64 * 1024, 1024 * 1024
 CHANGE_RE = re.compile(r"^\s*([a-z0-9_-]{1,24}:[a-z0-9_.:-]{1,64} \S{1,120}: now .{0,200} \(was .{0,200}\))$",
                        re.ASCII)
 MAX_CHANGE = 120
+# The first broken run of an instance as its report or summary says it (changes.lines: "first broken run <time>").
+FIRST_BROKEN_RE = re.compile(r"^\s*first broken run (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z)$", re.ASCII)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -93,8 +95,10 @@ def parse_summary(text: str, instance_id: Optional[str] = None) -> Optional[Dict
                     break
                 causes.append({"id": cause[1], "code": cause[2]})
             changed = next(filter(None, (CHANGE_RE.match(x) for x in lines[n + 1:n + 40])), None)
+            broke = next(filter(None, (FIRST_BROKEN_RE.match(x) for x in lines[n + 1:n + 40])), None)
             return {"exit_code": int(first.group(2)), "root_causes": causes,
-                    **({"changed": shown(changed.group(1))[:MAX_CHANGE]} if changed else {})}
+                    **({"changed": shown(changed.group(1))[:MAX_CHANGE]} if changed else {}),
+                    **({"first_broken": broke.group(1)} if broke else {})}
     return None
 
 
@@ -108,11 +112,11 @@ def parse_report(message: str, instance_id: str) -> Optional[Dict[str, object]]:
         code, causes = report.get("exit_code"), report["summary"]["root_causes"]
         if code not in VERDICTS or isinstance(code, bool) or not isinstance(causes, list):
             return None
-        changed = _change(report.get("changes"))
+        changed, broke = _change(report.get("changes")), _first_broken(report.get("changes"))
         return {"exit_code": code, "root_causes": [
             {"id": c["id"], "code": c.get("code") or ""} for c in causes[:MAX_CAUSES]
             if isinstance(c, dict) and CAUSE_RE.match(f"{c.get('id')} [{c.get('code') or ''}] ")],
-            **({"changed": changed} if changed else {})}
+            **({"changed": changed} if changed else {}), **({"first_broken": broke} if broke else {})}
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
 
@@ -128,6 +132,16 @@ def _change(found) -> Optional[str]:
         return None
     said = [x.strip() for x in lines({**best, "first_broken_at": None}, limit=1) if CHANGE_RE.match(x.strip())]
     return shown(said[0])[:MAX_CHANGE] if said else None
+
+
+def _first_broken(found) -> Optional[str]:
+    """When the instance's broken streak began, as its report's comparisons with its kept runs say."""
+    for comparison in (found or {}).get("comparisons") or ():
+        said = f"first broken run {comparison.get('first_broken_at')}" if isinstance(comparison, dict) else ""
+        match = FIRST_BROKEN_RE.match(said)
+        if match:
+            return match.group(1)
+    return None
 
 
 def judge(status: str, details: str, exit_code: Optional[int]) -> str:
@@ -152,6 +166,7 @@ def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[st
                      "root_causes": list(got.get("root_causes") or [])[:MAX_CAUSES], "source": got.get("source", "none"),
                      **({"conflict": got["conflict"]} if got.get("conflict") else {}),
                      **({"changed": got["changed"]} if got.get("changed") else {}),
+                     **({"first_broken": got["first_broken"]} if got.get("first_broken") else {}),
                      **({"remote_exit_code": got["remote_exit_code"]} if "remote_exit_code" in got else {})})
     # grouped by the change that broke them: instances broken by one change sit together
     rows.sort(key=lambda r: (ORDER.index(r["verdict"]), r.get("changed") or "~", r["instance_id"]))
@@ -170,8 +185,9 @@ def matrix(doc: Mapping) -> str:
     ranked = [c for c, _ in sorted(t["root_causes"].items(), key=lambda kv: (-kv[1], kv[0]))]
     columns, rest = ranked[:MAX_COLUMNS], len(ranked) - MAX_COLUMNS
     changed = any(r.get("changed") for r in doc["instances"])
+    broke = any(r.get("first_broken") for r in doc["instances"])
     table = [["instance", "invocation", "exit", "verdict"] + columns + (["more"] if rest > 0 else [])
-             + (["changed since healthy"] if changed else [])]
+             + (["first broken"] if broke else []) + (["changed since healthy"] if changed else [])]
     for r in doc["instances"]:
         codes, ran = {c["id"]: c["code"] or "fail" for c in r["root_causes"]}, r["verdict"] in VERDICTS.values()
         more = [str(len(set(codes) - set(columns)) or "·")] if rest > 0 else []
@@ -179,7 +195,7 @@ def matrix(doc: Mapping) -> str:
         table.append([shown(r["instance_id"]), shown(r["invocation_status"]),
                       "-" if r["exit_code"] is None else str(r["exit_code"]), verdict]
                      + [codes.get(c, "·" if ran else "") for c in columns] + more
-                     + ([r.get("changed") or ""] if changed else []))
+                     + ([r.get("first_broken") or ""] if broke else []) + ([r.get("changed") or ""] if changed else []))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
     counts = ", ".join(f"{t[v.replace(' ', '_')]} {v}" for v in ORDER if t[v.replace(" ", "_")])

@@ -98,3 +98,29 @@ def test_without_reading_the_reports_one_clear_line(lab):
     lab.run([DOCTOR, "--output", "json", "--ship"], timeout=60)
     done = history(lab)
     assert done.returncode == 2 and "logs:GetLogEvents" in done.stdout and "ReadReports" in done.stdout
+
+
+# Other changes an operator makes through the EC2 API, each recorded by CloudTrail on the resources it names:
+# change -> (the event, the resource kind it names, a new failure of the broken run)
+DENY_PROBE = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"},
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::vpclab-probe/*"}]})
+CHANGES = {
+    "gateway-route-removed": ({"endpoints": {"s3": {"route": False}}}, "ModifyVpcEndpoint", "rtb-", "tcp:s3"),
+    "gateway-policy-denies-the-probe": ({"endpoints": {"s3": {"policy": DENY_PROBE}}}, "ModifyVpcEndpoint", "vpce-",
+                                        "s3:get_put"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHANGES))
+def test_history_names_other_changes_and_who_made_them(lab, name):
+    change, event, kind, failure = CHANGES[name]
+    lab.switch({"endpoints": CLOUDTRAIL, "iam": {"role_policies": role("ReadReports", "CloudTrailLookup")}})
+    assert json.loads(lab.run([DOCTOR, "--output", "json", "--ship"], timeout=60).stdout)["exit_code"] == 0
+    lab.change(change, actor="alice")
+    lab.run([DOCTOR, "--output", "json", "--ship"], timeout=60)
+    doc = json.loads(history(lab, "--output", "json").stdout)
+    assert failure in doc["change"]["new_failures"], doc["change"]
+    found = [e for e in doc["cloudtrail"]["events"] if e["name"] == event]
+    assert found and found[0]["who"].endswith(":user/alice"), doc["cloudtrail"]
+    assert any(r.startswith(kind) for r in found[0]["resources"]), found

@@ -314,6 +314,29 @@ def test_the_change_that_broke_an_instance_is_its_column_and_its_group():
     assert lines[0].endswith("changed since healthy") and lines[1].endswith(parsed["changed"])
 
 
+def test_the_first_broken_run_per_instance_from_its_report_or_summary():
+    """A report's comparison with its last healthy run carries first_broken_at (history.comparisons); a summary
+    says "first broken run <time>" (changes.lines). The matrix shows it beside the change."""
+    change = {"comparisons": [{"against": "healthy", "at": "2026-11-28T12:00:00.000Z", "exit_code": 0,
+                               "first_broken_at": "2026-11-28T12:15:00.000Z", "new_failures": ["tcp:ssm"],
+                               "fixed": [], "changed_total": 1, "changed": [
+                                   {"id": "tcp:ssm", "what": "probes.10.0.1.10.result", "was": "open",
+                                    "now": "timeout"}]}], "notes": []}
+    parsed = fleet.parse_report(shipped_report(changes=change), IID)
+    assert parsed["first_broken"] == "2026-11-28T12:15:00.000Z"
+    hostile = {"comparisons": [{**change["comparisons"][0], "first_broken_at": "soon\x1b[2J"}]}
+    assert "first_broken" not in fleet.parse_report(shipped_report(changes=hostile), IID)
+    summary = (f"vpce-doctor 0.2.0 {IID} eu-west-1: broken (exit 1; 1 pass, 0 warn, 1 fail, 0 skip, 0 error)\n"
+               "tcp:ssm [timeout] 10.0.1.10:443 timed out\n"
+               "since the last healthy run (2026-11-28T12:00:00.000Z, exit 0):\n"
+               "first broken run 2026-11-28T12:15:00.000Z\nnow failing: tcp:ssm\n")
+    assert fleet.parse_summary(summary, IID)["first_broken"] == parsed["first_broken"]
+    doc = fleet.summarize("c", [inv(IID, "Failed")], {IID: parsed})
+    assert doc["instances"][0]["first_broken"] == parsed["first_broken"]
+    lines = fleet.matrix(doc).splitlines()
+    assert "first broken" in lines[0] and parsed["first_broken"] in lines[1]
+
+
 def test_remote_verdicts_for_the_instances_the_command_never_reached():
     from vpce_doctor import fleet as fleet_mod
     from vpce_doctor.checks import remote as judge
