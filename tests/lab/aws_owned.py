@@ -66,7 +66,9 @@ def read(world, req, context: dict):
         body = bytes(world.backend("s3").get_object(req.bucket, req.key).value)
     except Exception:  # moto's MissingKey: to an anonymous caller without s3:ListBucket, a 403
         return denied
-    return _ranged(body, req.environ.get("HTTP_RANGE", ""))
+    status, headers, served = _ranged(body, req.environ.get("HTTP_RANGE", ""))
+    req.head_length = str(len(served))  # a HEAD answers the length a GET would have sent
+    return status, headers, served
 
 
 def _ranged(body: bytes, header: str):

@@ -138,3 +138,10 @@ def test_answers_that_are_not_s3s_denial_are_said_as_they_are():
     assert result.status is Status.WARN and result.code == "aws-bucket-unanswered"
     assert "403 from squid/5.5 that is not S3" in result.summary and "no answer (timeout)" in result.summary
     assert probe.outcome({"status": 404, "code": "NoSuchKey", "s3": True}) == "other"
+
+
+def test_a_mirror_list_not_on_s3_is_said_not_judged():
+    cdn = "https://cdn.amazonlinux.com/al2023/core/mirrors/latest/x86_64/mirror.list"
+    buckets, url = check.with_dnf_repo(aws_buckets.needed(REGION, "amzn", "2023"), lambda: cdn)
+    result = probe.assess(buckets, {MANIFEST: SERVED}, None, probe.Where(None, "vpc-0a1b2c3d", REGION, repo_url=url))
+    assert result.status is Status.PASS and f"dnf's mirror list is {cdn}, not on S3" in result.summary

@@ -11,7 +11,7 @@ troubleshoot-403-errors.html, "Access denied message examples"), and an anonymou
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from .. import aws_buckets, denials
@@ -75,7 +75,11 @@ def assess(buckets: Sequence[Bucket], answers: Mapping[str, Mapping[str, object]
                 "buckets": rows, **({"disagreements": contradicted} if contradicted else {})}
     if denied or predicted:
         return _blocked(denied, predicted, where, evidence, contradicted)
-    return _not_blocked(buckets, answers, judged, where, evidence)
+    result = _not_blocked(buckets, answers, judged, where, evidence)
+    if where.repo_url and not any(b.url == where.repo_url for b in buckets):  # dnf's mirror list is not on S3
+        return replace(result, summary=f"{result.summary}; dnf's mirror list is {where.repo_url}, not on S3 "
+                                       "(not judged here)")
+    return result
 
 
 def _not_blocked(buckets, answers, judged: Optional[Result], where: Where, evidence) -> Result:
