@@ -9,6 +9,37 @@ DEFAULT = ["--services", "ssm,ssmmessages,ec2messages,s3"]
 REMOTE_TARGET_S = 5.0  # the issue's "in one command": well inside the run's default 20 s deadline
 
 
+# The probe alone, in one warm process inside the lab: both GETs at once (as the check sends them), 20 times, wall and
+# CPU of this process per round. Whole runs differ by less than a loaded machine's noise; this is the probe's own cost.
+PROBE_ALONE = r"""
+import json, resource, ssl, time
+import dns.resolver
+from vpce_doctor import anonymous_get
+resolver = dns.resolver.Resolver(configure=False)
+resolver.nameservers, resolver.cache = ["10.0.0.2"], None
+urls = ["https://al2023-repos-ap-northeast-1-de612dc2.s3.dualstack.ap-northeast-1.amazonaws.com/core/mirrors/latest/"
+        "x86_64/mirror.list", "https://s3.ap-northeast-1.amazonaws.com/amazon-ssm-ap-northeast-1/ssm-agent-manifest.json"]
+context = ssl.create_default_context()
+anonymous_get.get_all(urls, anonymous_get.resolver_of(resolver), context, 3.0)
+rounds = []
+for _ in range(20):
+    before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    got = anonymous_get.get_all(urls, anonymous_get.resolver_of(resolver), context, 3.0)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    rounds.append({"wall_ms": (time.perf_counter() - started) * 1000, "statuses": sorted(a.get("status") or 0 for a in
+                   got.values()), "cpu_ms": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000})
+print(json.dumps(rounds))
+"""
+
+
+def probe_alone(lab) -> dict:
+    import statistics
+    rounds = __import__("json").loads(lab.python(PROBE_ALONE, timeout=120).stdout.strip().splitlines()[-1])
+    return {key: {"median": statistics.median(r[key] for r in rounds), "min": min(r[key] for r in rounds),
+                  "max": max(r[key] for r in rounds)} for key in ("wall_ms", "cpu_ms")} | {
+        "statuses": rounds[-1]["statuses"], "rounds": len(rounds)}
+
+
 def run(lab, meter, args, repeat, doctor: str) -> dict:
     from tests.lab.test_scenarios import REMOTE_ENV
     results: dict = {}
@@ -26,6 +57,7 @@ def run(lab, meter, args, repeat, doctor: str) -> dict:
         both["added_wall_ms"] = (both["with"]["wall_s"]["median"] - both["without"]["wall_s"]["median"]) * 1000
         both["added_cpu_ms"] = (both["with"]["cpu_s"]["median"] - both["without"]["cpu_s"]["median"]) * 1000
         both["added_rss_mib"] = both["with"]["rss_mib"]["median"] - both["without"]["rss_mib"]["median"]
+        both["probe_alone"] = probe_alone(lab)
     if "remote" in want:
         facts = lab.switch("instance-never-registered")["facts"]
         print("bench: vpce-doctor remote --instance-id (instance-never-registered) ...", flush=True)
@@ -45,6 +77,12 @@ def rows(results: dict, row, fmt_s, verdict) -> list:
                        "manifest)", r["with"], "(the added cost)",
                        f"{r['added_wall_ms']:+.0f} ms wall, {r['added_cpu_ms']:+.0f} ms CPU, "
                        f"{r['added_rss_mib']:+.1f} MiB"))
+        alone = r["probe_alone"]
+        out.append(f"| 7. the probe alone, in one warm process: both GETs at once, {alone['rounds']} rounds "
+                   f"(statuses {alone['statuses']}) | {alone['wall_ms']['median']:.1f} ms "
+                   f"[{alone['wall_ms']['min']:.1f}–{alone['wall_ms']['max']:.1f}] | | "
+                   f"{alone['cpu_ms']['median']:.1f} ms [{alone['cpu_ms']['min']:.1f}–{alone['cpu_ms']['max']:.1f}] "
+                   "| | |")
     if "remote" in results:
         r = results["remote"]
         out.append(row("8. `vpce-doctor remote --instance-id` (instance-never-registered, an operator's keys)", r,
