@@ -18,17 +18,23 @@ MAX_CHANGED = 24  # evidence changes listed per comparison: the ones behind new 
 def record(report: Mapping[str, Any]) -> Dict[str, Any]:
     """The compact record of a JSON report (this version's or an earlier one's: fingerprints come from evidence)."""
     instance = found if isinstance(found := report.get("instance"), Mapping) else {}
-    checks = {}
-    for finding in report.get("findings") or ():
+    code, checks = report.get("exit_code"), {}
+    for finding in _list(report.get("findings")):
         if not isinstance(finding, Mapping) or not isinstance(finding.get("id"), str):
             continue
         evidence = found if isinstance(found := finding.get("evidence"), Mapping) else {}
         checks[finding["id"]] = {"status": str(finding.get("status")), "code": finding.get("code") or "",
-                                 "needs": [n for n in finding.get("needs") or () if isinstance(n, str)],
+                                 "needs": [n for n in _list(finding.get("needs")) if isinstance(n, str)],
                                  "summary": str(finding.get("summary") or "")[:300],
                                  "seen": fingerprint.seen(finding["id"], evidence, instance)}
     return {"schema": RECORD, "started_at": str(report.get("started_at") or ""),
-            "exit_code": report.get("exit_code"), "instance_id": instance.get("instance_id"), "checks": checks}
+            "exit_code": code if type(code) is int else None, "instance_id": instance.get("instance_id"),
+            "checks": checks}
+
+
+def _list(value: Any) -> Sequence[Any]:
+    """A list from a report that may be any version's or hand-edited (--since FILE): anything else is empty."""
+    return value if isinstance(value, list) else ()
 
 
 def healthy(rec: Mapping[str, Any]) -> bool:

@@ -134,7 +134,7 @@ def valid(data: Any) -> bool:
         return False
     return all(isinstance(k, str) and isinstance(c, dict) and isinstance(c.get("status"), str)
                and isinstance(c.get("seen", {}), dict) and isinstance(c.get("needs", []), list)
-               for k, c in data["checks"].items())
+               and all(isinstance(n, str) for n in c.get("needs", [])) for k, c in data["checks"].items())
 
 
 def _replace(fd: int, kind: str, rec: Mapping[str, Any]) -> None:

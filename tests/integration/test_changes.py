@@ -100,3 +100,13 @@ def test_a_hostile_kept_run_is_a_note_set_aside_never_a_crash_or_a_loss(world, k
     assert (kept / ".vpce-doctor.last.bad").exists() or (kept / ".vpce-doctor.last.bad").is_symlink()
     assert secret.read_text() == "do not read"  # the symlink was set aside, never followed
     assert (kept / ".vpce-doctor.last.json").is_file()  # this run was kept in its place
+
+
+# Issue 12 round 3: a report-shaped --since FILE with a finding's "needs" as a number gave exit 70 (TypeError).
+def test_a_since_file_with_odd_finding_fields_is_compared_not_a_crash(world, tmp_path):
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"schema": "vpce-doctor/report/1", "exit_code": "x", "findings": [
+        {"id": "dns:ssm", "status": "fail", "needs": 1, "evidence": []}, {"id": 5}, "text", None]}))
+    run = world.doctor("--since", str(odd))
+    assert run.code in (0, 1) and "Traceback" not in run.err, run.err
+    assert comparison(run, "file")["fixed"] == ["dns:ssm"]

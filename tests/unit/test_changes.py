@@ -139,3 +139,33 @@ def test_no_secret_survives_in_a_fingerprint(check_id, secret, key, other):
                 or len(secret) >= 40 else "-"}
     seen = json.dumps(fingerprint.seen(check_id, evidence, INSTANCE))
     assert secret not in seen
+
+
+# Issue 12 round 3 (robustness pass): --since FILE is any file an operator names, and a kept record may be edited by
+# hand. A finding whose "needs" was a number made record() raise TypeError (exit 70); a kept record whose "needs"
+# held a list passed valid() and made the diff raise (unhashable).
+JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=6)),
+                    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                            st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=12)
+FINDING = st.fixed_dictionaries({"id": st.sampled_from(["dns:ssm", "tcp:ssm", "tls:ssm", "imds:token", "x"])},
+                                optional={"status": JSON, "code": JSON, "needs": JSON, "summary": JSON,
+                                          "evidence": JSON})
+
+
+@given(st.fixed_dictionaries({"schema": st.just("vpce-doctor/report/1"),
+                              "findings": st.one_of(JSON, st.lists(st.one_of(FINDING, JSON), max_size=4))},
+                             optional={"instance": JSON, "exit_code": JSON, "started_at": JSON}))
+@settings(max_examples=300)
+def test_any_report_shaped_json_reduces_to_a_record_and_compares(report_like):
+    rec = changes.record(report_like)
+    json.dumps(rec)
+    assert history.valid({**rec, "exit_code": 1})
+    changes.compare("file", rec, changes.record(BROKEN))
+    changes.compare("file", changes.record(HEALTHY), {**rec, "exit_code": 1})
+
+
+def test_a_kept_record_whose_needs_are_not_names_is_not_valid():
+    rec = changes.record(BROKEN)
+    assert not history.valid({**rec, "checks": {"dns:ssm": {"status": "fail", "seen": {}, "needs": [[]]}}})
+    assert changes.record({**BROKEN, "findings": [{"id": "dns:ssm", "status": "fail", "needs": 1}]})["checks"][
+        "dns:ssm"]["needs"] == []
