@@ -115,7 +115,8 @@ def parse_report(message: str, instance_id: str) -> Optional[Dict[str, object]]:
         changed, broke = _change(report.get("changes")), _first_broken(report.get("changes"))
         return {"exit_code": code, "root_causes": [
             {"id": c["id"], "code": c.get("code") or ""} for c in causes[:MAX_CAUSES]
-            if isinstance(c, dict) and CAUSE_RE.match(f"{c.get('id')} [{c.get('code') or ''}] ")],
+            if isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("code") or "", str)
+            and CAUSE_RE.match(f"{c['id']} [{c.get('code') or ''}] ")],
             **({"changed": changed} if changed else {}), **({"first_broken": broke} if broke else {})}
     except (AttributeError, KeyError, TypeError, ValueError):
         return None

@@ -262,6 +262,17 @@ def test_forged_or_unbounded_root_causes_are_dropped_or_capped():
     assert all("\x1b" not in c["id"] and "\u202e" not in c["code"] for c in parsed["root_causes"])
 
 
+# Issue 12 round 3: a root cause whose code was a number (or whose id was a list) passed the cause pattern once
+# formatted, and the matrix then raised TypeError: one instance's shipped report cost the whole fleet view.
+def test_a_root_cause_that_is_not_text_is_dropped_and_the_fleet_view_stands():
+    causes = [{"id": "tcp:ssm", "code": 1}, {"id": ["dns:ssm"], "code": "x"}, {"id": "dns:ssm", "code": "nxdomain"}]
+    parsed = fleet.parse_report(shipped_report(summary={"root_causes": causes}), IID)
+    assert parsed["root_causes"] == [{"id": "dns:ssm", "code": "nxdomain"}]
+    found = {IID: {"source": "logs", **parsed}}
+    row = fleet.matrix(fleet.summarize("cmd-1", [inv(IID, "Failed")], found)).splitlines()[1]
+    assert row.split()[-1] == "nxdomain"
+
+
 def test_a_report_or_summary_that_disagrees_with_run_command_is_a_conflict():
     said = {"exit_code": 0, "root_causes": []}
     assert fleet.believed(1, said, None) == {"source": "conflict", "exit_code": 1, "root_causes": [],
