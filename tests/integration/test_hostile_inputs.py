@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -216,3 +217,28 @@ def test_a_bad_aws_ca_bundle_is_a_tls_finding_not_a_crash(world, tmp_path, kind)
     finding = run.finding("tls:ssm")
     assert (finding["status"], finding["code"]) == ("fail", "ca-bundle") and str(path) in finding["summary"]
     assert run.code == ExitCode.PROBLEMS
+
+
+# Round 3 (robustness pass over round 2's proxy probe): the CONNECT's status line was read with a timeout per recv,
+# so a proxy dripping a byte every 0.5 s held local:proxy for up to 1,024 reads (minutes) under a 1 s timeout.
+def test_a_proxy_that_drips_its_status_line_cannot_outlive_the_probe_timeout():
+    from vpce_doctor.checks import proxy as proxy_probe
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drip():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            for byte in b"HTTP/1.1 200 Connection established, slowly" * 10:
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.5)
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    outcome = proxy_probe.tunnel(f"http://127.0.0.1:{listener.getsockname()[1]}", "127.0.0.1",
+                                 "ssm.eu-west-1.amazonaws.com", 443, 1.0)
+    elapsed = time.monotonic() - started
+    listener.close()
+    assert outcome["result"] == "timeout" and elapsed < 5, (outcome, elapsed)  # the old reads: over 200 s

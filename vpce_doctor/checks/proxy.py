@@ -64,8 +64,7 @@ def tunnel(proxy_url: str, ip: str, name: str, port: int, timeout: float) -> Dic
             if scheme == "https":  # TLS to the proxy itself: the TCP connection is all this probe proves
                 return {**outcome, "result": "connected", "ms": _ms(started)}
             sock.sendall(_connect_request(proxy_url, name, port))
-            sock.settimeout(max(0.05, timeout - (time.monotonic() - started)))
-            line = _status_line(sock)
+            line = _status_line(sock, started + timeout)
     except socket.timeout:
         return {**outcome, "result": "timeout", "ms": _ms(started)}
     except ConnectionRefusedError:
@@ -88,9 +87,15 @@ def _connect_request(proxy_url: str, name: str, port: int) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def _status_line(sock: socket.socket) -> str:
+def _status_line(sock: socket.socket, deadline: float) -> str:
+    """The proxy's first line, read within one deadline for the whole line: a proxy that drips a byte at a time
+    must not hold each read just under the timeout (issue 12 defect 3, for the proxy probe)."""
     data = b""
     while b"\n" not in data and len(data) < MAX_STATUS_LINE:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("no status line from the proxy before the deadline")
+        sock.settimeout(left)
         chunk = sock.recv(MAX_STATUS_LINE - len(data))
         if not chunk:
             break
