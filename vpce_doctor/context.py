@@ -56,9 +56,16 @@ class Context:
         from .plan import service_name
         return service_name(service, self.region, self.domain)
 
-    def endpoint_service_name(self, service: str) -> str:
+    def endpoint_service_name(self, service: str, gateway: bool = False) -> str:
         from .plan import endpoint_service_name
-        return endpoint_service_name(service, self.region, self.domain)
+        return endpoint_service_name(service, self.region, self.domain, gateway)
+
+    def placeholders(self, **extra: Optional[str]) -> Dict[str, str]:
+        """What a remedy is filled with (plan.placeholders): this instance's Region, domain, names and ids."""
+        from .plan import placeholders
+        facts = self.facts
+        return placeholders(self.region, self.domain, vpc=facts.vpc_id, subnet=facts.subnet_id,
+                            instance=facts.instance_id, **extra)
 
     def ssl_context(self) -> ssl.SSLContext:
         """Full verification, always; the trust store is AWS_CA_BUNDLE's when set, as botocore does. Built once:

@@ -7,6 +7,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
+from . import plan
+
 if TYPE_CHECKING:
     from .context import Context
 
@@ -44,9 +46,12 @@ class Remedy:
     links: Tuple[str, ...] = ()
 
     def filled(self, **values: object) -> "Remedy":
-        """This remedy with {placeholders} replaced by real ids; an unknown one stays visible as <name>. In the
-        commands, a value that is not a plain id is shell-quoted: values come from IMDS, AWS, files and the
-        environment, and an operator pastes these commands into a root shell."""
+        """This remedy with {placeholders} replaced by real ids; an unknown one stays visible as <name>. Names are
+        derived from {region} (and {domain}) by plan's one naming computation: {name_<service>} (ssm.<region>.
+        <domain>), {endpoint_<service>} and {gateway_<service>} (the interface and gateway endpoint service names,
+        which differ by partition and, in some Regions, by service). In the commands, a value that is not a plain
+        id is shell-quoted: values come from IMDS, AWS, files and the environment, and an operator pastes these
+        commands into a root shell. Checks fill from Context.placeholders (plan.placeholders)."""
         quoted = _Placeholders({k: _shell_word(v) for k, v in values.items()})
         return Remedy(self.text.format_map(_Placeholders(values)), tuple(c.format_map(quoted) for c in self.commands),
                       self.links)
@@ -54,7 +59,22 @@ class Remedy:
 
 class _Placeholders(dict):
     def __missing__(self, key: str) -> str:
-        return f"<{key}>"
+        return _derived(key, self) or f"<{key}>"
+
+
+def _derived(key: str, values: Mapping[str, object]) -> Optional[str]:
+    kind, _, service = key.partition("_")
+    region = str(values.get("region") or "")
+    if kind not in ("name", "endpoint", "gateway") or not _SERVICE.match(service) or not _REGION.match(region):
+        return None
+    domain = str(values.get("domain") or "") or plan.domain_for(region)
+    if kind == "name":
+        return plan.service_name(service, region, domain)
+    return plan.endpoint_service_name(service, region, domain, gateway=kind == "gateway")
+
+
+_SERVICE = re.compile(r"\A[a-z0-9][a-z0-9.-]{0,40}\Z")
+_REGION = re.compile(r"\A[a-z]{2,4}(?:-[a-z0-9]+){2,3}\Z")  # a Region's shape: eu-west-1, eusc-de-east-1
 
 
 _PLAIN = re.compile(r"\A(?:[A-Za-z0-9._:/@%+=,-]*|<[a-z0-9_-]+>)\Z", re.ASCII)  # ids, names, ARNs, <placeholders>

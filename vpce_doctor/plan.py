@@ -67,11 +67,36 @@ def service_name(service: str, region: str, domain: str) -> str:
     return f"{service}.{region}.{domain}"
 
 
-def endpoint_service_name(service: str, region: str, domain: str) -> str:
-    """The VPC endpoint service name, prefixed with the domain reversed: com.amazonaws.eu-west-1.ssm. In China some
-    services use cn.com.amazonaws and others com.amazonaws (aws/aws-cdk#11140, #16139), so endpoints are matched by
-    their last label (checks/vpc.py) and this name is only what a remedy suggests."""
-    return ".".join(reversed(domain.split("."))) + f".{region}.{service}"
+# Endpoint service names are com.amazonaws.<region>.<service>, except for the services AWS named after the
+# partition's reversed domain in a few Regions (cn.com.amazonaws.cn-north-1.sts, gov.ic.c2s.us-iso-east-1.ec2). Which
+# ones is what `aws ec2 describe-vpc-endpoint-services` lists there, as aws-cdk keeps it (packages/aws-cdk-lib/aws-ec2/
+# lib/vpc-endpoint.ts, getDefaultEndpointPrefix; aws/aws-cdk#25333, #16139), here for the services the doctor names:
+# ssm, ssmmessages, ec2messages, logs and kms keep com.amazonaws in China too. A gateway endpoint's service is
+# com.amazonaws everywhere (the same file, GatewayVpcEndpointAwsService; eksctl-io/eksctl#3081).
+PARTITION_PREFIXED = {
+    "cn-north-1": ("ec2", "monitoring", "s3", "sts"),
+    "cn-northwest-1": ("ec2", "monitoring", "s3", "sts"),
+    "us-iso-east-1": ("ec2",),
+    "us-iso-west-1": ("ec2", "monitoring"),
+    "us-isob-east-1": ("ec2",),
+}
+
+
+def endpoint_service_name(service: str, region: str, domain: str, gateway: bool = False) -> str:
+    """The VPC endpoint service name: com.amazonaws.eu-west-1.ssm, cn.com.amazonaws.cn-north-1.sts. Endpoints are
+    matched by their last label (checks/vpc.py), so this name is only what a remedy prints."""
+    prefixed = not gateway and service in PARTITION_PREFIXED.get(region, ())
+    return (".".join(reversed(domain.split("."))) if prefixed else "com.amazonaws") + f".{region}.{service}"
+
+
+def placeholders(region: str, domain: str, **ids: Optional[str]) -> Dict[str, str]:
+    """What every remedy is filled with, from one place: {region}, {domain} and the resource ids seen ({vpc},
+    {subnet}, {instance}, ...; one not seen stays a visible <placeholder>). Remedy.filled derives the names from
+    {region} and {domain} with the functions above: {name_ssm}, {endpoint_logs}, {gateway_s3}."""
+    values = {"region": region or "<region>", "domain": domain, "vpc": "<vpc-id>", "subnet": "<subnet-id>",
+              "instance": "<instance-id>"}
+    values.update({key: str(value) for key, value in ids.items() if value})
+    return values
 
 
 def targets(services, region: str, domain: str, agent: AgentConfig, ipv6_only: bool = False) -> Tuple[Target, ...]:

@@ -149,10 +149,20 @@ def test_one_domain_for_every_partition():
     assert plan.domain_for("us-gov-west-1") == "amazonaws.com"
     assert plan.domain_for("eu-west-1", "amazonaws.com") == "amazonaws.com"
     assert plan.service_name("ssm", "eusc-de-east-1", "amazonaws.eu") == "ssm.eusc-de-east-1.amazonaws.eu"
-    assert plan.endpoint_service_name("ssm", "cn-north-1", "amazonaws.com.cn") == "cn.com.amazonaws.cn-north-1.ssm"
-    result = vpc.assess({"endpoints": ok({"VpcEndpoints": []})}, ["ssm"], "cn-north-1", "vpc-1", ["10.0.0.0/16"],
-                        [], "10.0.1.5", domain="amazonaws.com.cn")
-    assert "--service-name cn.com.amazonaws.cn-north-1.ssm" in result.remedy.commands[0]
+    # China names some endpoint services after the partition and others not: `aws ec2 describe-vpc-endpoint-services`
+    # in cn-north-1/cn-northwest-1 (aws/aws-cdk#25333; aws-cdk vpc-endpoint.ts getDefaultEndpointPrefix) lists
+    # cn.com.amazonaws.<region>.sts/ec2/monitoring, and com.amazonaws.<region>.ssm, logs, kms; gateways com.amazonaws
+    assert plan.endpoint_service_name("ssm", "cn-north-1", "amazonaws.com.cn") == "com.amazonaws.cn-north-1.ssm"
+    assert plan.endpoint_service_name("sts", "cn-northwest-1", "amazonaws.com.cn") == \
+        "cn.com.amazonaws.cn-northwest-1.sts"
+    assert plan.endpoint_service_name("s3", "cn-north-1", "amazonaws.com.cn", gateway=True) == \
+        "com.amazonaws.cn-north-1.s3"
+    assert plan.endpoint_service_name("ec2", "us-iso-east-1", "c2s.ic.gov") == "gov.ic.c2s.us-iso-east-1.ec2"
+    result = vpc.assess({"endpoints": ok({"VpcEndpoints": []})}, ["ssm", "sts", "s3"], "cn-north-1", "vpc-1",
+                        ["10.0.0.0/16"], [], "10.0.1.5", domain="amazonaws.com.cn")
+    commands = " ".join(result.remedy.commands)
+    assert all(f"--service-name {name} " in commands for name in (
+        "com.amazonaws.cn-north-1.ssm", "cn.com.amazonaws.cn-north-1.sts", "com.amazonaws.cn-north-1.s3")), commands
 
 
 def test_a_shared_endpoint_elsewhere_is_not_missing():

@@ -38,7 +38,7 @@ DOCS = "https://docs.aws.amazon.com/systems-manager/latest/userguide/"
 DOC = DOCS + "ssm-agent-status-and-restart.html"
 INSTALL = Remedy("Install the agent; from a private subnet the package comes from the regional S3 bucket through "
                  "the S3 gateway endpoint.",
-                 ("sudo yum install -y https://s3.{region}.amazonaws.com/amazon-ssm-{region}/latest/linux_amd64/"
+                 ("sudo yum install -y https://{name_s3}/amazon-ssm-{region}/latest/linux_amd64/"
                   "amazon-ssm-agent.rpm", "sudo snap install amazon-ssm-agent --classic"),
                  (DOCS + "manually-install-ssm-agent-linux.html",))
 START = {"deb/rpm": Remedy("Start the agent and enable it at boot; its journal says why it stopped.",
@@ -54,7 +54,7 @@ UPDATE = Remedy("Update the agent with the AWS-UpdateSSMAgent document (or the p
 NO_PROXY = Remedy("Give the agent a no_proxy covering IMDS and the endpoint names with a systemd drop-in, then "
                   "restart it.",
                   ("sudo mkdir -p /etc/systemd/system/{unit}.d",
-                   "printf '[Service]\\nEnvironment=\"no_proxy=169.254.169.254,.amazonaws.com\"\\n' | "
+                   "printf '[Service]\\nEnvironment=\"no_proxy=169.254.169.254,.{domain}\"\\n' | "
                    "sudo tee /etc/systemd/system/{unit}.d/no-proxy.conf",
                    "sudo systemctl daemon-reload && sudo systemctl restart {unit}"),
                   ("https://docs.aws.amazon.com/systems-manager/latest/userguide/configure-proxy-ssm-agent.html",))
@@ -138,8 +138,7 @@ def run_agent(ctx, prior) -> Result:
     state = AgentState(binary, agents, unit, unit_state, systemd, version, source, proxy_env, environ_problem,
                        ctx.agent_config.endpoints, ctx.agent_config.problem, identity, identity_problem, disk_free,
                        tuple(problems), ctx.agent_config.region or "")
-    return assess_agent(state, [t.name for t in ctx.targets],
-                        {"instance": ctx.facts.instance_id or "<instance-id>", "region": ctx.region or "<region>"})
+    return assess_agent(state, [t.name for t in ctx.targets], ctx.placeholders())
 
 
 def assess_agent(state: AgentState, names: Sequence[str], values: Optional[Dict[str, str]] = None) -> Result:

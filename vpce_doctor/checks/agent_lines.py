@@ -26,9 +26,9 @@ RESOLVER = _R("The agent could not resolve an endpoint name: check the VPC's DNS
               ("aws ec2 describe-vpc-attribute --vpc-id {vpc} --attribute enableDnsSupport",
                "aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} --query "
                "'VpcEndpoints[].[ServiceName,PrivateDnsEnabled]' --output table"))
-INTERCEPTED = _R("Something presents its own certificate for AWS names (TLS inspection): exempt *.amazonaws.com or "
+INTERCEPTED = _R("Something presents its own certificate for AWS names (TLS inspection): exempt *.{domain} or "
                  "give the agent the inspecting CA.",
-                 ("openssl s_client -connect ssm.{region}.amazonaws.com:443 -servername ssm.{region}.amazonaws.com "
+                 ("openssl s_client -connect {name_ssm}:443 -servername {name_ssm} "
                   "</dev/null | openssl x509 -noout -issuer -subject",))
 RESET = _R("Something between the agent and the endpoint resets its connections (a firewall, proxy or TLS "
            "inspection). Agents built with Go >= 1.23 (3.3.2299.0 and later) offer a post-quantum key share some "
@@ -63,19 +63,19 @@ CLOCK = _R("The instance clock is off by more than 5 minutes: SigV4 signatures a
 MESSAGES = _R("Session Manager and Run Command need the ssmmessages endpoint and the ssmmessages:* permissions "
               "(AmazonSSMManagedInstanceCore) on the agent's role.",
               ("aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} "
-               "Name=service-name,Values=com.amazonaws.{region}.ssmmessages",))
+               "Name=service-name,Values={endpoint_ssmmessages}",))
 LOGS = _R("Session logging to CloudWatch Logs needs a logs interface endpoint, the log group, and logs:Describe*/"
           "PutLogEvents (and the KMS key, when encryption is required) on the agent's role.",
           ("aws ssm get-document --name SSM-SessionManagerRunShell --query Content --output text",
            "aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} "
-           "Name=service-name,Values=com.amazonaws.{region}.logs"))
+           "Name=service-name,Values={endpoint_logs}"))
 S3 = _R("Session logging to S3 needs a route to S3 (a gateway endpoint on this subnet's route table, or an S3 "
         "interface endpoint) and s3:PutObject/GetEncryptionConfiguration on the bucket for the agent's role.",
         ("aws ssm get-document --name SSM-SessionManagerRunShell --query Content --output text",
          "aws ec2 describe-route-tables --filters Name=association.subnet-id,Values={subnet}"))
 KMS = _R("Session encryption needs the kms endpoint and kms:Decrypt/GenerateDataKey on the key for the agent's "
          "role.", ("aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} "
-                   "Name=service-name,Values=com.amazonaws.{region}.kms", "aws kms describe-key --key-id <key-id>"))
+                   "Name=service-name,Values={endpoint_kms}", "aws kms describe-key --key-id <key-id>"))
 RUN_AS = _R("Create the runAs user on the instance, or change runAsDefaultUser in the Session Manager preferences.",
             ("sudo useradd -m <user>",), (DOCS + "session-preferences-run-as.html",))
 UPDATE = _R("Update the agent: old agents fall back to plain-HTTP S3 queries that hang in a private subnet.",

@@ -30,10 +30,8 @@ SECRET_RE = re.compile(r"(://)[^/\s]+@")  # user:password in URLs (proxy setting
 
 def run_logs(ctx, prior) -> Result:
     tails = [read_tail(ctx.path(p), p) for p in LOG_FILES]
-    f = ctx.facts
-    values = {"instance": f.instance_id or "<instance-id>", "region": ctx.region or "<region>",
-              "vpc": f.vpc_id or "<vpc-id>", "subnet": f.subnet_id or "<subnet-id>"}
-    return assess_logs(tails, datetime.now(), values, agent_explain.observed(prior), agent.version_of(prior))
+    return assess_logs(tails, datetime.now(), ctx.placeholders(), agent_explain.observed(prior),
+                       agent.version_of(prior))
 
 
 @dataclass(frozen=True)

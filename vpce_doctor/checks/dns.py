@@ -14,7 +14,7 @@ from ..model import Check, Remedy, Result, Severity, Status
 PRIVATE_DNS_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/privatelink-access-aws-services.html"
 PUBLIC_ANSWER = Remedy(
     "Create an interface endpoint for the service in this VPC with private DNS enabled, and turn on both "
-    "enableDnsSupport and enableDnsHostnames for the VPC. With a custom DNS server, forward amazonaws.com to "
+    "enableDnsSupport and enableDnsHostnames for the VPC. With a custom DNS server, forward {domain} to "
     "the VPC resolver.",
     ("aws ec2 create-vpc-endpoint --vpc-id {vpc} --vpc-endpoint-type Interface --service-name {endpoint_service} "
      "--subnet-ids {subnet} --private-dns-enabled",
@@ -33,9 +33,9 @@ DUALSTACK = Remedy(
      "--dns-options DnsRecordIpType=dualstack"),
     ("https://docs.aws.amazon.com/vpc/latest/privatelink/aws-services-privatelink-support.html",))
 FIREWALL = Remedy(
-    "Find what answers for the name instead of Amazon DNS: a private hosted zone named like it (amazonaws.com, "
-    "{region}.amazonaws.com or the service name) without the record, or a Route 53 Resolver DNS Firewall rule. "
-    "Add the record, fix the zone's association, or allow-list *.amazonaws.com.",
+    "Find what answers for the name instead of Amazon DNS: a private hosted zone named like it ({domain}, "
+    "{region}.{domain} or the service name) without the record, or a Route 53 Resolver DNS Firewall rule. "
+    "Add the record, fix the zone's association, or allow-list *.{domain}.",
     ("aws route53 list-hosted-zones-by-vpc --vpc-id {vpc} --vpc-region {region}",
      "aws route53resolver list-firewall-rule-group-associations --vpc-id {vpc}"),
     ("https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/hosted-zone-private-considerations.html",))
@@ -97,9 +97,8 @@ def run(ctx, prior, *, target) -> Result:
     with ThreadPoolExecutor(max_workers=2) as pool:
         a, aaaa = pool.map(lambda kind: lookup(resolver, target.name, kind, timeout), ("A", "AAAA"))
     facts = ctx.facts
-    context = {**_resolver_context(prior, list(facts.vpc_cidrs)), "name": target.name,
-               "vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>", "region": ctx.region,
-               "endpoint_service": ctx.endpoint_service_name(target.service), "domain": ctx.domain}
+    context = {**ctx.placeholders(name=target.name, endpoint_service=ctx.endpoint_service_name(
+        target.service, target.gateway)), **_resolver_context(prior, list(facts.vpc_cidrs))}
     return assess(target.name, target.gateway, a, aaaa, list(facts.vpc_cidrs) + list(facts.vpc_ipv6_cidrs), context,
                   target.source, facts.families())
 

@@ -14,9 +14,9 @@ UNSHADOW = Remedy("Unset the credential variables (or remove ~/.aws/credentials 
                   "profile is used, as the SSM agent does.",
                   ("unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE",))
 STS_ENDPOINT = Remedy("Create an interface endpoint for STS with private DNS, and call the regional name "
-                      "(sts.<region>.amazonaws.com), never sts.amazonaws.com.",
+                      "({name_sts}), not the global STS name.",
                       ("aws ec2 create-vpc-endpoint --vpc-id {vpc} --vpc-endpoint-type Interface --service-name "
-                       "com.amazonaws.{region}.sts --subnet-ids {subnet} --private-dns-enabled",))
+                       "{endpoint_sts} --subnet-ids {subnet} --private-dns-enabled",))
 
 
 def checks(sts_planned: bool, imds_only: bool):
@@ -58,8 +58,7 @@ def assess_source(method: Optional[str], problem: str, profile_arn: Optional[str
 
 def run_identity(ctx, prior) -> Result:
     result = call(ctx.clients.client("sts"), "get_caller_identity")
-    facts = ctx.facts
-    context = {"vpc": facts.vpc_id, "subnet": facts.subnet_id, "region": ctx.region}
+    context = ctx.placeholders()
     return assess_identity(result, ctx.clients.endpoint("sts"), context)
 
 

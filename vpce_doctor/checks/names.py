@@ -31,7 +31,7 @@ FIXES = {
                    "'VpcEndpoints[].[ServiceName,IpAddressType,DnsOptions.DnsRecordIpType,DnsEntries[].DnsName]'"),
                   "https://docs.aws.amazon.com/vpc/latest/privatelink/privatelink-access-aws-services.html"),
     "fips": ("No endpoint answers for the FIPS name in this VPC: FIPS names are separate endpoint services "
-             "(com.amazonaws.{region}.<service>-fips) offered in few Regions. Create that endpoint where it exists, "
+             "(e.g. {endpoint_ssm}-fips) offered in few Regions. Create that endpoint where it exists, "
              "or turn the setting off.",
              ("unset AWS_USE_FIPS_ENDPOINT", "aws configure set use_fips_endpoint false",
               "aws ec2 describe-vpc-endpoint-services --filters Name=service-name,Values='*-fips' "
@@ -78,8 +78,7 @@ def run(ctx, prior, *, services) -> Result:
         found = dict(zip(unique, pool.map(lambda n: (dns.lookup(resolver, n, "A", timeout),
                                                       dns.lookup(resolver, n, "AAAA", timeout)), unique)))
     facts = ctx.facts
-    context = {"vpc": facts.vpc_id or "<vpc-id>", "region": ctx.region, "domain": ctx.domain,
-               "instance": facts.instance_id or "<instance-id>"}
+    context = ctx.placeholders()
     return assess(names, found, list(facts.vpc_cidrs) + list(facts.vpc_ipv6_cidrs), context,
                   dialled.imds_mode_problem(facts.imds.endpoint, settings, environ), problem,
                   _ipv6_mode_unanswered(ctx, dialled.imds_ipv6_mode(settings, environ)))

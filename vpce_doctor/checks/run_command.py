@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Mapping, Optional, Tuple
 
 from ..model import Check, Remedy, Result, Severity, Status
+from ..plan import endpoint_service_name
 from .agent import version_of, version_tuple
 
 MGS_SINCE = (3, 1, 821, 0)   # Run Command over ssmmessages (MGS), with ec2messages (MDS) as the fallback
@@ -19,7 +20,7 @@ MDS_OFF_SINCE = (3, 3, 40, 0)  # ec2messages switched off once ssmmessages conne
 CHANNELS = ("tls:ssmmessages", "tls:ec2messages")
 ENDPOINT = Remedy("Create the missing interface endpoint with private DNS (see the failing check above).",
                   ("aws ec2 create-vpc-endpoint --vpc-endpoint-type Interface --service-name "
-                   "com.amazonaws.{region}.{service} --vpc-id {vpc} --subnet-ids {subnet} --private-dns-enabled",))
+                   "{endpoint_service} --vpc-id {vpc} --subnet-ids {subnet} --private-dns-enabled",))
 
 
 def check() -> Check:
@@ -55,8 +56,15 @@ def run(ctx, prior) -> Result:
     version = version_tuple(version_of(prior))
     channels = {c.split(":")[1]: ("fail" if is_lost_fallback(prior.get(c)) else prior[c].status.value)
                 if c in prior else "unplanned" for c in CHANNELS}
-    context = {"region": ctx.region, "vpc": ctx.facts.vpc_id, "subnet": ctx.facts.subnet_id}
+    context = ctx.placeholders()
     return assess(channels["ssmmessages"], channels["ec2messages"], version, context)
+
+
+def _endpoint(service: str, context: Mapping[str, object]) -> Remedy:
+    """ENDPOINT for one channel, with its endpoint service name from the placeholders (plan.placeholders)."""
+    name = context.get(f"endpoint_{service}") or endpoint_service_name(
+        service, str(context.get("region") or "<region>"), str(context.get("domain") or "amazonaws.com"))
+    return ENDPOINT.filled(**{**context, "service": service, "endpoint_service": name})
 
 
 def assess(mgs: str, mds: str, version: Optional[Tuple[int, ...]], context: Mapping[str, object]) -> Result:
@@ -74,7 +82,7 @@ def assess(mgs: str, mds: str, version: Optional[Tuple[int, ...]], context: Mapp
                       cause="This agent turns ec2messages back on when ssmmessages fails "
                             "(ssmconnectionchannel.go); without it, commands end as Delivery Timed Out whenever "
                             "ssmmessages is down.",
-                      remedy=ENDPOINT.filled(service="ec2messages", **context))
+                      remedy=_endpoint("ec2messages", context))
     if works_mds and not uses_mgs:
         return Result(Status.PASS, f"Run Command arrives over ec2messages, the only channel of agent {shown}",
                       evidence=evidence)
@@ -82,7 +90,7 @@ def assess(mgs: str, mds: str, version: Optional[Tuple[int, ...]], context: Mapp
         return Result(Status.WARN, f"Run Command arrives over ec2messages only: ssmmessages is {mgs} (agent {shown})",
                       code="fallback-only", evidence={**evidence, "caused_by": ["tls:ssmmessages"]},
                       cause="Commands still arrive, through the fallback; Session Manager needs ssmmessages.",
-                      remedy=ENDPOINT.filled(service="ssmmessages", **context))
+                      remedy=_endpoint("ssmmessages", context))
     if mgs == mds == "unplanned":
         return Result(Status.WARN, "no channel was checked: plan ssmmessages and ec2messages", code="unknown",
                       evidence=evidence)
@@ -90,4 +98,4 @@ def assess(mgs: str, mds: str, version: Optional[Tuple[int, ...]], context: Mapp
     return Result(Status.FAIL, f"no channel delivers Run Command: ssmmessages is {mgs}, ec2messages is {mds} "
                   f"(agent {shown})", code="undeliverable", evidence={**evidence, "caused_by": broken},
                   cause="Commands sent to this instance end as Delivery Timed Out.",
-                  remedy=ENDPOINT.filled(service="ssmmessages" if uses_mgs else "ec2messages", **context))
+                  remedy=_endpoint("ssmmessages" if uses_mgs else "ec2messages", context))

@@ -7,6 +7,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from .. import denials, policy
 from ..aws import call, summary
 from ..model import Check, Remedy, Result, Severity, Status
+from ..plan import domain_for, endpoint_service_name
 from . import api, bucket_policy, s3_paths
 
 # A gateway endpoint carries only its own Region's S3 (https://docs.aws.amazon.com/vpc/latest/privatelink/
@@ -21,7 +22,7 @@ CROSS_REGION = Remedy(
     ("aws ec2 describe-vpc-endpoint-services --region {region} --service-region {bucket_region} --filters "
      "Name=service-type,Values=Interface Name=owner,Values=amazon --query 'ServiceNames'",
      "aws ec2 create-vpc-endpoint --region {region} --vpc-id {vpc} --vpc-endpoint-type Interface --service-name "
-     "com.amazonaws.{bucket_region}.s3 --service-region {bucket_region} --subnet-ids {subnet}",
+     "{bucket_endpoint} --service-region {bucket_region} --subnet-ids {subnet}",
      "aws s3api get-bucket-location --bucket {bucket}"),
     ("https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html",
      "https://docs.aws.amazon.com/vpc/latest/privatelink/aws-services-cross-region-privatelink-support.html"))
@@ -62,6 +63,7 @@ def assess_bucket(bucket: str, region: str, result: Mapping[str, Any], request: 
                       cause="The gateway endpoint carries traffic only to S3 in its own Region; requests for this "
                             "bucket go to another Region's addresses, which a private subnet cannot reach.",
                       remedy=CROSS_REGION.filled(bucket=bucket, region=region, bucket_region=found,
+                                                 bucket_endpoint=endpoint_service_name("s3", found, domain_for(found)),
                                                  vpc=seen.vpc or "<vpc-id>", subnet=seen.subnet or "<subnet-id>"),
                       evidence=evidence)
     if result.get("ok"):

@@ -23,11 +23,11 @@ GATEWAY = Remedy("Give this subnet's route table the S3 gateway endpoint route (
                  (LOGGING_DOC,))
 LOGS_ENDPOINT = Remedy("Create an interface endpoint for CloudWatch Logs with private DNS, or turn CloudWatch "
                        "session logging off.", ("aws ec2 create-vpc-endpoint --vpc-endpoint-type Interface "
-                                                "--service-name com.amazonaws.{region}.logs --vpc-id {vpc} "
+                                                "--service-name {endpoint_logs} --vpc-id {vpc} "
                                                 "--subnet-ids {subnet} --private-dns-enabled",), (LOGGING_DOC,))
 KMS_ENDPOINT = Remedy("Create an interface endpoint for KMS with private DNS.",
                       ("aws ec2 create-vpc-endpoint --vpc-endpoint-type Interface --service-name "
-                       "com.amazonaws.{region}.kms --vpc-id {vpc} --subnet-ids {subnet} --private-dns-enabled",))
+                       "{endpoint_kms} --vpc-id {vpc} --subnet-ids {subnet} --private-dns-enabled",))
 
 
 def checks():
@@ -42,7 +42,7 @@ def checks():
 
 
 def _context(ctx) -> Dict[str, object]:
-    return {"region": ctx.region, "vpc": ctx.facts.vpc_id, "subnet": ctx.facts.subnet_id}
+    return dict(ctx.placeholders())
 
 
 def run_s3(ctx, prior) -> Result:

@@ -86,10 +86,9 @@ def run(ctx, prior, *, target) -> Result:
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(addresses)))) as pool:
         probes = dict(zip(addresses, pool.map(lambda ip: connect(ip, ctx.settings.port, timeout), addresses)))
     facts = ctx.facts
-    context = {"vpc": facts.vpc_id or "<vpc-id>", "subnet": facts.subnet_id or "<subnet-id>",
-               "cidr": (facts.vpc_cidrs or ("<vpc-cidr>",))[0],
-               "cidr6": (facts.vpc_ipv6_cidrs or ("<vpc-ipv6-cidr>",))[0],
-               "endpoint_service": ctx.endpoint_service_name(target.service)}
+    context = ctx.placeholders(cidr=(facts.vpc_cidrs or ("<vpc-cidr>",))[0],
+                               cidr6=(facts.vpc_ipv6_cidrs or ("<vpc-ipv6-cidr>",))[0],
+                               endpoint_service=ctx.endpoint_service_name(target.service, target.gateway))
     # S3 names answered with private addresses are an S3 interface endpoint's (checks/s3_paths.py): its security
     # group, not the gateway's route, decides.
     gateway = target.gateway and not all(dns.is_private(a) for a in addresses)

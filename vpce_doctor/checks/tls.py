@@ -14,8 +14,8 @@ from ..model import Check, Remedy, Result, Severity, Status
 
 INTERCEPTION = Remedy(
     "Something between the instance and the endpoint presents its own certificate: a TLS-inspecting proxy or "
-    "firewall. Exempt *.amazonaws.com from inspection, or, if the interception is intended, add its CA to the "
-    "system trust store and point AWS_CA_BUNDLE at it.",
+    "firewall. Exempt {name} (and the other AWS names) from inspection, or, if the interception is intended, add "
+    "its CA to the system trust store and point AWS_CA_BUNDLE at it.",
     ("openssl s_client -connect {hostport} -servername {name} -showcerts </dev/null",),
     ("https://docs.aws.amazon.com/systems-manager/latest/userguide/troubleshooting-ssm-agent.html",))
 WRONG_NAME = Remedy(

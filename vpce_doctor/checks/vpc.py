@@ -23,7 +23,7 @@ def run(ctx, prior) -> Result:
     facts = ctx.facts
     addresses = {t.service: dns.addresses(prior[f"dns:{t.service}"]) for t in ctx.targets if f"dns:{t.service}" in prior}
     seen = vpc_observe.observe(ctx.clients.client("ec2"), facts.vpc_id, facts.subnet_id, facts.security_groups,
-                   ctx.endpoint_service_name("s3") if addresses.get("s3") else None)
+                   ctx.endpoint_service_name("s3", gateway=True) if addresses.get("s3") else None)
     return assess(seen, [t.service for t in ctx.targets], ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
                   list(facts.security_groups), facts.private_ip, facts.az, addresses.get("s3", []), facts.subnet_id,
                   domain=ctx.domain, addresses=addresses, subnet_cidr=facts.subnet_cidr)
@@ -139,7 +139,7 @@ def _endpoint(view: View, service: str) -> List[Problem]:
 
 def _missing(view: View, service: str) -> List[Problem]:
     gateway = service in GATEWAY
-    name = endpoint_service_name(service, view.region, view.domain)
+    name = endpoint_service_name(service, view.region, view.domain, gateway)
     if not gateway and _elsewhere(view, service):  # a shared endpoint in another VPC answers for it: not missing
         return []
     hub = sorted(s for s in view.services if _elsewhere(view, s))

@@ -29,7 +29,7 @@ def run(ctx, prior) -> Result:
     facts, ec2 = ctx.facts, ctx.clients.client("ec2")
     services = [t.service for t in ctx.targets]
     seen = vpc_observe.observe(ec2, facts.vpc_id, facts.subnet_id, facts.security_groups,
-                               ctx.endpoint_service_name("s3") if "s3" in services else None)
+                               ctx.endpoint_service_name("s3", gateway=True) if "s3" in services else None)
     endpoints = (seen["endpoints"].get("response") or {}).get("VpcEndpoints", [])
     enis = sorted({n for e in endpoints for n in e.get("NetworkInterfaceIds", [])})
     described: Mapping[str, Any] = (call(ec2, "describe_network_interfaces", NetworkInterfaceIds=enis) if enis
