@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import ipaddress
+import operator as op
 import re
-from typing import Callable, Dict, List, Optional, Tuple
+from datetime import datetime, timezone
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 MAX_PATTERN = 1_000     # longer patterns are compared literally, so one match never costs more than ~1000 x text
 # PrivateLink guide, "Principals for gateway endpoints": on a gateway endpoint "AWS": "<account-id>" and
@@ -14,27 +16,53 @@ GATEWAY_PRINCIPALS_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/vpc
 _ACCOUNT_ROOT = re.compile(r"arn:[\w-]+:iam::(\d{12}):root")
 
 
-def holds(operator: str, key: str, values: Tuple[str, ...], ctx: Dict[str, Optional[str]]) -> Optional[bool]:
+Value = Union[None, str, Tuple[str, ...]]  # a key's value in the request: absent, one value, or a multivalued set
+
+
+def holds(operator: str, key: str, values: Tuple[str, ...], ctx: Mapping[str, Value]) -> Optional[bool]:
     """True, False, or None (cannot tell). A key absent from the request fails every operator but the negated ones
     (StringNotEquals, NotIpAddress, ...) and ...IfExists, which hold, and Null (IAM User Guide, condition operators:
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html)."""
-    if_exists = operator.endswith("IfExists")
-    base = operator[:-len("IfExists")] if if_exists else operator
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+    ForAnyValue:/ForAllValues: compare each member of the request's set (_set_holds)."""
+    qualifier, _, rest = operator.rpartition(":")
+    if_exists = rest.endswith("IfExists")
+    base = rest[:-len("IfExists")] if if_exists else rest
     key = key.lower()
     if key not in ctx or any("${" in v for v in values) or (key == "aws:principalarn" and
                                                                   pathed_role(values)):
         return None
     value = ctx[key]
-    if base == "Null":
+    if base == "Null" and not qualifier:
         return any((value is None) == (v.lower() == "true") for v in values)
     test = _OPERATORS.get(base)
-    if test is None:
-        return None  # ForAnyValue:/ForAllValues:, Numeric*, Date* … are not evaluated here
+    if test is None or qualifier not in ("", "ForAnyValue", "ForAllValues"):
+        return None
     negated = "Not" in base
+    if qualifier:
+        return _set_holds(qualifier == "ForAllValues", test, negated, values, value)
     if value is None:
         return negated or if_exists
+    if isinstance(value, tuple):
+        return None  # a single-valued operator on a multivalued key: AWS's own docs advise against it
     hit = test(values, value)
     return None if hit is None else hit != negated
+
+
+def _set_holds(every: bool, test: Callable[[Tuple[str, ...], str], Optional[bool]], negated: bool,
+               values: Tuple[str, ...], value: Value) -> Optional[bool]:
+    """ForAllValues: every member of the request's set matches (and an absent key or an empty set holds);
+    ForAnyValue: at least one member matches (an absent key fails). A negated operator is applied to each member.
+    A single-valued key is a set of one (IAM User Guide, "Single-valued vs. multivalued context keys":
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys
+    .html)."""
+    members = () if value is None else value if isinstance(value, tuple) else (value,)
+    if not members:
+        return every
+    hits = [test(values, member) for member in members]
+    if None in hits:
+        return None
+    matched = [hit != negated for hit in hits]
+    return all(matched) if every else any(matched)
 
 
 def _strings_equal(values: Tuple[str, ...], value: str) -> Optional[bool]:
@@ -61,11 +89,38 @@ def _ips(values: Tuple[str, ...], value: str) -> Optional[bool]:
         return None  # a malformed address or range: AWS would have refused the policy, so do not guess
 
 
+def _ordered(parse: Callable[[str], float], compare: Callable[[float, float], bool]):
+    """Numeric* and Date*: the request's value against each policy value (any one suffices); a value that does not
+    parse cannot be decided."""
+    def test(values: Tuple[str, ...], value: str) -> Optional[bool]:
+        try:
+            have = parse(value)
+            return any(compare(have, parse(v)) for v in values)
+        except (ValueError, OverflowError):
+            return None
+    return test
+
+
+def _date(text: str) -> float:
+    """A Date* operand: epoch seconds, or ISO 8601 (a date alone is midnight UTC; no zone is UTC), as IAM takes them
+    (condition operators, "Date condition operators")."""
+    text = text.strip()
+    if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        return float(text)
+    parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+_COMPARISONS = {"Equals": op.eq, "LessThan": op.lt, "LessThanEquals": op.le, "GreaterThan": op.gt,
+                "GreaterThanEquals": op.ge}
 _OPERATORS: Dict[str, Callable[[Tuple[str, ...], str], Optional[bool]]] = {
     "StringEquals": _strings_equal, "StringNotEquals": _strings_equal,
     "StringLike": _strings_like, "StringNotLike": _strings_like,
     "ArnEquals": _arns_like, "ArnNotEquals": _arns_like, "ArnLike": _arns_like, "ArnNotLike": _arns_like,
-    "Bool": _bools, "IpAddress": _ips, "NotIpAddress": _ips}
+    "Bool": _bools, "IpAddress": _ips, "NotIpAddress": _ips,
+    "NumericNotEquals": _ordered(float, op.eq), "DateNotEquals": _ordered(_date, op.eq),
+    **{f"Numeric{name}": _ordered(float, compare) for name, compare in _COMPARISONS.items()},
+    **{f"Date{name}": _ordered(_date, compare) for name, compare in _COMPARISONS.items()}}
 
 
 def pathed_role(values: Tuple[str, ...]) -> bool:

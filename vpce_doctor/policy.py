@@ -107,7 +107,7 @@ def evaluate(policy: Policy, action: str, resource: str, principal_arn: Optional
              context: Optional[Mapping[str, Optional[str]]] = None, gateway: bool = False) -> Decision:
     """`context`: the condition keys known (None: absent from the request, see request_context); `gateway`: the
     policy is a gateway endpoint's, where an account principal means its root user only."""
-    ctx = {str(k).lower(): (None if v is None else str(v)) for k, v in (context or {}).items()}
+    ctx = {str(k).lower(): _value(v) for k, v in (context or {}).items()}
     allows: List[_Match] = []
     denies: List[_Match] = []
     for st in policy.statements:
@@ -118,6 +118,13 @@ def evaluate(policy: Policy, action: str, resource: str, principal_arn: Optional
     if gateway and decision.effect == "implicit-deny":
         return _root_only(policy, decision, action.lower(), resource, principal_arn, ctx)
     return decision
+
+
+def _value(value: Any) -> matching.Value:
+    """A context key's value: absent (None), one string, or a multivalued key's set (a list or tuple)."""
+    if value is None:
+        return None
+    return tuple(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
 
 def _decide(allows: List[_Match], denies: List[_Match], what: str) -> Decision:
@@ -142,7 +149,7 @@ def _decide(allows: List[_Match], denies: List[_Match], what: str) -> Decision:
 
 
 def _root_only(policy: Policy, decision: Decision, action: str, resource: str, principal: Optional[str],
-               ctx: Dict[str, Optional[str]]) -> Decision:
+               ctx: Dict[str, matching.Value]) -> Decision:
     """Name the Allow that would match on an interface endpoint: the classic gateway-policy trap."""
     for st in policy.statements:
         if st.allow and st.principals and not st.not_principal and any(map(account_form, st.principals)) \
@@ -154,7 +161,7 @@ def _root_only(policy: Policy, decision: Decision, action: str, resource: str, p
 
 
 def _applies(st: Statement, action: str, resource: str, principal: Optional[str],
-             ctx: Dict[str, Optional[str]], gateway: bool) -> Tuple[Optional[bool], Tuple[str, ...]]:
+             ctx: Dict[str, matching.Value], gateway: bool) -> Tuple[Optional[bool], Tuple[str, ...]]:
     """Does the statement cover this request: True, False, or None with the keys that would decide it."""
     if any(like(p.lower(), action) for p in st.actions) == st.not_action:
         return False, ()
@@ -183,7 +190,7 @@ def _principal_hit(st: Statement, principal: Optional[str], gateway: bool) -> Tu
     return any(principal_matches(p, principal, gateway) for p in st.principals) != st.not_principal, []
 
 
-def _conditions_hold(st: Statement, ctx: Dict[str, Optional[str]]) -> Tuple[Optional[bool], List[str]]:
+def _conditions_hold(st: Statement, ctx: Dict[str, matching.Value]) -> Tuple[Optional[bool], List[str]]:
     unknown = []
     for cond in st.conditions:
         result = matching.holds(cond.operator, cond.key, cond.values, ctx)

@@ -3,13 +3,16 @@ doctor's evaluator is judged against an independent one, and both against AWS's 
 
 Sources: IAM policy evaluation logic (https://docs.aws.amazon.com/IAM/latest/UserGuide/
 reference_policies_evaluation-logic.html); condition operators and keys absent from the request
-(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html); gateway
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html), Numeric
+and Date operators, ForAnyValue/ForAllValues over multivalued keys (https://docs.aws.amazon.com/IAM/latest/UserGuide/
+reference_policies_condition-single-vs-multi-valued-context-keys.html); gateway
 endpoint principals (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html, "Principals for
 gateway endpoints"); S3's AccessDenied wording (https://docs.aws.amazon.com/AmazonS3/latest/userguide/
 troubleshoot-403-errors.html, "Access denied message examples").
 """
 from __future__ import annotations
 
+import datetime as _dt
 import fnmatch
 import ipaddress
 import json
@@ -69,6 +72,8 @@ def _named(principal, principals: set) -> bool:
 def _condition(operator: str, key: str, values, context: dict) -> bool:
     values = [str(v).lower() if isinstance(v, bool) else str(v) for v in (values if isinstance(values, list)
                                                                          else [values])]
+    if operator.startswith(("ForAnyValue:", "ForAllValues:")):
+        return _set_condition(operator, values, context.get(key.lower()))
     if_exists = operator.endswith("IfExists")
     base = operator[:-len("IfExists")] if if_exists else operator
     value = context.get(key.lower())
@@ -79,6 +84,19 @@ def _condition(operator: str, key: str, values, context: dict) -> bool:
         return negated or if_exists
     hit = _matches(base, values, value)
     return hit != negated
+
+
+def _set_condition(operator: str, values: list, requested) -> bool:
+    """ForAllValues: every value in the request matches the operator (true when the key is absent or its set is
+    empty); ForAnyValue: at least one does (false when absent). A single value is a set of one (IAM User Guide,
+    reference_policies_condition-single-vs-multi-valued-context-keys.html)."""
+    qualifier, base = operator.split(":", 1)
+    base = base.removesuffix("IfExists")
+    members = [] if requested is None else requested if isinstance(requested, list) else [requested]
+    outcomes = [_matches(base, values, member) != ("Not" in base) for member in members]
+    if qualifier == "ForAllValues":
+        return all(outcomes)
+    return any(outcomes)
 
 
 def _matches(base: str, values: list, value: str) -> bool:
@@ -94,7 +112,25 @@ def _matches(base: str, values: list, value: str) -> bool:
         return value.lower() in (v.lower() for v in values)
     if base.startswith(("StringEquals", "StringNotEquals")):
         return value in values
+    for family, parse in (("Numeric", float), ("Date", _instant)):
+        if base.startswith(family):
+            compare = COMPARE[base[len(family):].replace("Not", "", 1)]
+            return any(compare(parse(value), parse(v)) for v in values)
     raise ValueError(f"the lab does not evaluate the condition operator {base}")
+
+
+# Numeric and Date operators: Equals, NotEquals (negated by the caller), LessThan, LessThanEquals, GreaterThan,
+# GreaterThanEquals (condition operators reference).
+COMPARE = {"Equals": lambda a, b: a == b, "LessThan": lambda a, b: a < b, "LessThanEquals": lambda a, b: a <= b,
+           "GreaterThan": lambda a, b: a > b, "GreaterThanEquals": lambda a, b: a >= b}
+
+
+def _instant(text: str) -> float:
+    """A date as IAM takes it: epoch seconds or ISO 8601 in UTC (e.g. 2026-01-01T00:00:00Z, or a date alone)."""
+    if re.fullmatch(r"\d+", text):
+        return float(text)
+    moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=_dt.timezone.utc)).timestamp()
 
 
 def combine(endpoint: str, identity: str, resource: str | None) -> tuple[str, str] | None:

@@ -162,13 +162,31 @@ CASES = {
         doc(allow("Other", Action="ssm:*", Resource="*"),
             deny("Maybe", Action="s3:*", Resource="*", Condition={"StringEquals": {"aws:SourceVpce": "vpce-1"}})),
         "s3:GetObject", OBJECT, SESSION, None, (False, "implicit-deny", None, ())),
+    # Numeric, Date and set operators (IAM User Guide, condition operators; single- vs multivalued context keys)
     "an unsupported operator is unknown even with the key known": (
+        doc(allow("Bin", Action="*", Resource="*", Condition={"BinaryEquals": {"s3:max-keys": "QmluYXJ5"}})),
+        "s3:GetObject", OBJECT, SESSION, {"s3:max-keys": "5"}, (False, "unknown", "Bin", ("s3:max-keys",))),
+    "NumericLessThan compares numbers": (
         doc(allow("Num", Action="*", Resource="*", Condition={"NumericLessThan": {"s3:max-keys": "10"}})),
-        "s3:GetObject", OBJECT, SESSION, {"s3:max-keys": "5"}, (False, "unknown", "Num", ("s3:max-keys",))),
-    "ForAnyValue is not evaluated": (
+        "s3:GetObject", OBJECT, SESSION, {"s3:max-keys": "5"}, (True, "allow", "Num", ())),
+    "DateLessThan on aws:CurrentTime: an expired grant": (
+        doc(allow("Until", Action="*", Resource="*", Condition={"DateLessThan": {"aws:CurrentTime":
+                                                                                   "2026-01-01T00:00:00Z"}})),
+        "s3:GetObject", OBJECT, SESSION, {"aws:CurrentTime": "2026-11-29T12:00:00Z"},
+        (False, "implicit-deny", None, ())),
+    "ForAnyValue on a single value is a set of one": (
         doc(allow("Tags", Action="*", Resource="*",
                   Condition={"ForAnyValue:StringEquals": {"aws:TagKeys": ["a"]}})),
-        "s3:GetObject", OBJECT, SESSION, {"aws:TagKeys": "a"}, (False, "unknown", "Tags", ("aws:TagKeys",))),
+        "s3:GetObject", OBJECT, SESSION, {"aws:TagKeys": "a"}, (True, "allow", "Tags", ())),
+    "ForAllValues holds for an absent key, ForAnyValue does not": (
+        doc(allow("All", Action="*", Resource="*", Condition={"ForAllValues:StringEquals": {"aws:TagKeys": "a"}}),
+            deny("Any", Action="*", Resource="*", Condition={"ForAnyValue:StringEquals": {"aws:TagKeys": "a"}})),
+        "s3:GetObject", OBJECT, SESSION, {"aws:TagKeys": None}, (True, "allow", "All", ())),
+    "ForAllValues needs every member, ForAnyValue:StringNotEquals one": (
+        doc(allow("All", Action="*", Resource="*", Condition={"ForAllValues:StringEquals": {"aws:TagKeys": "a"}}),
+            deny("Other", Action="*", Resource="*",
+                 Condition={"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["a", "b"]}})),
+        "s3:GetObject", OBJECT, SESSION, {"aws:TagKeys": ["a", "c"]}, (False, "explicit-deny", "Other", ())),
     "IfExists with the key known evaluates like the base operator": (
         doc(allow("Acct", Action="*", Resource="*",
                   Condition={"StringEqualsIfExists": {"aws:PrincipalAccount": [ACCT, "999988887777"]}})),
