@@ -238,7 +238,10 @@ class AwsWorld:
     def _seed(self, sc: dict) -> dict:
         ec2, iam, region = self.client("ec2"), self.client("iam"), self.region
         self._seed_admin(iam)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        cidrs = sc["vpc"]["cidrs"]
+        vpc = ec2.create_vpc(CidrBlock=cidrs[0])["Vpc"]["VpcId"]
+        for cidr in cidrs[1:]:  # secondary CIDRs
+            ec2.associate_vpc_cidr_block(VpcId=vpc, CidrBlock=cidr)
         for attribute, value in (("EnableDnsSupport", sc["vpc"]["dns_support"]),
                                  ("EnableDnsHostnames", sc["vpc"]["dns_hostnames"])):
             ec2.modify_vpc_attribute(VpcId=vpc, **{attribute: {"Value": bool(value)}})
@@ -248,7 +251,7 @@ class AwsWorld:
         instance_sg = ec2.create_security_group(VpcId=vpc, GroupName="vpclab-instance-sg",
                                                 Description="vpclab instance: egress to anywhere")["GroupId"]
         self._seed_network_policy(ec2, vpc, subnets, instance_sg, sc)
-        endpoint_sg = self._endpoint_sg(ec2, vpc, "vpclab-endpoint-sg", ingress=True)
+        endpoint_sg = self._endpoint_sg(ec2, vpc, "vpclab-endpoint-sg", cidrs)
 
         iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com" if sc["iam"].get("trust_ec2", True) else
@@ -300,7 +303,7 @@ class AwsWorld:
             "mac": eni.mac_address, "interface_id": eni.id, "private_ip": instance["PrivateIpAddress"], "vpc_id": vpc,
             "instance_type": instance["InstanceType"],
             "launch_time": instance["LaunchTime"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "vpc_cidrs": ["10.0.0.0/16"], "subnet_id": subnets["10.0.1.0/24"], "subnet_cidr": "10.0.1.0/24",
+            "vpc_cidrs": list(cidrs), "subnet_id": subnets["10.0.1.0/24"], "subnet_cidr": "10.0.1.0/24",
             "security_group_ids": [instance_sg], "endpoint_security_group_id": endpoint_sg,
             "route_table_id": route_table, "ami_id": AMI_ID,
             "role_name": ROLE if attach else None, "instance_profile_arn": profile["Arn"] if attach else None,
@@ -314,8 +317,10 @@ class AwsWorld:
 
     def _interface(self, ec2, vpc: str, svc: str, spec: dict, subnets: dict, endpoint_sg: str) -> dict:
         addresses = list(spec["addresses"])
-        sg = endpoint_sg if spec.get("sg_ingress_443", True) else self._endpoint_sg(
-            ec2, vpc, f"vpclab-{svc}-endpoint-sg", ingress=False)
+        sg = endpoint_sg
+        if not spec.get("sg_ingress_443", True) or spec.get("sg_ingress_cidr"):  # a group of its own
+            sg = self._endpoint_sg(ec2, vpc, f"vpclab-{svc}-endpoint-sg", [spec["sg_ingress_cidr"]]
+                                   if spec.get("sg_ingress_443", True) and spec.get("sg_ingress_cidr") else [])
         policy = spec.get("policy") or None
         vpce = ec2.create_vpc_endpoint(
             VpcId=vpc, ServiceName=f"com.amazonaws.{self.region}.{svc}", VpcEndpointType="Interface",
@@ -374,12 +379,13 @@ class AwsWorld:
                 access_key.access_key_id, access_key.secret_access_key = ADMIN_KEY, ADMIN_SECRET
 
     @staticmethod
-    def _endpoint_sg(ec2, vpc: str, name: str, ingress: bool) -> str:
+    def _endpoint_sg(ec2, vpc: str, name: str, cidrs) -> str:
+        """A group admitting 443 from these CIDRs (none: no ingress at all)."""
         group = ec2.create_security_group(VpcId=vpc, GroupName=name, Description=f"{name}: interface endpoints")
-        if ingress:
+        if cidrs:
             ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[{
                 "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
-                "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "HTTPS from the VPC"}]}])
+                "IpRanges": [{"CidrIp": cidr, "Description": "HTTPS from the VPC"} for cidr in cidrs]}])
         return group["GroupId"]
 
     def _fix_interface_endpoint(self, vpce_id: str, svc: str, addresses: list, private_dns: bool) -> None:
@@ -494,7 +500,8 @@ def _ping_status(sc: dict) -> str | None:
         hub = sc["hub"]["services"].get(svc)
         if hub:  # a shared endpoint in the hub VPC
             return sc["eni"].get(hub, {}).get("mode", "ok") != "ok" or sc["dns"].get(svc, "auto") != "auto"
-        if not (spec.get("present", True) and spec.get("private_dns", True) and spec.get("sg_ingress_443", True)):
+        if not (spec.get("present", True) and spec.get("private_dns", True) and spec.get("sg_ingress_443", True)
+                and not netpolicy.sg_blocks(spec)):
             return True
         modes = [sc["eni"].get(ip, {}).get("mode", "ok") for ip in spec.get("addresses", [])]
         if modes and "ok" not in modes:  # with one good ENI of several, the agent gets through on a retry

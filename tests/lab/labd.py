@@ -184,7 +184,7 @@ def nft_ruleset(sc: dict, lo_addresses) -> str:
         elif mode == "reject":
             rules.append(f"{family.daddr(address)} tcp dport 443 reject with tcp reset")
     for svc, spec in interface_endpoints(sc).items():
-        if spec.get("present", True) and not spec.get("sg_ingress_443", True):
+        if spec.get("present", True) and (not spec.get("sg_ingress_443", True) or netpolicy.sg_blocks(spec)):
             for address in family.endpoint_addresses(spec, _v4(spec, svc)):
                 rules.append(f"{family.daddr(address)} tcp dport 443 drop")
     s3 = sc["endpoints"].get("s3", {})
@@ -299,6 +299,7 @@ class Labd:
         self.lo_addresses = {"10.0.1.1%d" % i for i in range(8)} | {S3_IP}
         self.owners: dict = {}  # address -> endpoint service, read by the TLS handlers per request
         self.s3_interface: set = set()  # the S3 interface endpoint's addresses (requests there are its)
+        self.proxies: dict = {}  # (address, port) -> tests.lab.proxy.ProxyServer
         self.eni_modes: dict = {}  # address -> ok | wrong-name | untrusted | drop | reject
         self.listeners: dict = {}
         self.custom_dns: dict = {}  # address -> DnsServer: [dhcp] dns_server other than the VPC resolver
@@ -401,6 +402,18 @@ class Labd:
         ctx.sni_callback = sni
         return ctx
 
+    def _proxy(self, spec: dict) -> None:
+        """[proxy]: started once per address and port, then answering as the current scenario says."""
+        from tests.lab.proxy import ProxyServer
+        key = (spec["address"], int(spec["port"]))
+        if spec["mode"] != "none" and key not in self.proxies:
+            self.proxies[key] = ProxyServer(*key)
+            threading.Thread(target=self.proxies[key].serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                             name=f"proxy-{key[0]}:{key[1]}").start()
+        for (address, port), proxy in self.proxies.items():
+            mine = (address, port) == key
+            proxy.mode, proxy.credentials = (spec["mode"], spec["credentials"]) if mine else ("none", "")
+
     def _listen(self, address: str, port: int = 443) -> None:
         from werkzeug.serving import make_server
 
@@ -448,7 +461,9 @@ class Labd:
             steps["aws"] = round(time.perf_counter() - t, 3)
             t = time.perf_counter()
             server = sc["dhcp"]["dns_server"]
+            proxy = sc["proxy"]
             wanted = set(endpoint_addresses(sc)) | set((sc.get("eni") or {}).keys()) | {server} - {RESOLVER_IP}
+            wanted |= {proxy["address"]} if proxy["mode"] != "none" else set()
             new = sorted(wanted - self.lo_addresses)
             if new:
                 subprocess.run([_tool("ip"), "-batch", "-"], check=True, text=True,
@@ -467,6 +482,7 @@ class Labd:
                            check=True)
             steps["net"] = round(time.perf_counter() - t, 3)
             t = time.perf_counter()
+            self._proxy(proxy)
             if server != RESOLVER_IP and server not in self.custom_dns:
                 self.custom_dns[server] = self.servers.DnsServer(server, 53, public_view(), "nxdomain").start()
             Path("/etc/hosts").write_text(HOSTS + "".join(f"{line}\n" for line in sc["hosts"]["entries"]))

@@ -58,6 +58,15 @@ def _subnet_of(address: str):
     return next((s for s in LAB_SUBNETS if _in(address, s)), None)
 
 
+def sg_blocks(spec: dict) -> bool:
+    """Does an interface endpoint's own group ([endpoints.<svc>] sg_ingress_cidr) leave out the instance's address?
+    A rule for one CIDR admits only addresses in it: an instance in a secondary CIDR is not admitted by a rule for
+    the primary one (what aws-cdk's InterfaceVpcEndpoint writes with open: Peer.ipv4(vpc.vpcCidrBlock), the primary
+    CIDR; packages/aws-cdk-lib/aws-ec2/lib/vpc-endpoint.ts)."""
+    cidr = spec.get("sg_ingress_cidr")
+    return bool(cidr) and not _in(INSTANCE_IP, cidr)
+
+
 def blocked(sc: dict, address: str) -> tuple:
     """(forward, back): does the policy drop the instance's SYN to address:443, or the answer coming back?"""
     acls = {cidr: acl_entries(spec) for cidr, spec in (sc.get("nacl") or {}).items()}

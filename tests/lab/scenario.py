@@ -72,7 +72,9 @@ BASELINE: dict = {
     "hosts": {"entries": []},  # lines appended to /etc/hosts, e.g. "10.0.3.99 ssm.ap-northeast-1.amazonaws.com"
     "eni": {},
     "endpoints": {
-        **{svc: {"present": True, "private_dns": True, "addresses": [ip], "sg_ingress_443": True,
+        # sg_ingress_cidr: the endpoint gets a group of its own admitting 443 from that CIDR only (else the shared
+        # group admits every CIDR of the VPC)
+        **{svc: {"present": True, "private_dns": True, "addresses": [ip], "sg_ingress_443": True, "sg_ingress_cidr": "",
                  "policy": ALLOW_ALL, "ip_type": "ipv4"} for svc, ip in INTERFACE_ENIS.items()},
         # interface: an S3 interface endpoint beside the gateway endpoint (AWS PrivateLink for Amazon S3), with
         # private DNS for every resolver, or only for inbound Resolver endpoints (inbound_only: the VPC keeps S3's
@@ -81,7 +83,11 @@ BASELINE: dict = {
                "interface": {"present": False, "private_dns": True, "inbound_only": False,
                              "addresses": [S3_INTERFACE_ENI], "sg_ingress_443": True, "policy": ALLOW_ALL}},
     },
-    "vpc": {"dns_support": True, "dns_hostnames": True, "route_table": "explicit", "ipv6_cidr": ""},
+    # cidrs: the VPC's primary CIDR then its secondary ones (associate-vpc-cidr-block). The resolver stays at
+    # 10.0.0.2, so the primary must start at 10.0.0.0; e.g. ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"] puts the
+    # instance's subnet in a secondary CIDR.
+    "vpc": {"dns_support": True, "dns_hostnames": True, "route_table": "explicit", "ipv6_cidr": "",
+            "cidrs": ["10.0.0.0/16"]},
     # The instance's subnet: ipv6_only (no IPv4 at all), dns64 (AAAA synthesis in 64:ff9b::/96); see family.py.
     "subnet": {"ipv6_only": False, "dns64": False},
     # egress: the instance's security group: all, vpc-only (no S3 prefix list), none; os_release: /etc/os-release;
@@ -89,6 +95,9 @@ BASELINE: dict = {
     "instance": {"egress": "all", "os_release": AL2023_OS_RELEASE, "dnf_repo": AL2023_REPO,
                  "dnf_vars": AL2023_DNF_VARS},
     "nacl": {},
+    # A forward proxy that answers CONNECT (tests/lab/proxy.py): mode none | auth (407 unless the credentials
+    # "user:password" are given) | refuse (403). Point [doctor] env HTTPS_PROXY at http://address:port.
+    "proxy": {"mode": "none", "address": "10.0.9.10", "port": 3128, "credentials": ""},
     # Interface endpoints that live in a hub VPC (reached over a transit gateway, routed inside the lab) and whose
     # names a private hosted zone shared with this VPC answers: {service: address in the hub CIDR}. Listing a
     # service here removes its endpoint from this VPC.
@@ -140,6 +149,9 @@ def merge(base: dict, overrides: dict, where: str = "scenario") -> dict:
     for service in merged["hub"]["services"]:
         merged["endpoints"].setdefault(service, {})["present"] = False
     from tests.lab import family, netpolicy
+    _check_cidrs(merged["vpc"]["cidrs"], where)
+    if merged["proxy"]["mode"] not in ("none", "auth", "refuse"):
+        raise ScenarioError(f"{where}: [proxy] mode must be none, auth or refuse")
     s3 = merged["endpoints"]["s3"]
     if s3["interface"].get("present") and s3["interface"].get("inbound_only") and not s3.get("present", True):
         # PrivateDnsOnlyForInboundResolverEndpoint needs a gateway endpoint for the service in the VPC (EC2 API
@@ -151,6 +163,21 @@ def merge(base: dict, overrides: dict, where: str = "scenario") -> dict:
     except (ValueError, KeyError, TypeError, IndexError) as error:
         raise ScenarioError(f"{where}: {error}") from None
     return merged
+
+
+def _check_cidrs(cidrs: list, where: str) -> None:
+    """The lab's fixed addresses must fit: the resolver is the primary CIDR's base + 2 (Amazon DNS server, VPC user
+    guide), and the lab's subnets 10.0.1.0/24 and 10.0.2.0/24 lie in the VPC's CIDRs."""
+    import ipaddress
+    try:
+        networks = [ipaddress.ip_network(c) for c in cidrs]
+    except (TypeError, ValueError) as error:
+        raise ScenarioError(f"{where}: [vpc] cidrs: {error}") from None
+    if not networks or networks[0].network_address + 2 != ipaddress.ip_address("10.0.0.2"):
+        raise ScenarioError(f"{where}: [vpc] cidrs must start with a primary CIDR based at 10.0.0.0 (resolver 10.0.0.2)")
+    for subnet in ("10.0.1.0/24", "10.0.2.0/24"):
+        if not any(ipaddress.ip_network(subnet).subnet_of(n) for n in networks):  # type: ignore[arg-type]
+            raise ScenarioError(f"{where}: [vpc] cidrs must hold the lab's subnet {subnet}")
 
 
 def _merge_into(target: dict, overrides: dict) -> None:
