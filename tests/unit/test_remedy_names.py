@@ -55,6 +55,15 @@ def templates():
                     yield f"{info.name}.{name}", item
 
 
+def test_no_command_template_builds_a_name_of_its_own():
+    """Command strings kept apart from a Remedy (aws_buckets_probe.FIND_ENDPOINT, ...) too."""
+    for info in pkgutil.iter_modules(vpce_doctor.checks.__path__):
+        module = importlib.import_module(f"vpce_doctor.checks.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, str) and value.startswith("aws "):
+                assert "com.amazonaws.{" not in value and "{region}.amazonaws.com" not in value, (info.name, name)
+
+
 def test_no_remedy_template_builds_a_name_of_its_own():
     # imds.TRUST_EC2 names a service principal (ec2.amazonaws.com), not an endpoint: left as it is
     seen = [(where, remedy) for where, remedy in templates() if where != "imds.TRUST_EC2"]

@@ -21,7 +21,7 @@ from ..model import Remedy, Result, Status
 BLOCKED = ("explicit-deny", "implicit-deny")
 ARTIFACT_GO = "aws/amazon-ssm-agent agent/fileutil/artifact/artifact.go"
 FIND_ENDPOINT = ("aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} "
-                 "Name=service-name,Values=com.amazonaws.{region}.s3 --query "
+                 "Name=service-name,Values={gateway_s3} --query "
                  "'VpcEndpoints[].[VpcEndpointId,VpcEndpointType]' --output text")
 GET_POLICY = ("aws ec2 describe-vpc-endpoints --vpc-endpoint-ids {endpoint} --query 'VpcEndpoints[0].PolicyDocument' "
               "--output text > policy.json")
