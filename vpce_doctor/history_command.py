@@ -62,6 +62,9 @@ def main(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO, stderr
         stderr.write(f"vpce-doctor history: {error}\n")
         return 64
     doc = history(where, start, deadline)
+    made = doc["requests"]
+    stderr.write(f"vpce-doctor history: {made['logs'] + made['cloudtrail']} requests ({made['logs']} CloudWatch "
+                 f"Logs, {made['cloudtrail']} CloudTrail), {made['throttled']} throttled\n")
     from .redact import line, tree
     doc = tree(doc)  # every value came from outside (the stream, CloudTrail): shown through the one redaction
     stdout.write(json.dumps(doc, indent=2) + "\n" if args.output == "json" else
@@ -116,8 +119,8 @@ def history(where: Mapping[str, Any], start: datetime, deadline: float) -> Dict[
     """The history document: the runs' timeline, the break, the change, and CloudTrail's calls in between."""
     from .fleet_api import Paced
     instance, group = where["instance_id"], where["log_group"]
-    messages, problem, capped = read(Paced(LOGS_RATE, deadline), where["clients"].client("logs"), group, instance,
-                                     start)
+    logs_pace, trail_pace = Paced(LOGS_RATE, deadline), Paced(trail.RATE, deadline)
+    messages, problem, capped = read(logs_pace, where["clients"].client("logs"), group, instance, start)
     found, notes = timeline.runs(messages, instance)
     notes = ([problem] if problem else []) + ([capped] if capped else []) + notes
     good, bad = timeline.break_point(found)
@@ -129,7 +132,9 @@ def history(where: Mapping[str, Any], start: datetime, deadline: float) -> Dict[
         "change": change, "cloudtrail": None, "notes": notes,
         "exit_code": found[-1]["exit_code"] if found and found[-1]["exit_code"] in (0, 1) else 2}
     if good is not None and bad is not None:
-        doc["cloudtrail"] = _cloudtrail(where, good, bad, change, deadline)
+        doc["cloudtrail"] = _cloudtrail(where, good, bad, change, trail_pace)
+    doc["requests"] = {"logs": logs_pace.requests, "cloudtrail": trail_pace.requests,
+                       "throttled": logs_pace.throttled + trail_pace.throttled}
     return doc
 
 
@@ -168,11 +173,10 @@ def _logs_problem(got: Mapping[str, Any], group: str, stream: str) -> str:
     return f"the reports could not be read from {group}: {code or got.get('kind')}: {str(got.get('message'))[:300]}"
 
 
-def _cloudtrail(where, good, bad, change, deadline: float) -> Dict[str, Any]:
-    from .fleet_api import Paced
+def _cloudtrail(where, good, bad, change, paced) -> Dict[str, Any]:
     names = trail.names(change, good["record"], bad["record"])
     start, end = trail.window(good["at"], bad["at"])
-    found = trail.lookup(Paced(trail.RATE, deadline), where["clients"].client("cloudtrail"), names, start, end,
+    found = trail.lookup(paced, where["clients"].client("cloudtrail"), names, start, end,
                          where["remaining"])
     return {**found, "from": trail.iso(start), "to": trail.iso(end)}
 

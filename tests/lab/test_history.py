@@ -78,8 +78,13 @@ def test_history_from_a_workstation_reads_the_same(lab, runs):
 
 def test_lookups_are_paced_to_cloudtrails_rate(lab, runs):
     """2 LookupEvents a second (API reference): the lab throttles beyond it, the doctor never gets there."""
-    history(lab, "--output", "json")
-    assert lab.status()["cloudtrail"]["throttled"] == 0
+    before = lab.status()["cloudtrail"]["LookupEvents"]
+    done = history(lab, "--output", "json")
+    made = json.loads(done.stdout)["requests"]
+    assert lab.status()["cloudtrail"]["throttled"] == 0 and made["throttled"] == 0
+    assert made["cloudtrail"] == lab.status()["cloudtrail"]["LookupEvents"] - before == len(
+        json.loads(done.stdout)["cloudtrail"]["looked_up"])  # one lookup per resource, each one page here
+    assert f"{made['logs'] + made['cloudtrail']} requests" in done.stderr
 
 
 def test_without_cloudtrail_it_says_why_and_the_rest_still_shows(lab):
