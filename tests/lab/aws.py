@@ -25,7 +25,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from tests.lab import aws_front, aws_owned, iam, netpolicy, trail
+from tests.lab import aws_front, aws_owned, iam, netpolicy, ssm_view, trail
 from tests.lab.aws_front import AwsRequestHandler  # noqa: F401  (re-exported: the listeners' handler)
 
 ACCOUNT = "123456789012"
@@ -46,7 +46,10 @@ def baseline_role_policy() -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "SsmCore", "Effect": "Allow", "Resource": "*", "Action": [
             "ssm:UpdateInstanceInformation", "ssm:GetDocument", "ssm:DescribeDocument", "ssm:ListInstanceAssociations",
-            "ssm:DescribeInstanceInformation", "ssm:GetParameter*", "ssmmessages:*", "ec2messages:*"]},
+            "ssm:GetParameter*", "ssmmessages:*", "ec2messages:*"]},
+        # not the agent's (AmazonSSMManagedInstanceCore has neither): the doctor's ssm:registration reads
+        {"Sid": "DoctorSsmView", "Effect": "Allow", "Resource": "*",
+         "Action": ["ssm:DescribeInstanceInformation", "ssm:GetConnectionStatus"]},
         {"Sid": "LabBuckets", "Effect": "Allow", "Resource": arns + [arn + "/*" for arn in arns], "Action": [
             "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectAcl", "s3:GetEncryptionConfiguration",
             "s3:ListBucket"]},
@@ -125,7 +128,7 @@ class AwsWorld:
                 self.facts = self._seed(scenario)
                 self.scenario, self.clock_offset = scenario, scenario["clock"]["offset_seconds"]
                 self.agent_version = scenario["agent"]["version"]
-                self.ssm_ping = _ping_status(scenario)
+                self.ssm_ping = ssm_view.ping_status(scenario)
                 moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # IAM enforcement on from the next request
                 ActionAuthenticatorMixin.request_count = 0
             finally:
@@ -486,32 +489,3 @@ def metadata_options(mode: str) -> dict:
     options = {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 2}
     return {**options, **{"v1": {"HttpTokens": "optional"}, "hop-limit": {"HttpPutResponseHopLimit": 1},
                           "disabled": {"HttpEndpoint": "disabled"}}.get(mode, {})}
-
-
-def _ping_status(sc: dict) -> str | None:
-    """What SSM would report for the instance, given what the scenario breaks (None: never registered)."""
-    agent, endpoints = sc["agent"], sc["endpoints"]
-    no_credentials = not sc["iam"]["instance_profile"] or sc["imds"].get("mode") == "disabled"
-    if agent["state"] == "absent" or (no_credentials and agent["credential_source"] == "EC2"):
-        return None
-
-    def unreachable(svc: str) -> bool:
-        spec = endpoints.get(svc, {})
-        hub = sc["hub"]["services"].get(svc)
-        if hub:  # a shared endpoint in the hub VPC
-            return sc["eni"].get(hub, {}).get("mode", "ok") != "ok" or sc["dns"].get(svc, "auto") != "auto"
-        if not (spec.get("present", True) and spec.get("private_dns", True) and spec.get("sg_ingress_443", True)
-                and not netpolicy.sg_blocks(spec)):
-            return True
-        modes = [sc["eni"].get(ip, {}).get("mode", "ok") for ip in spec.get("addresses", [])]
-        if modes and "ok" not in modes:  # with one good ENI of several, the agent gets through on a retry
-            return True
-        return sc["dns"].get(svc, "auto") not in ("auto", "vpc")
-
-    broken = any(unreachable(svc) for svc in ("ssm", "ssmmessages", "ec2messages")) or sc["dns"]["resolver"] != "up"
-    broken |= sc["dhcp"]["dns_server"] != "10.0.0.2" or not sc["iam"].get("trust_ec2", True)
-    broken |= any(f".{svc}." in f".{line.split()[-1]}" for line in sc["hosts"]["entries"] if line.split()
-                  for svc in ("ssm", "ssmmessages", "ec2messages"))  # the agent dials a pinned address  # its own DNS server answers the endpoint names publicly
-    broken |= agent["state"] != "running" or abs(sc["clock"]["offset_seconds"]) > 300
-    broken |= any(name.lower() in ("https_proxy", "http_proxy", "all_proxy") for name in agent["env"])
-    return "ConnectionLost" if broken else "Online"

@@ -157,6 +157,9 @@ def ssm_stub(world, req: "Request") -> dict | None:
             "PlatformName": "Amazon Linux", "PlatformVersion": "2023", "ResourceType": "EC2Instance",
             "IPAddress": world.facts["private_ip"], "SourceId": iid, "SourceType": "AWS::EC2::Instance",
             "ComputerName": f"ip-{world.facts['private_ip'].replace('.', '-')}.{world.region}.compute.internal"}]}
+    if req.operation == "GetConnectionStatus":  # moto lacks it
+        from tests.lab.ssm_view import connection_answer
+        return connection_answer(world, req.params)
     if req.operation == "ListCommandInvocations":
         return list_invocations(world, req.params)
     if req.operation == "ListCommands" and req.params.get("CommandId") in world.fleet_runs:

@@ -312,12 +312,32 @@ def test_ssm_stubs_and_json_errors(lab):
                                Parameters={"commands": ["true"]})["Command"]["CommandId"]
     invocations = ssm.list_command_invocations(CommandId=command)["CommandInvocations"]
     assert [(i["CommandId"], i["InstanceId"], i["Status"]) for i in invocations] == [(command, iid, "Success")]
-    status, code, message = denial(lambda: ssm.get_connection_status(Target=iid))  # moto lacks it: JSON 500, no HTML
+    status, code, message = denial(lambda: ssm.describe_sessions(State="Active"))  # moto lacks it: JSON 500, no HTML
     assert (status, code) == (500, "InternalFailure") and "not been implemented" in message
+    assert ssm.get_connection_status(Target=iid)["Status"] == "connected"  # the lab's (tests/lab/ssm_view.py)
+    assert ssm.get_connection_status(Target="i-0aaaaaaaaaaaaaaaa")["Status"] == "notconnected"
     ssmmessages = lab.client("ssm", endpoint="ssmmessages")
     assert denial(lambda: ssmmessages.get_document(Name="x"))[:2] == (400, "ValidationException")
     lab.world.ssm_ping = "ConnectionLost"
     assert ssm.describe_instance_information()["InstanceInformationList"][0]["PingStatus"] == "ConnectionLost"
+
+
+def test_ssm_view_follows_what_the_agent_would_do(lab):
+    """PingStatus follows the agent's pings to ssm, GetConnectionStatus its control channel to ssmmessages
+    (tests/lab/ssm_view.py, after aws/amazon-ssm-agent agent/health/healthcheck.go and agent/session)."""
+    def view():
+        ssm = lab.client("ssm")
+        info = ssm.describe_instance_information()["InstanceInformationList"]
+        return [i["PingStatus"] for i in info], ssm.get_connection_status(Target=lab.facts["instance_id"])["Status"]
+
+    lab.apply()
+    assert view() == (["Online"], "connected")
+    lab.apply(endpoints={"ssmmessages": {"sg_ingress_443": False}})
+    assert view() == (["Online"], "notconnected")  # the pings still reach ssm
+    lab.apply(endpoints={"ssm": {"private_dns": False}})
+    assert view() == (["ConnectionLost"], "notconnected")
+    lab.apply(agent={"version": "2.3.50.0"})  # older than Session Manager (2.3.68.0)
+    assert view() == (["Online"], "notconnected")
 
 
 def test_no_instance_profile(lab):
