@@ -40,8 +40,8 @@ OPERATIONS = {
     # --x-s3; botocore/utils.py S3ExpressIdentityResolver), which --bucket may name.
     "s3": ["CreateSession", "DeleteObject", "GetBucketEncryption", "GetBucketPolicy", "GetObject", "HeadBucket",
            "ListBuckets", "PutObject"],
-    "ssm": ["DescribeInstanceInformation", "GetCommandInvocation", "GetDocument", "ListCommandInvocations",
-            "ListCommands", "SendCommand"],
+    "ssm": ["DescribeInstanceInformation", "GetCommandInvocation", "GetConnectionStatus", "GetDocument",
+            "ListCommandInvocations", "ListCommands", "SendCommand"],  # the first and third: checks/ssm_view.py
     "sts": ["AssumeRole", "AssumeRoleWithWebIdentity", "GetCallerIdentity"],
 }
 

@@ -89,6 +89,7 @@ CALLS = [
                                           "ActionNames": ["s3:PutObject"], "ResourceArns": ["arn:aws:s3:::logs/s/*"]}),
     ("ssm", "describe_instance_information", {"Filters": [{"Key": "InstanceIds",
                                                            "Values": ["i-0abc1234def567890"]}]}),
+    ("ssm", "get_connection_status", {"Target": "i-0abc1234def567890"}),                       # checks/ssm_view.py
 ]
 
 

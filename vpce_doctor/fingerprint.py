@@ -18,7 +18,7 @@ from . import redact
 # Differ between two runs of a healthy instance, or are prose: never part of what was seen.
 VOLATILE = frozenset({"ms", "timeout_s", "port", "bytes", "bytes_read", "lines", "duration_s", "responses", "pid",
                       "disk_free_mib", "notes", "message", "summary", "cause", "skew_s", "not_after", "last",
-                      "example", "silence", "files", "version_source",
+                      "example", "silence", "files", "version_source", "last_ping", "history",
                       "stream"})  # session:logs' CreateLogStream: created by the first run, "already exists" after
 SECRET_KEY = re.compile(r"secret|passw|token|credential|authoriz|signature|cookie", re.IGNORECASE | re.ASCII)
 # AWS access key ids (AKIA long-term, ASIA temporary) and anything base64-like of a secret key's length or more.

@@ -156,6 +156,9 @@ def test_policy_is_least_privilege():
     assert {a for a, r in actions.items() if "*" in r} == {
         "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcAttribute", "ec2:DescribeRouteTables",
         "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkAcls", "ec2:DescribeSubnets", "ec2:DescribeManagedPrefixLists",
+        # granted on "*" by the Session Manager quickstart policies (https://docs.aws.amazon.com/systems-manager/
+        # latest/userguide/getting-started-restrict-access-quickstart.html): ssm:registration's two reads
+        "ssm:DescribeInstanceInformation", "ssm:GetConnectionStatus",
         "cloudtrail:LookupEvents"}  # optional (AllowCloudTrailLookup); the CloudTrail service authorization reference
     # lists no resource type for LookupEvents (https://docs.aws.amazon.com/service-authorization/latest/reference/
     # list_awscloudtrail.html)
@@ -180,7 +183,8 @@ def test_policy_is_least_privilege():
 def test_optional_statements_disappear_without_their_parameters():
     minimal = template_policy(EXAMPLE, everything=False)
     assert [st["Sid"] for st in minimal["Statement"]] == [
-        "DescribeVpc", "S3PrefixList", "SessionPreferences", "DescribeLogGroups", "ShipReports", "ReadReports"]
+        "DescribeVpc", "S3PrefixList", "SessionPreferences", "SsmView", "DescribeLogGroups", "ShipReports",
+        "ReadReports"]
 
 
 def test_endpoint_policy_statement_admits_the_bundle_download_only():

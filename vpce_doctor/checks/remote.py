@@ -245,17 +245,24 @@ def _explaining(prior) -> List[str]:
     return [c for c in EXPLAINERS if c in prior and prior[c].status not in MET]
 
 
-def assess_registration(listed: Mapping, instance_id: str, explaining: Sequence[str] = ()) -> Result:
+UNEXPLAINED_FROM_OUTSIDE = ("Nothing the control plane shows explains it: what only the instance sees (the agent "
+                            "installed and running, DNS, TLS, its logs) remains. Run vpce-doctor on the instance by "
+                            "other means (EC2 serial console, user data, an SSH bastion).")
+
+
+def assess_registration(listed: Mapping, instance_id: str, explaining: Sequence[str] = (),
+                        unexplained: str = UNEXPLAINED_FROM_OUTSIDE) -> Result:
+    """DescribeInstanceInformation judged (shared by `remote` and the instance's ssm:registration): InstanceInformation
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstanceInformation.html): PingStatus
+    Online | ConnectionLost | Inactive (deprecated); no entry: SSM never heard from the instance."""
     if not listed.get("ok"):
         return Result(Status.WARN, f"DescribeInstanceInformation failed: {listed.get('code')}", code="unavailable",
                       cause="SSM's view cannot be read; grant the caller ssm:DescribeInstanceInformation.")
     info = ((listed.get("response") or {}).get("InstanceInformationList") or [{}])[0]
-    evidence = {k: info.get(k) for k in ("PingStatus", "AgentVersion", "PlatformName", "PlatformVersion")}
-    evidence.update({"last_ping": str(info.get("LastPingDateTime") or "") or None, "caused_by": list(explaining)})
-    why = (f"Explained by {', '.join(explaining)} above." if explaining else
-           "Nothing the control plane shows explains it: what only the instance sees (the agent installed and "
-           "running, DNS, TLS, its logs) remains. Run vpce-doctor on the instance by other means (EC2 serial "
-           "console, user data, an SSH bastion).")
+    evidence = {k: info.get(k) for k in ("PingStatus", "AgentVersion", "IsLatestVersion", "PlatformName",
+                                         "PlatformVersion")}
+    evidence.update({"last_ping": ping_time(info.get("LastPingDateTime")), "caused_by": list(explaining)})
+    why = f"Explained by {', '.join(explaining)} above." if explaining else unexplained
     if not info.get("InstanceId"):
         return Result(Status.FAIL, f"Systems Manager has never heard from {instance_id}", code="not-registered",
                       cause=why, evidence=evidence)
@@ -264,6 +271,15 @@ def assess_registration(listed: Mapping, instance_id: str, explaining: Sequence[
                       code="connection-lost", cause=why, evidence=evidence)
     return Result(Status.PASS, f"{instance_id} is Online, agent {info.get('AgentVersion')} on "
                   f"{info.get('PlatformName')} {info.get('PlatformVersion')}", evidence=evidence)
+
+
+def ping_time(value) -> Optional[str]:
+    """LastPingDateTime (botocore gives a datetime) as UTC to the second."""
+    from datetime import datetime, timezone
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value) if value else None
 
 
 def platform(result: Optional[Result]) -> Tuple[str, str]:
