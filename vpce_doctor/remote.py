@@ -20,7 +20,8 @@ from .settings import REGION_RE, Settings, UsageError
 INSTANCE_RE = re.compile(r"^i-[0-9a-f]{8,17}$", re.ASCII)  # as IMDS instance-id (facts.VALID)
 DEFAULT_TIMEOUT = 30.0  # a workstation talks to public endpoints across the Internet: more than the instance's 20
 CONNECT_TIMEOUT = 5.0
-COVERED = ("vpc:endpoints", "s3:aws-buckets", "session:preferences")  # on-instance checks remote mode makes too
+# on-instance checks remote mode makes too (ssm:registration: without GetConnectionStatus and the local reconciliation)
+COVERED = ("vpc:endpoints", "s3:aws-buckets", "session:preferences", "ssm:registration")
 
 
 def parser() -> argparse.ArgumentParser:

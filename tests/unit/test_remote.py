@@ -136,6 +136,7 @@ def test_not_seen_from_outside_lists_the_instances_own_checks():
     targets = plan.targets(("ssm", "s3"), "eu-west-1", "amazonaws.com", plan.AgentConfig(""))
     hidden = remote.not_seen(targets, Settings(region="eu-west-1", services=("ssm", "s3")))
     assert {"dns:ssm", "tls:s3", "ssm:agent-logs"} <= set(hidden) and "vpc:endpoints" not in hidden
+    assert "ssm:registration" not in hidden  # remote judges it too
 
 
 def test_a_role_ec2_may_not_assume_gives_no_credentials():
