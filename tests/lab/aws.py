@@ -142,7 +142,7 @@ class AwsWorld:
         """The world as it is (a change was made in it through the API): only what the front reads of the scenario
         follows it."""
         with self._apply_lock:
-            self.scenario, self.ssm_ping = scenario, _ping_status(scenario)
+            self.scenario, self.ssm_ping = scenario, ssm_view.ping_status(scenario)
             return self.facts
 
     # -- what the front asks (read from moto on every request, so API changes take effect) --------
