@@ -129,3 +129,21 @@ def test_history_names_other_changes_and_who_made_them(lab, name):
     found = [e for e in doc["cloudtrail"]["events"] if e["name"] == event]
     assert found and found[0]["who"].endswith(":user/alice"), doc["cloudtrail"]
     assert any(r.startswith(kind) for r in found[0]["resources"]), found
+
+
+def test_a_break_that_cuts_cloudwatch_logs_shows_once_the_spool_drains(lab):
+    """With no egress at all the broken run cannot ship: its report waits in the spool (spool.py) and history sees
+    only the healthy run. Once egress is back, the next run ships both, and the timeline puts the late report where
+    it ran."""
+    lab.switch({"endpoints": CLOUDTRAIL, "iam": {"role_policies": role("ReadReports", "CloudTrailLookup")}})
+    lab.run([DOCTOR, "--output", "json", "--ship"], timeout=60)
+    lab.change({"instance": {"egress": "none"}})
+    cut = lab.run([DOCTOR, "--output", "json", "--ship"], timeout=60)
+    assert "report not shipped" in cut.stderr and "spooled" in cut.stderr, cut.stderr
+    lab.change({"instance": {"egress": "all"}})
+    healed = lab.run([DOCTOR, "--output", "json", "--ship"], timeout=60)
+    assert "with 1 spooled report(s)" in healed.stderr, healed.stderr
+    doc = json.loads(history(lab, "--output", "json").stdout)
+    assert [s["verdict"] for s in doc["timeline"]] == ["healthy", "broken", "healthy"], doc["timeline"]
+    assert doc["timeline"][1]["from"] == json.loads(cut.stdout)["started_at"]
+    assert doc["exit_code"] == 0 and doc["first_broken_at"] is None  # healed: no break to explain

@@ -3,6 +3,8 @@ changed what. Literal inputs in the shapes the doctor ships (ship.py) and Lookup
 import json
 from datetime import datetime, timezone
 
+from hypothesis import given, settings, strategies as st
+
 from vpce_doctor import history_command, timeline, trail
 
 IID = "i-0123456789abcdef0"
@@ -176,3 +178,19 @@ def test_a_missing_stream_or_a_denial_is_one_clear_line():
                      "message": "The specified log stream does not exist."})
     _, problem, _ = history_command.read(missing, None, "/vpce-doctor/reports", IID, datetime.now(timezone.utc))
     assert problem.startswith(f"no log stream {IID} in /vpce-doctor/reports")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=200), st.sampled_from(RUNS),
+                          st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                                       lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c,
+                                                                                          max_size=4),
+                                       max_leaves=20).map(json.dumps)), max_size=12))
+def test_any_stream_gives_runs_and_notes_never_a_crash(messages):
+    found, notes = timeline.runs(messages, IID)
+    assert [r["at"] for r in found] == sorted(r["at"] for r in found)
+    assert len(found) <= len(messages) and all(isinstance(n, str) for n in notes)
+    good, bad = timeline.break_point(found)
+    assert (good is None or good["exit_code"] == 0) and (bad is None or bad["exit_code"] == 1)
+    for segment in timeline.segments(found):
+        assert timeline.line(segment).startswith("  ")
