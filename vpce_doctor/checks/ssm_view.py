@@ -55,7 +55,8 @@ def run(ctx, prior) -> Result:
     kept, _ = kept_runs.load(ctx.settings.spool_dir, set_aside=False)
     local = {i: {"status": r.status.value, "code": r.code, "summary": r.summary} for i, r in prior.items()}
     result = assess(listed, connection, iid, local, timeline(kept, iid))
-    return replace(result, remedy=result.remedy.filled(role=ctx.facts.role_name)) if result.remedy else result
+    return replace(result, remedy=result.remedy.filled(role=ctx.facts.role_name or "<role>")) if result.remedy \
+        else result
 
 
 def timeline(kept: Mapping[str, Mapping[str, Any]], instance_id: str) -> Dict[str, Any]:
