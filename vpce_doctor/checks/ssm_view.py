@@ -6,6 +6,7 @@ say when it began. Observing is two calls and a read of the kept runs; judging (
 DescribeInstanceInformation's judge with `vpce-doctor remote` (remote.assess_registration)."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -50,8 +51,11 @@ def check() -> Check:
 
 def run(ctx, prior) -> Result:
     ssm, iid = ctx.clients.client("ssm"), ctx.facts.instance_id or ""
-    listed = call(ssm, "describe_instance_information", Filters=[{"Key": "InstanceIds", "Values": [iid]}])
-    connection = call(ssm, "get_connection_status", Target=iid) if listed.get("ok") else None
+    # both at once (one round trip less on every run); the connection counts only when SSM's list could be read
+    with ThreadPoolExecutor(1, thread_name_prefix="ssm-view") as pool:
+        asked = pool.submit(call, ssm, "get_connection_status", Target=iid)
+        listed = call(ssm, "describe_instance_information", Filters=[{"Key": "InstanceIds", "Values": [iid]}])
+        connection = asked.result() if listed.get("ok") else None
     kept, _ = kept_runs.load(ctx.settings.spool_dir, set_aside=False)
     local = {i: {"status": r.status.value, "code": r.code, "summary": r.summary} for i, r in prior.items()}
     result = assess(listed, connection, iid, local, timeline(kept, iid))
