@@ -10,6 +10,7 @@ import contextlib
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -33,6 +34,43 @@ def other_credential_sources(environ: Mapping[str, str]) -> Tuple[str, ...]:
     files = [environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, ".aws", "credentials"),
              environ.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config")]
     return tuple(found + [f for f in files if home and os.path.isfile(f)])
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call as data: the answer, or why there is none (never an exception, never a secret).
+
+    kind says why a call failed: "api" (AWS answered with an error: code, message, status and headers are AWS's),
+    or, when no answer came, "timeout", "unreachable", "tls", "credentials" or "client" (code is botocore's exception
+    name). matches is set only by the S3 probe: the object read back equals what was written."""
+    ok: bool
+    ms: float = 0.0
+    response: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    kind: str = ""
+    code: str = ""
+    message: str = ""
+    status: Optional[int] = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    matches: Optional[bool] = None
+
+    def summary(self) -> Dict[str, object]:
+        """For evidence: no body, response or headers (large, and presigned URLs must never leak)."""
+        return self._fields(headers=False)
+
+    def evidence(self) -> Dict[str, object]:
+        """For evidence where the error's HTTP headers help (a request id to quote to AWS Support)."""
+        return self._fields(headers=True)
+
+    def _fields(self, headers: bool) -> Dict[str, object]:
+        out: Dict[str, object] = {"ok": self.ok}
+        if not self.ok:
+            out.update(kind=self.kind, code=self.code, message=self.message)
+        if self.kind == "api":
+            out.update(status=self.status, **({"headers": dict(self.headers)} if headers else {}))
+        out["ms"] = self.ms
+        if self.matches is not None:
+            out["matches"] = self.matches
+        return out
 
 
 class Clients:
@@ -134,30 +172,23 @@ def data_path(configured: Optional[str]) -> str:
     return os.pathsep.join([MODELS] + ([configured] if configured else []))
 
 
-def call(client, operation: str, **params) -> Dict[str, Any]:
-    """One API call as data: {"ok": True, "response": ...} or the error's code, message and HTTP status."""
+def call(client, operation: str, **params) -> Call:
+    """One API call as data: the response, or the error's kind, code, message and HTTP status."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from .redact import secrets
     started = time.monotonic()
     try:
-        response = getattr(client, operation)(**params)
-        return {"ok": True, "response": response, "ms": _ms(started)}
+        return Call(True, _ms(started), getattr(client, operation)(**params))
     except ClientError as error:
         info = error.response.get("Error", {})
         meta = error.response.get("ResponseMetadata", {})
-        return {"ok": False, "kind": "api", "code": str(info.get("Code", "")),
-                "message": secrets(str(info.get("Message", "")))[:1000],
-                "status": meta.get("HTTPStatusCode"), "headers": dict(meta.get("HTTPHeaders") or {}),
-                "ms": _ms(started)}
-    except BotoCoreError as error:
-        return {"ok": False, "kind": _network_kind(error), "code": error.__class__.__name__,
-                "message": secrets(str(error))[:500], "ms": _ms(started)}  # "Failed to parse: <proxy URL>"
-
-
-def summary(result: Mapping[str, object]) -> Dict[str, object]:
-    """A call's result for evidence: no bodies or full responses (large, and presigned URLs must never leak)."""
-    return {k: v for k, v in result.items() if k in ("ok", "kind", "code", "message", "status", "ms", "matches")}
+        return Call(False, _ms(started), kind="api", code=str(info.get("Code", "")),
+                    message=secrets(str(info.get("Message", "")))[:1000], status=meta.get("HTTPStatusCode"),
+                    headers=dict(meta.get("HTTPHeaders") or {}))
+    except BotoCoreError as error:  # "Failed to parse: <proxy URL>" carries the proxy's password: redacted
+        return Call(False, _ms(started), kind=_network_kind(error), code=error.__class__.__name__,
+                    message=secrets(str(error))[:500])
 
 
 def _network_kind(error) -> str:

@@ -245,10 +245,10 @@ def run(args, wanted, region: Optional[str], stdout: TextIO, stderr: TextIO) -> 
     sent = call(ssm, "send_command", DocumentName=args.document, Targets=wanted, Parameters=parameters,
                 MaxConcurrency=args.max_concurrency, MaxErrors=args.max_errors,
                 TimeoutSeconds=max(30, int(args.timeout)), Comment="vpce-doctor fleet")
-    if not sent["ok"]:
-        stderr.write(f"vpce-doctor fleet: SendCommand failed: {sent.get('code')}: {sent.get('message')}\n")
+    if not sent.ok:
+        stderr.write(f"vpce-doctor fleet: SendCommand failed: {sent.code}: {sent.message}\n")
         return 2
-    command_id, requested = (sent["response"]["Command"].get(k) for k in ("CommandId", "RequestedDateTime"))
+    command_id, requested = (sent.response["Command"].get(k) for k in ("CommandId", "RequestedDateTime"))
     since_ms = int(requested.timestamp() * 1000) if hasattr(requested, "timestamp") else int(time.time() * 1000)
     stderr.write(f"vpce-doctor fleet: command {command_id} ({args.document}) sent to "
                  + " and ".join(f"{t['Key']}={','.join(t['Values'])}" for t in wanted) + "\n")

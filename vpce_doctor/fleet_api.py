@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+
+from .aws import Call
 
 # Systems Manager publishes no request rate for ListCommands or ListCommandInvocations (its quotas page lists none);
 # it answers ThrottlingException when "the service is throttling requests"
@@ -46,15 +48,15 @@ class Paced:
         self.next_at = 0.0
         self.requests = self.throttled = 0
 
-    def __call__(self, client, operation: str, **params) -> Dict[str, Any]:
+    def __call__(self, client, operation: str, **params) -> Call:
         from .aws import call
         for attempt in range(1, ATTEMPTS + 1):
             self._wait()
             self.requests += 1
             got = call(client, operation, **params)
-            if got.get("ok") or got.get("code") not in THROTTLED | TRANSIENT:
+            if got.ok or got.code not in THROTTLED | TRANSIENT:
                 return got
-            self.throttled += got.get("code") in THROTTLED
+            self.throttled += got.code in THROTTLED
             pause = self.jitter() * min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt)
             if self.clock() + pause > self.deadline:
                 break
@@ -68,15 +70,15 @@ class Paced:
         self.next_at = max(now, self.next_at) + self.interval
 
 
-def pages(paced: Paced, client, operation: str, token: str, **params) -> Iterator[Dict]:
+def pages(paced: Paced, client, operation: str, token: str, **params) -> Iterator[Mapping[str, Any]]:
     """Every page of a paginated call, paced; the caller stops early by not asking for more. An error ends it,
     raised as FleetReadError so what was read stays with the caller."""
     next_token: Optional[str] = None
     while True:
         got = paced(client, operation, **params, **({token: next_token} if next_token else {}))
-        if not got.get("ok"):
-            raise FleetReadError(f"{_name(operation)}: {got.get('code')}: {got.get('message')}")
-        response = got["response"]
+        if not got.ok:
+            raise FleetReadError(f"{_name(operation)}: {got.code}: {got.message}")
+        response = got.response
         yield response
         next_token = response.get("NextToken") or response.get("nextToken")
         if not next_token:
@@ -143,11 +145,11 @@ def poll(ssm, command_id: str, deadline: float, interval: float, stderr, paced: 
     try:
         while True:
             got = paced(ssm, "list_commands", CommandId=command_id)
-            error = None if got["ok"] else f"ListCommands: {got.get('code')}: {got.get('message')}"
+            error = None if got.ok else f"ListCommands: {got.code}: {got.message}"
             if error and error != said:  # tried again at the next interval; said once
                 stderr.write(("\n" if tty and shown else "") + f"vpce-doctor fleet: {error}\n")
             said = error
-            info = (got["response"].get("Commands") or [{}])[0] if got["ok"] else {}
+            info = (got.response.get("Commands") or [{}])[0] if got.ok else {}
             shown = _progress(stderr, tty, shown, _counted(info))
             if not error and _complete(info) or time.monotonic() + interval > deadline:
                 break

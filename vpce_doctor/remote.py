@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from typing import Any, Dict, Mapping, Optional, Sequence, TextIO, Tuple
+from typing import Dict, Mapping, Optional, Sequence, TextIO, Tuple
 
 from . import __version__, plan
 from .arguments import Parser
@@ -122,14 +122,14 @@ def _context(settings: Settings, environ, instance_id: str, described, ec2, clie
 
 def _network(ec2, vpc_id: Optional[str], subnet_id: Optional[str]) -> Tuple[Tuple[str, ...], Optional[str]]:
     """The VPC's associated CIDRs and the subnet's (what IMDS would have told the instance)."""
-    from .aws import call
-    vpcs: Mapping[str, Any] = call(ec2, "describe_vpcs", VpcIds=[vpc_id]) if vpc_id else {"ok": False}
-    found = ((vpcs.get("response") or {}).get("Vpcs") or [{}])[0]
+    from .aws import Call, call
+    vpcs = call(ec2, "describe_vpcs", VpcIds=[vpc_id]) if vpc_id else Call(False)
+    found = (vpcs.response.get("Vpcs") or [{}])[0]
     cidrs = tuple(a["CidrBlock"] for a in found.get("CidrBlockAssociationSet", [])
                   if (a.get("CidrBlockState") or {}).get("State") == "associated") or \
         ((found["CidrBlock"],) if found.get("CidrBlock") else ())
-    subnets: Mapping[str, Any] = call(ec2, "describe_subnets", SubnetIds=[subnet_id]) if subnet_id else {"ok": False}
-    subnet = ((subnets.get("response") or {}).get("Subnets") or [{}])[0]
+    subnets = call(ec2, "describe_subnets", SubnetIds=[subnet_id]) if subnet_id else Call(False)
+    subnet = (subnets.response.get("Subnets") or [{}])[0]
     return cidrs, subnet.get("CidrBlock")
 
 

@@ -87,15 +87,15 @@ def put(client, group: str, stream: str, batch: List[Tuple[int, str]]) -> Reject
     from .aws import call
     events = [{"timestamp": ts, "message": msg} for ts, msg in sorted(batch)]  # CloudWatch wants them in order
     put_ = call(client, "put_log_events", logGroupName=group, logStreamName=stream, logEvents=events)
-    if not put_.get("ok") and put_.get("code") == "ResourceNotFoundException":
+    if not put_.ok and put_.code == "ResourceNotFoundException":
         created = call(client, "create_log_stream", logGroupName=group, logStreamName=stream)
-        if not created.get("ok") and created.get("code") != "ResourceAlreadyExistsException":
-            raise ShipError(f"CreateLogStream {group}/{stream}: {created.get('code')}: "
-                            f"{str(created.get('message'))[:200]}")
+        if not created.ok and created.code != "ResourceAlreadyExistsException":
+            raise ShipError(f"CreateLogStream {group}/{stream}: {created.code}: "
+                            f"{str(created.message)[:200]}")
         put_ = call(client, "put_log_events", logGroupName=group, logStreamName=stream, logEvents=events)
-    if not put_.get("ok"):
-        raise ShipError(f"PutLogEvents {group}/{stream}: {put_.get('code')}: {str(put_.get('message'))[:200]}")
-    return Rejected(put_["response"].get("rejectedLogEventsInfo"))
+    if not put_.ok:
+        raise ShipError(f"PutLogEvents {group}/{stream}: {put_.code}: {str(put_.message)[:200]}")
+    return Rejected(put_.response.get("rejectedLogEventsInfo"))
 
 
 class ShipError(Exception):

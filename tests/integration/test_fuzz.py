@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Dict, List, Optional
 
@@ -23,6 +24,7 @@ from tests.integration.conftest import ENIS, MAC, REGION, World, metadata
 from tests.servers import DnsServer, ImdsServer, TlsServer, make_certs, server_context
 from tests.unit.test_policy import DOCUMENT as POLICY_DOCUMENT, PATTERN as POLICY_PATTERN
 from vpce_doctor import denials, facts, policy, settings as settings_mod
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import agent_logs, api, diagnostics, session
 from vpce_doctor.model import Remedy, Result, Status
 from vpce_doctor.settings import UsageError
@@ -288,13 +290,14 @@ AWS_MESSAGE = st.builds(
     st.text(max_size=40), st.text(max_size=30) | st.from_regex(r"[a-z0-9-]{1,12}:[A-Za-z*]{1,20}", fullmatch=True),
     st.text(max_size=40), st.booleans(), st.sampled_from(POLICY_WORDS) | st.text(max_size=30), st.text(max_size=40))
 MESSAGE = st.none() | st.text(max_size=300) | st.binary(max_size=200) | AWS_MESSAGE | st.integers()
-CALL = st.fixed_dictionaries(
-    {"ok": st.just(False)},
-    optional={"kind": st.sampled_from(["api", "timeout", "unreachable", "tls", "credentials", "client"])
-              | st.text(max_size=10) | st.none(),
-              "code": st.sampled_from(KNOWN_CODES) | st.text(max_size=30) | st.none() | st.integers(),
-              "message": MESSAGE, "status": st.none() | st.integers() | st.text(max_size=5),
-              "headers": st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=2)})
+# Failed calls, with values of the wrong type too: the judge must explain anything without raising.
+CALL = st.builds(
+    Call, ok=st.just(False), ms=st.floats(0, 1e6),
+    kind=st.sampled_from(["api", "timeout", "unreachable", "tls", "credentials", "client", ""])
+    | st.text(max_size=10) | st.none(),
+    code=st.sampled_from(KNOWN_CODES) | st.text(max_size=30) | st.none() | st.integers(),
+    message=MESSAGE, status=st.none() | st.integers() | st.text(max_size=5),
+    headers=st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=2))
 VERDICT_CODES = {"timeout", "unreachable", "tls", "no-credentials", "clock-skew", "invalid-credentials", "api-error",
                  "access-denied", "endpoint-policy", "not-endpoint-policy", "identity-policy", "resource-policy", "scp",
                  "rcp", "permissions-boundary", "session-policy"}
@@ -316,7 +319,7 @@ def assert_verdict(verdict) -> None:
 def test_api_judge_explains_any_error_body_without_raising(call, action, resource, principal, endpoint_policy,
                                                            endpoint_id):
     assert_verdict(api.judge(call, action, resource, principal, endpoint_policy, endpoint_id))
-    denial = denials.parse(call.get("code"), call.get("message"))
+    denial = denials.parse(call.code, call.message)
     assert len(denial.message) <= denials.MAX_KEPT
     assert (denial.certainty == "unknown") is (denial.policy_type == "unknown")
 
@@ -325,7 +328,7 @@ def test_api_judge_explains_any_error_body_without_raising(call, action, resourc
 @given(message=AWS_MESSAGE, code=st.sampled_from(KNOWN_CODES[:5]))
 def test_aws_shaped_denials_with_garbage_inside_are_attributed_or_left_unknown(message, code):
     denial = denials.parse(code, message)
-    verdict = api.judge({"ok": False, "kind": "api", "code": code, "message": message}, "s3:PutObject",
+    verdict = api.judge(Call(ok=False, kind="api", code=code, message=message), "s3:PutObject",
                         "arn:aws:s3:::b/k")
     assert_verdict(verdict)
     if denial.certainty == "stated" and denial.policy_type in api.DENIED:
@@ -346,7 +349,7 @@ def test_judge_attributes_bare_denials_by_evaluating_any_endpoint_policy(documen
     """A denial AWS does not attribute is attributed by evaluating the endpoint policy: the verdict agrees with
     policy.evaluate, and a policy that cannot be parsed leaves it unknown instead of raising."""
     raw = json.dumps(document) if text_form else document  # judge takes the text or the parsed JSON
-    verdict = api.judge({"ok": False, "kind": "api", "code": "AccessDenied", "message": message}, action, resource,
+    verdict = api.judge(Call(ok=False, kind="api", code="AccessDenied", message=message), action, resource,
                         principal, raw, "vpce-0abc")
     assert_verdict(verdict)
     try:
@@ -370,7 +373,7 @@ def test_deeply_nested_policy_text_raises_only_policy_error(depth, opener):
     with pytest.raises(policy.PolicyError) as raised:
         policy.parse(opener * depth)
     assert "\n" not in str(raised.value)
-    verdict = api.judge({"ok": False, "kind": "api", "code": "AccessDenied", "message": "Access Denied"},
+    verdict = api.judge(Call(ok=False, kind="api", code="AccessDenied", message="Access Denied"),
                         "s3:GetObject", "*", None, opener * depth)
     assert (verdict.code, verdict.certainty) == ("access-denied", "unknown")
 
@@ -396,7 +399,7 @@ CONTENT = (st.text(max_size=200) | BYTESISH
 @PURE
 @given(document=st.text(max_size=40), content=CONTENT)
 def test_any_session_document_content_is_judged_never_raised(document, content):
-    result = session.assess_preferences(document, {"ok": True, "response": {"Content": content}, "ms": 1})
+    result = session.assess_preferences(document, Call(ok=True, response={"Content": content}, ms=1))
     assert isinstance(result, Result)
     assert result.status in (Status.PASS, Status.WARN)
     if result.status is Status.PASS:
@@ -415,10 +418,10 @@ def test_any_session_document_content_is_judged_never_raised(document, content):
 @given(document=st.text(max_size=40), call=CALL, missing=st.booleans())
 def test_any_failed_session_document_read_is_a_warning(document, call, missing):
     if missing:
-        call = {**call, "code": "InvalidDocument"}
+        call = replace(call, code="InvalidDocument")
     result = session.assess_preferences(document, call)
     assert isinstance(result, Result)
-    if call.get("code") == "InvalidDocument":
+    if call.code == "InvalidDocument":
         assert (result.status, result.code) == (Status.PASS, "absent")
     else:
         assert (result.status, result.code) == (Status.WARN, "unreadable")

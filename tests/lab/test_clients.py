@@ -22,7 +22,7 @@ for service, operation in (("sts", "get_caller_identity"), ("ec2", "describe_vpc
                            ("ssm", "get_document"), ("logs", "describe_log_groups")):
     params = {"Name": "SSM-SessionManagerRunShell"} if service == "ssm" else {}
     result = call(clients.client(service), operation, **params)
-    print(service, result.get("ok"), result.get("kind"), str(result.get("message"))[:200].replace(chr(10), " "))
+    print(service, result.ok, result.kind, result.message[:200].replace(chr(10), " "))
 print("patched", getattr(httpsession.URLLib3Session, "_vpce_doctor_cas_once", False))
 print("loads", len(loads), len(set(loads)))
 """

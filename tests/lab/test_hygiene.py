@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from tests.conftest import validate_report
 from tests.lab.test_secrets import NO_DELETE
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import s3
 
 DOCTOR = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "vpce-doctor")
@@ -101,13 +103,13 @@ def test_two_runs_started_together_both_pass_and_clean_up(lab):
 def test_an_overlapping_run_that_removed_the_probe_is_not_a_failure():
     """The race the concurrent test can hit: run A puts, run B deletes, A's read-back finds no key. S3 answers
     NoSuchKey only to a caller allowed to read, so A's put and read both worked."""
-    ok = {"ok": True, "ms": 10.0}
-    gone = {"ok": False, "kind": "api", "code": "NoSuchKey", "message": "The specified key does not exist.",
-            "status": 404, "ms": 10.0}
+    ok = Call(ok=True, ms=10.0)
+    gone = Call(ok=False, kind="api", code="NoSuchKey", message="The specified key does not exist.", status=404,
+                ms=10.0)
     endpoint = {"id": None, "policy": None}
     result = s3.assess_get_put("b", "vpce-doctor/i-0abc.probe", {"put": ok, "get": gone, "delete": ok}, False,
                                endpoint)
     assert result.status.value == "pass" and "gone before the read-back" in result.summary
-    denied = {**gone, "code": "AccessDenied", "message": "Access Denied", "status": 403}
+    denied = replace(gone, code="AccessDenied", message="Access Denied", status=403)
     result = s3.assess_get_put("b", "vpce-doctor/i-0abc.probe", {"put": ok, "get": denied}, False, endpoint)
     assert result.status.value == "fail"

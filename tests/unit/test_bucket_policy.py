@@ -4,6 +4,7 @@ userguide/example-bucket-policies-vpc-endpoint.html, "Restricting access to a sp
 import json
 
 from vpce_doctor import policy
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import bucket_policy, s3
 
 BUCKET = "awsexamplebucket1"
@@ -19,11 +20,11 @@ SPECIFIC_VPC = {"Version": "2012-10-17", "Id": "Policy1415115909153", "Statement
      "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
      "Condition": {"StringNotEquals": {"aws:SourceVpc": "vpc-111bbb22"}}}]}
 # S3's words for a denial that names no policy (a bucket in another account, or an older message format)
-BARE = {"ok": False, "kind": "api", "code": "AccessDenied", "message": "Access Denied", "status": 403}
+BARE = Call(ok=False, kind="api", code="AccessDenied", message="Access Denied", status=403)
 
 
 def read(document):
-    return {"ok": True, "response": {"Policy": json.dumps(document)}}
+    return Call(ok=True, response={"Policy": json.dumps(document)})
 
 
 def test_the_statement_that_denies_is_named():
@@ -40,9 +41,9 @@ def test_through_the_named_endpoint_it_does_not_deny():
 
 
 def test_unreadable_or_absent_policies_say_so():
-    denied = bucket_policy.explain({"ok": False, "code": "AccessDenied"}, "s3:PutObject", "x", SESSION, CONTEXT)
+    denied = bucket_policy.explain(Call(ok=False, code="AccessDenied"), "s3:PutObject", "x", SESSION, CONTEXT)
     assert denied["read"] is False and "s3:GetBucketPolicy" in denied["reason"]
-    none = bucket_policy.explain({"ok": False, "code": "NoSuchBucketPolicy"}, "s3:PutObject", "x", SESSION, CONTEXT)
+    none = bucket_policy.explain(Call(ok=False, code="NoSuchBucketPolicy"), "s3:PutObject", "x", SESSION, CONTEXT)
     assert none["effect"] == "none"
     assert bucket_policy.explain(None, "s3:PutObject", "x", SESSION, CONTEXT) is None
 
@@ -55,7 +56,7 @@ def test_a_bare_denial_is_attributed_to_the_bucket_policy():
     assert 'Statement "Access-to-specific-VPC-only" denies s3:PutObject' in result.cause
     assert result.evidence["bucket_policy"]["statement"] == "Access-to-specific-VPC-only"
     unread = s3.assess_get_put(BUCKET, KEY, {"put": BARE}, False, endpoint, SESSION, CONTEXT,
-                               {"ok": False, "code": "AccessDenied"})
+                               Call(ok=False, code="AccessDenied"))
     assert unread.code == "not-endpoint-policy" and "could not be read" in unread.cause
 
 

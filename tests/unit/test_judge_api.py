@@ -1,6 +1,7 @@
 """The authenticated layer's judgement (domain.md §4 A3, A5, E, F, G; §3; §5), from literal call results."""
 import json
 
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import api, clock, identity, s3, session, session_logs, vpc
 from vpce_doctor.model import Result, Status
 
@@ -13,11 +14,11 @@ NO_ENDPOINT = {"id": None, "policy": None}
 
 
 def ok(response=None, ms=5.0, **extra):
-    return {"ok": True, "response": response or {}, "ms": ms, **extra}
+    return Call(True, ms, response or {}, **extra)
 
 
 def err(code, message="", status=400, kind="api", **extra):
-    return {"ok": False, "kind": kind, "code": code, "message": message, "status": status, "ms": 5.0, **extra}
+    return Call(False, 5.0, kind=kind, code=code, message=message, status=status, **extra)
 
 
 def test_credentials_source_from_the_instance_profile_passes():
@@ -265,7 +266,9 @@ def test_control_plane_names_s3_outside_the_prefix_list_and_a_missing_zone():
         "subnets": ok({"Subnets": [{"SubnetId": "subnet-b", "AvailabilityZone": "eu-west-1b"}]}),
         "groups": ok({"SecurityGroups": [{"GroupId": "sg-0end", "IpPermissions": [
             {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": "sg-0def"}]}]}]}),
-        "s3_prefix_list": {**ok({"Entries": [{"Cidr": "52.218.0.0/17"}]}), "id": "pl-6da54004"},
+        "s3_prefix_lists": ok({"PrefixLists": [{"PrefixListId": "pl-6da54004",
+                                                "PrefixListName": "com.amazonaws.eu-west-1.s3"}]}),
+        "s3_prefix_list": ok({"Entries": [{"Cidr": "52.218.0.0/17"}]}),
     }
     result = vpc.assess(seen, ["ssm"], "eu-west-1", "vpc-1", ["10.0.0.0/16"], ["sg-0def"], "10.0.1.5", "eu-west-1a",
                         ["52.218.1.1", "3.5.1.1"])

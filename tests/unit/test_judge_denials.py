@@ -1,10 +1,12 @@
 """S3's denials as AWS words them (fidelity.md §D), judged from literal inputs: SSE-KMS, HeadBucket's bare 403,
 GetObject's 403 for a missing key, and the endpoint policy evaluated as AWS does (gateway principals)."""
 import json
+from dataclasses import replace
 
 import pytest
 
 from vpce_doctor import denials, policy
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import api, s3
 from vpce_doctor.model import Status
 
@@ -28,7 +30,7 @@ CONTEXT = policy.request_context(SESSION, "vpce-0s3gw", "vpc-0a", "10.0.1.100")
 
 
 def err(code, message="", status=403):
-    return {"ok": False, "kind": "api", "code": code, "message": message, "status": status, "ms": 5.0}
+    return Call(ok=False, kind="api", code=code, message=message, status=status, ms=5.0)
 
 
 def test_sse_kms_denial_names_the_kms_action_and_the_key():
@@ -64,7 +66,7 @@ def test_a_stated_gateway_endpoint_denial_names_the_root_only_statement():
 ])
 def test_a_denied_head_bucket_is_attributed_as_far_as_a_bodiless_403_allows(endpoint, attributed, words):
     # botocore's view of S3's 403 to a HEAD: no body, code "403", message "Forbidden" (gallantlab/cottoncandy#87)
-    result = {**err("403", "Forbidden"), "headers": {"x-amz-bucket-region": "eu-west-1"}}
+    result = replace(err("403", "Forbidden"), headers={"x-amz-bucket-region": "eu-west-1"})
     found = s3.assess_bucket("probe-bucket", "eu-west-1", result, s3.Seen(endpoint, SESSION, CONTEXT))
     assert (found.status, found.code, found.evidence["attributed"]) == (Status.WARN, "head-denied", attributed)
     assert words in found.cause
@@ -81,7 +83,7 @@ def test_no_write_read_of_an_absent_key_without_list_bucket_passes():
     denied = s3.assess_get_put("probe-bucket", "k", steps, True, GATEWAY, SESSION, CONTEXT)
     assert (denied.status, denied.code) == (Status.FAIL, "endpoint-policy")
     # with writes on, a bare 403 on the read-back is a failure as before
-    assert s3.assess_get_put("probe-bucket", "k", {"put": {"ok": True, "ms": 1.0}, **steps}, False, endpoint,
+    assert s3.assess_get_put("probe-bucket", "k", {"put": Call(ok=True, ms=1.0), **steps}, False, endpoint,
                              SESSION, CONTEXT).status is Status.FAIL
 
 
@@ -105,7 +107,7 @@ def test_imds_turned_off_means_no_session_not_probably_one():
 
 
 def test_other_region_bucket_says_what_a_gateway_cannot_and_cross_region_interface_endpoints_can():
-    result = {**err("301", "", 301), "headers": {"x-amz-bucket-region": "us-west-2"}}
+    result = replace(err("301", "", 301), headers={"x-amz-bucket-region": "us-west-2"})
     found = s3.assess_bucket("far-bucket", "eu-west-1", result, s3.Seen(vpc="vpc-0a1b", subnet="subnet-0c2d"))
     assert (found.status, found.code) == (Status.FAIL, "other-region")
     assert "only buckets in its own Region (eu-west-1)" in found.remedy.text

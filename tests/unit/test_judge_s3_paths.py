@@ -10,6 +10,7 @@ public addresses and the gateway's route. Inputs have DescribeVpcEndpoints' shap
 import json
 
 from tests.unit.test_judge_vpc import judge, world
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import api, s3, s3_paths
 from vpce_doctor.model import Result, Status
 from vpce_doctor.policy import request_context
@@ -30,7 +31,7 @@ def interface(inbound_only=False, private_dns=True, policy=ALLOW_ALL, groups=("s
 
 def both(**kwargs):
     seen = world()
-    seen["endpoints"]["response"]["VpcEndpoints"].append(interface(**kwargs))
+    seen["endpoints"].response["VpcEndpoints"].append(interface(**kwargs))
     return seen
 
 
@@ -47,14 +48,14 @@ def test_the_dns_answer_decides_the_path_and_without_one_the_private_dns_option_
 def test_eni_answers_take_the_interface_endpoint_and_never_blame_the_gateway_route_or_prefix_list():
     tables = [{"RouteTableId": "rtb-main", "Associations": [{"Main": True}], "Routes": []}]  # no gateway route
     seen = both()
-    seen["routes"] = {"ok": True, "response": {"RouteTables": tables}}
+    seen["routes"] = Call(ok=True, response={"RouteTables": tables})
     result = judge(seen, {"ssm": ["10.0.1.10"], "s3": ["10.0.1.20"]})
     assert result.status is Status.PASS, result.evidence["problems"]
     endpoint = result.evidence["endpoints"]["s3"]
     assert (endpoint["id"], endpoint["type"], endpoint["other"]["id"]) == ("vpce-0s3if", "Interface", "vpce-0s3")
     # the same VPC answering S3's public addresses (inbound-only private DNS) takes the gateway: its route counts
     inbound = both(inbound_only=True)
-    inbound["routes"] = {"ok": True, "response": {"RouteTables": tables}}
+    inbound["routes"] = Call(ok=True, response={"RouteTables": tables})
     result = judge(inbound, {"ssm": ["10.0.1.10"], "s3": ["52.218.1.1"]})
     assert result.code == "no-route" and result.evidence["endpoints"]["s3"]["other"]["inbound_only"] is True
 
@@ -75,10 +76,10 @@ def test_a_denial_by_the_interface_policy_names_it_and_offers_the_gateway_when_t
     assert (endpoint["id"], endpoint["type"]) == ("vpce-0s3if", "Interface")
     # S3's wording for an endpoint-policy denial (S3 user guide, troubleshoot-403-errors, "Access denied message
     # examples")
-    denied = {"ok": False, "kind": "api", "status": 403, "code": "AccessDenied",
-              "message": f"User: {ROLE} is not authorized to perform: s3:PutObject on resource: "
-                         '"arn:aws:s3:::probe/vpce-doctor/i-1.probe" because no VPC endpoint policy allows the '
-                         "s3:PutObject action"}
+    denied = Call(ok=False, kind="api", status=403, code="AccessDenied",
+                  message=f"User: {ROLE} is not authorized to perform: s3:PutObject on resource: "
+                          '"arn:aws:s3:::probe/vpce-doctor/i-1.probe" because no VPC endpoint policy allows the '
+                          "s3:PutObject action")
     context = request_context(ROLE, "vpce-0s3if", "vpc-1", "10.0.1.5")
     result = s3.assess_get_put("probe", "vpce-doctor/i-1.probe", {"put": denied}, False, endpoint, ROLE, context)
     assert (result.status, result.code) == (Status.FAIL, "endpoint-policy")
@@ -89,10 +90,10 @@ def test_a_denial_by_the_interface_policy_names_it_and_offers_the_gateway_when_t
 
 def test_a_denial_by_the_gateway_policy_says_the_interface_policy_does_not_apply():
     seen = both(inbound_only=True)
-    seen["endpoints"]["response"]["VpcEndpoints"][1]["PolicyDocument"] = OTHER_BUCKET_ONLY  # the gateway's
+    seen["endpoints"].response["VpcEndpoints"][1]["PolicyDocument"] = OTHER_BUCKET_ONLY  # the gateway's
     endpoint = endpoint_seen(judge(seen))
     assert endpoint["type"] == "Gateway" and endpoint["other"]["id"] == "vpce-0s3if"
-    denied = {"ok": False, "kind": "api", "status": 403, "code": "AccessDenied", "message": "Access Denied"}
+    denied = Call(ok=False, kind="api", status=403, code="AccessDenied", message="Access Denied")
     context = request_context(ROLE, "vpce-0s3", "vpc-1", "10.0.1.5")
     result = s3.assess_get_put("probe", "k", {"put": denied}, False, endpoint, ROLE, context)
     assert result.code == "endpoint-policy" and "OnlyTheDataBucket" not in result.cause.split("two S3")[1]

@@ -1,5 +1,6 @@
 """Shared (hub-and-spoke) endpoints: private answers outside this VPC's CIDRs (fidelity.md §D, Shared endpoints:
 ministryofjustice/modernisation-platform#13725, awslabs/landing-zone-accelerator-on-aws#1014). Reachability decides."""
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import dns, tcp, vpc
 from vpce_doctor.model import Status
 
@@ -36,7 +37,7 @@ def test_a_silent_shared_endpoint_points_at_the_vpc_that_owns_it():
 
 
 def test_the_control_plane_says_which_names_come_from_elsewhere_and_which_are_missing():
-    seen = {"endpoints": {"ok": True, "response": {"VpcEndpoints": []}}}
+    seen = {"endpoints": Call(ok=True, response={"VpcEndpoints": []})}
     result = vpc.assess(seen, ["ssm", "ssmmessages"], "eu-west-1", "vpc-1", ["10.0.0.0/16"], [], "10.0.1.5",
                         addresses={"ssm": ["10.100.1.10"], "ssmmessages": ["52.119.1.1"]})
     assert result.code == "no-endpoint"
@@ -72,11 +73,11 @@ def test_a_custom_dns_server_leads_with_forwarding_to_the_vpc_resolver():
 def test_the_root_cause_line_leads_with_the_resource_the_control_plane_named():
     from vpce_doctor.model import Check, Finding, Report, Result, Severity
     from vpce_doctor.render import document, text
-    seen = {"endpoints": {"ok": True, "response": {"VpcEndpoints": [
+    seen = {"endpoints": Call(ok=True, response={"VpcEndpoints": [
         {"VpcEndpointId": "vpce-0s3", "ServiceName": "com.amazonaws.eu-west-1.s3", "VpcEndpointType": "Gateway",
-         "State": "available"}]}},
-        "routes": {"ok": True, "response": {"RouteTables": [{"RouteTableId": "rtb-0a", "Associations": [
-            {"SubnetId": "subnet-1"}], "Routes": []}]}}}
+         "State": "available"}]}),
+        "routes": Call(ok=True, response={"RouteTables": [{"RouteTableId": "rtb-0a", "Associations": [
+            {"SubnetId": "subnet-1"}], "Routes": []}]})}
     control = vpc.assess(seen, ["s3"], "eu-west-1", "vpc-1", ["10.0.0.0/16"], [], "10.0.1.5", subnet="subnet-1",
                          addresses={"s3": ["52.218.1.1"]})
     timeout = tcp.assess("s3", 443, True, {"52.218.1.1": {"result": "timeout", "ms": 1000.0}},

@@ -5,12 +5,13 @@ https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_NetworkAclEntry.html 
 RuleAction, Egress, PortRange; every ACL ends with rule 32767, the "*" deny-all).
 """
 from vpce_doctor import plan
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import vpc, vpc_path
 from vpce_doctor.model import Status
 
 
 def ok(response):
-    return {"ok": True, "response": response}
+    return Call(ok=True, response=response)
 
 
 ALL_OUT = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]  # a new security group's default egress
@@ -42,7 +43,9 @@ def world(instance_egress=ALL_OUT, acl_entries=DEFAULT_ACL, tables=None, endpoin
         "acls": ok({"NetworkAcls": [
             {"NetworkAclId": "acl-0inst", "Associations": [{"SubnetId": "subnet-a"}], "Entries": acl_entries},
             {"NetworkAclId": "acl-0end", "Associations": [{"SubnetId": "subnet-b"}], "Entries": endpoint_acl}]}),
-        "s3_prefix_list": {**ok({"Entries": [{"Cidr": "52.218.0.0/17"}]}), "id": "pl-6da54004"},
+        "s3_prefix_lists": ok({"PrefixLists": [{"PrefixListId": "pl-6da54004",
+                                                "PrefixListName": "com.amazonaws.eu-west-1.s3"}]}),
+        "s3_prefix_list": ok({"Entries": [{"Cidr": "52.218.0.0/17"}]}),
     }
 
 
@@ -204,8 +207,7 @@ def test_a_denied_prefix_list_read_is_said_not_passed():
     # GetManagedPrefixListEntries denied: the shape vpce_doctor.aws.call() gives a ClientError (EC2's code for a
     # missing permission is UnauthorizedOperation: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)
     seen = world()
-    seen["s3_prefix_list"] = {"ok": False, "kind": "api", "code": "UnauthorizedOperation", "status": 403,
-                              "id": "pl-6da54004"}
+    seen["s3_prefix_list"] = Call(False, kind="api", code="UnauthorizedOperation", status=403)
     result = judge(seen)
     assert result.status is Status.WARN and result.code == "prefix-list-unreadable", result.summary
     assert "pl-6da54004" in result.summary and "UnauthorizedOperation" in result.summary

@@ -4,6 +4,7 @@ import io
 import json
 
 from vpce_doctor import cli, remote
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import remote as judge
 from vpce_doctor.checks import vpc_remote
 from vpce_doctor.model import Check, Finding, Report, Result, Severity, Status
@@ -22,19 +23,19 @@ INSTANCE = {"InstanceId": IID, "State": {"Code": 16, "Name": "running"}, "Subnet
 
 
 def described(instance=INSTANCE):
-    return {"ok": True, "response": {"Reservations": [{"Instances": [instance]}]}}
+    return Call(ok=True, response={"Reservations": [{"Instances": [instance]}]})
 
 
 def test_an_unknown_or_foreign_instance_is_a_finding():
     # EC2's own words for an id it does not know in this account and Region (EC2 API error codes:
     # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html, InvalidInstanceID.NotFound)
-    missing = {"ok": False, "kind": "api", "code": "InvalidInstanceID.NotFound",
-               "message": f"The instance ID '{IID}' does not exist"}
+    missing = Call(ok=False, kind="api", code="InvalidInstanceID.NotFound",
+                   message=f"The instance ID '{IID}' does not exist")
     result = judge.assess_instance(missing, IID, "eu-west-1")
     assert result.status is Status.FAIL and result.code == "instance-not-found"
     assert "another account's" in result.cause
-    denied = {"ok": False, "kind": "api", "code": "UnauthorizedOperation",
-              "message": "You are not authorized to perform this operation."}
+    denied = Call(ok=False, kind="api", code="UnauthorizedOperation",
+                  message="You are not authorized to perform this operation.")
     assert judge.assess_instance(denied, IID, "eu-west-1").status is Status.ERROR
     stopped = judge.assess_instance(described({**INSTANCE, "State": {"Code": 80, "Name": "stopped"}}), IID, "x")
     assert stopped.code == "not-running" and f"start-instances --instance-ids {IID}" in stopped.remedy.commands[0]
@@ -50,21 +51,21 @@ def test_imds_turned_off_stops_the_agent():
 
 
 def test_the_role_as_the_policy_simulator_judges_it():
-    got = {"ok": True, "response": {"InstanceProfile": {"Arn": PROFILE, "Roles": [{"Arn": ROLE}]}}}
+    got = Call(ok=True, response={"InstanceProfile": {"Arn": PROFILE, "Roles": [{"Arn": ROLE}]}})
     # SimulatePrincipalPolicy's EvaluationResults (https://docs.aws.amazon.com/IAM/latest/APIReference/
     # API_EvaluationResult.html): EvalDecision allowed | explicitDeny | implicitDeny
     results = [{"EvalActionName": a, "EvalResourceName": "*", "EvalDecision": "allowed"} for a in judge.AGENT_ACTIONS]
     results[1] = {**results[1], "EvalDecision": "implicitDeny"}
-    result = judge.assess_role(PROFILE, got, {"ok": True, "response": {"EvaluationResults": results}}, IID)
+    result = judge.assess_role(PROFILE, got, Call(ok=True, response={"EvaluationResults": results}), IID)
     assert result.status is Status.FAIL and result.code == "role-missing-actions"
     assert "ssmmessages:CreateControlChannel (implicitDeny)" in result.summary
     assert "attach-role-policy --role-name web-ssm" in result.remedy.commands[0]
     every = [{**r, "EvalDecision": "allowed"} for r in results]
-    assert judge.assess_role(PROFILE, got, {"ok": True, "response": {"EvaluationResults": every}}, IID).status \
+    assert judge.assess_role(PROFILE, got, Call(ok=True, response={"EvaluationResults": every}), IID).status \
         is Status.PASS
     no_profile = judge.assess_role(None, None, None, IID)
     assert no_profile.code == "no-instance-profile" and IID in no_profile.remedy.commands[0]
-    denied = {"ok": False, "code": "AccessDenied"}
+    denied = Call(ok=False, code="AccessDenied")
     cannot = judge.assess_role(PROFILE, denied, None, IID)
     assert cannot.status is Status.WARN and "iam:GetInstanceProfile" in cannot.cause
 
@@ -72,17 +73,17 @@ def test_the_role_as_the_policy_simulator_judges_it():
 def test_registration_is_explained_by_what_failed_before_it():
     # DescribeInstanceInformation (https://docs.aws.amazon.com/systems-manager/latest/APIReference/
     # API_InstanceInformation.html): PingStatus Online | ConnectionLost | Inactive
-    nothing = {"ok": True, "response": {"InstanceInformationList": []}}
+    nothing = Call(ok=True, response={"InstanceInformationList": []})
     alone = judge.assess_registration(nothing, IID)
     assert alone.code == "not-registered" and "only the instance sees" in alone.cause
     explained = judge.assess_registration(nothing, IID, ["iam:role"])
     assert explained.evidence["caused_by"] == ["iam:role"]
-    lost = {"ok": True, "response": {"InstanceInformationList": [
+    lost = Call(ok=True, response={"InstanceInformationList": [
         {"InstanceId": IID, "PingStatus": "ConnectionLost", "LastPingDateTime": "2026-11-28T09:12:44Z",
-         "AgentVersion": "3.3.2958.0", "PlatformName": "Amazon Linux", "PlatformVersion": "2023"}]}}
+         "AgentVersion": "3.3.2958.0", "PlatformName": "Amazon Linux", "PlatformVersion": "2023"}]})
     assert judge.assess_registration(lost, IID).code == "connection-lost"
-    online = {"ok": True, "response": {"InstanceInformationList": [
-        {**lost["response"]["InstanceInformationList"][0], "PingStatus": "Online"}]}}
+    online = Call(ok=True, response={"InstanceInformationList": [
+        {**lost.response["InstanceInformationList"][0], "PingStatus": "Online"}]})
     result = judge.assess_registration(online, IID)
     assert result.status is Status.PASS and judge.platform(result) == ("amzn", "2023")
 
@@ -91,7 +92,7 @@ def test_a_failing_prerequisite_is_the_root_cause_not_registration():
     role = Check("iam:role", "", Severity.CRITICAL, lambda c, p: None)
     reg = Check("ssm:registration", "", Severity.CRITICAL, lambda c, p: None)
     findings = (Finding(role, judge.assess_role(None, None, None, IID)),
-                Finding(reg, judge.assess_registration({"ok": True, "response": {}}, IID, ["iam:role"])))
+                Finding(reg, judge.assess_registration(Call(ok=True, response={}), IID, ["iam:role"])))
     report = Report("0.1.0", "2026-11-29T00:00:00Z", 1.0, {}, findings, mode="remote")
     assert [f.check.id for f in report.root_causes] == ["iam:role"]
 
@@ -104,8 +105,8 @@ def test_endpoint_addresses_from_their_network_interfaces():
                   {"NetworkInterfaceId": "eni-0b", "PrivateIpAddress": "10.0.2.10"}]
     assert vpc_remote.endpoint_addresses(endpoints, interfaces) == {"ssm": ["10.0.1.10", "10.0.2.10"]}
     # GetManagedPrefixListEntries of com.amazonaws.<region>.s3 (CIDRs as S3's prefix list holds them)
-    assert vpc_remote.prefix_addresses({"response": {"Entries": [{"Cidr": "52.218.0.0/17"}]}}) == ["52.218.0.1"]
-    assert vpc_remote.prefix_addresses({}) == []
+    assert vpc_remote.prefix_addresses(["52.218.0.0/17"]) == ["52.218.0.1"]
+    assert vpc_remote.prefix_addresses([]) == []
 
 
 def test_a_path_problem_fails_from_outside():
@@ -144,10 +145,10 @@ def test_a_role_ec2_may_not_assume_gives_no_credentials():
     # (aws/aws-cli#2060: iam/info Success, iam/security-credentials AssumeRoleUnauthorizedAccess).
     lambda_only = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
         "Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    got = {"ok": True, "response": {"InstanceProfile": {"Arn": PROFILE, "Roles": [
-        {"Arn": ROLE, "AssumeRolePolicyDocument": lambda_only}]}}}
-    allowed = {"ok": True, "response": {"EvaluationResults": [
-        {"EvalActionName": a, "EvalDecision": "allowed"} for a in judge.AGENT_ACTIONS]}}
+    got = Call(ok=True, response={"InstanceProfile": {"Arn": PROFILE, "Roles": [
+        {"Arn": ROLE, "AssumeRolePolicyDocument": lambda_only}]}})
+    allowed = Call(ok=True, response={"EvaluationResults": [
+        {"EvalActionName": a, "EvalDecision": "allowed"} for a in judge.AGENT_ACTIONS]})
     result = judge.assess_role(PROFILE, got, allowed, IID)
     assert result.code == "role-not-trusted-by-ec2" and "update-assume-role-policy --role-name web-ssm" in \
         result.remedy.commands[0]
@@ -167,9 +168,9 @@ def test_session_logging_as_the_preferences_name_it():
                       ("logs:CreateLogStream", "arn:aws:logs:eu-west-1:123456789012:log-group:/ssm/sessions:*"),
                       ("logs:PutLogEvents", "arn:aws:logs:eu-west-1:123456789012:log-group:/ssm/sessions:*"),
                       ("kms:Decrypt", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")]
-    results = {pair: {"ok": True, "response": {"EvaluationResults": [
+    results = {pair: Call(ok=True, response={"EvaluationResults": [
         {"EvalActionName": pair[0], "EvalResourceName": pair[1],
-         "EvalDecision": "implicitDeny" if pair[0] == "s3:PutObject" else "allowed"}]}} for pair in wanted}
+         "EvalDecision": "implicitDeny" if pair[0] == "s3:PutObject" else "allowed"}]}) for pair in wanted}
     result = judge.assess_session_logging(ROLE, results)
     assert result.code == "role-missing-actions" and "s3:PutObject on arn:aws:s3:::session-logs" in result.summary
     assert judge.assess_session_logging(ROLE, {}).status is Status.PASS  # no logging, nothing to write

@@ -5,6 +5,7 @@ lookup (agent/s3util/crossregion.go getBucketRegion: signed HeadBucket with Defa
 unsigned HEADs with s3util_dep.go:51 Timeout 30 s: about 240 s); then DescribeLogGroups (cloudwatchlogsservice.go:44
 maxRetries = 5 with Go's 30 s dial timeout: about 180 s, #639 "over 2 minutes"); then GetBucketEncryption when
 s3EncryptionEnabled (about 120 s) — fidelity.md §C."""
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import session
 from vpce_doctor.model import Status
 
@@ -91,8 +92,8 @@ KEY = "arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d-4e5f-6789-abcd-ef01234567
 def encryption(algorithm, key=None):
     """GetBucketEncryption's answer shape (S3 API reference, ServerSideEncryptionByDefault)."""
     rule = {"SSEAlgorithm": algorithm, **({"KMSMasterKeyID": key} if key else {})}
-    return {"ok": True, "response": {"ServerSideEncryptionConfiguration": {
-        "Rules": [{"ApplyServerSideEncryptionByDefault": rule, "BucketKeyEnabled": False}]}}}
+    return Call(ok=True, response={"ServerSideEncryptionConfiguration": {
+        "Rules": [{"ApplyServerSideEncryptionByDefault": rule, "BucketKeyEnabled": False}]}})
 
 
 def test_the_probe_sends_the_acl_and_sse_headers_the_agent_sends():
@@ -103,12 +104,12 @@ def test_the_probe_sends_the_acl_and_sse_headers_the_agent_sends():
     assert session_logs.agent_upload_headers(encryption("AES256"))["ServerSideEncryption"] == "AES256"
     assert "ServerSideEncryption" not in session_logs.agent_upload_headers(encryption("aws:kms:dsse", KEY))
     assert "ServerSideEncryption" not in session_logs.agent_upload_headers(
-        {"ok": False, "code": "ServerSideEncryptionConfigurationNotFoundError"})
+        Call(ok=False, code="ServerSideEncryptionConfigurationNotFoundError"))
 
 
 def test_dsse_kms_is_refused_like_no_encryption_when_encryption_is_required():
     # IsBucketEncrypted (s3util.go:143-160) accepts only aws:kms and AES256
-    steps = {"head": {"ok": True}, "encryption": encryption("aws:kms:dsse", KEY), "put": {"ok": True}}
+    steps = {"head": Call(ok=True), "encryption": encryption("aws:kms:dsse", KEY), "put": Call(ok=True)}
     result = session_logs.assess_s3("logs", {"s3EncryptionEnabled": True}, REACHABLE, steps, "eu-west-1",
                                     NO_ENDPOINT, {})
     assert (result.status, result.code) == (Status.FAIL, "unsupported-encryption")
@@ -122,10 +123,10 @@ def test_dsse_kms_is_refused_like_no_encryption_when_encryption_is_required():
 
 
 def test_an_unreadable_encryption_matters_only_when_encryption_is_required():
-    denied = {"ok": False, "code": "AccessDenied", "message": "Access Denied", "status": 403}
-    steps = {"head": {"ok": True}, "encryption": denied, "put": {"ok": True}}
+    denied = Call(ok=False, code="AccessDenied", message="Access Denied", status=403)
+    steps = {"head": Call(ok=True), "encryption": denied, "put": Call(ok=True)}
     assert session_logs.assess_s3("logs", {}, REACHABLE, steps, "eu-west-1", NO_ENDPOINT, {}).status is Status.PASS
-    missing = {"ok": False, "code": "ServerSideEncryptionConfigurationNotFoundError"}
+    missing = Call(ok=False, code="ServerSideEncryptionConfigurationNotFoundError")
     result = session_logs.assess_s3("logs", {"s3EncryptionEnabled": True}, REACHABLE,
                                     {**steps, "encryption": missing}, "eu-west-1", NO_ENDPOINT, {})
     assert result.code == "unencrypted"

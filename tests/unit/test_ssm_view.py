@@ -7,6 +7,7 @@ GetConnectionStatus (https://docs.aws.amazon.com/systems-manager/latest/APIRefer
 from datetime import datetime, timezone
 
 from vpce_doctor import fingerprint
+from vpce_doctor.aws import Call
 from vpce_doctor.checks import ssm_view
 from vpce_doctor.model import Check, Finding, Report, Result, Severity, Status
 
@@ -18,11 +19,11 @@ PASSING = {i: {"status": "pass", "code": "", "summary": "ok"} for i in (*ssm_vie
 
 
 def listed(**fields):
-    return {"ok": True, "response": {"InstanceInformationList": [{**INFO, **fields}]}}
+    return Call(ok=True, response={"InstanceInformationList": [{**INFO, **fields}]})
 
 
 def connection(status):
-    return {"ok": True, "response": {"Target": IID, "Status": status}}
+    return Call(ok=True, response={"Target": IID, "Status": status})
 
 
 def local(**failing):
@@ -72,7 +73,7 @@ def test_a_broken_session_channel_does_not_explain_connection_lost():
 
 
 def test_never_registered_with_the_agent_stopped():
-    result = ssm_view.assess({"ok": True, "response": {"InstanceInformationList": []}}, None, IID,
+    result = ssm_view.assess(Call(ok=True, response={"InstanceInformationList": []}), None, IID,
                              local(ssm_agent="amazon-ssm-agent is installed but not running"), {})
     assert result.code == "not-registered" and result.evidence["caused_by"] == ["ssm:agent"]
     assert result.summary == (f"SSM has never heard from {IID}, and ssm:agent fails here: amazon-ssm-agent is "
@@ -95,7 +96,7 @@ def test_online_but_not_connected_while_ssmmessages_works_here():
 
 
 def test_online_with_the_connection_status_unread_and_the_channel_broken_here():
-    denied = {"ok": False, "kind": "api", "code": "AccessDeniedException", "message": "..."}
+    denied = Call(ok=False, kind="api", code="AccessDeniedException", message="...")
     result = ssm_view.assess(listed(), denied, IID, local(dns_ssmmessages="resolves to 203.0.113.10"), {})
     assert result.code == "online-channel-broken" and "no session channel works: dns:ssmmessages" in result.summary
     assert "GetConnectionStatus was not read: AccessDeniedException" in result.cause
@@ -109,23 +110,23 @@ def test_connected_while_the_path_is_broken_here_warns_that_the_open_channel_wil
 def test_online_and_connected():
     result = ssm_view.assess(listed(), connection("connected"), IID, PASSING, {})
     assert result.status is Status.PASS and result.summary.endswith("; Session Manager connected")
-    unread = ssm_view.assess(listed(), {"ok": False, "kind": "api", "code": "AccessDeniedException"}, IID, PASSING, {})
+    unread = ssm_view.assess(listed(), Call(ok=False, kind="api", code="AccessDeniedException"), IID, PASSING, {})
     assert unread.status is Status.PASS and "not read (AccessDeniedException)" in unread.summary
 
 
 def test_access_denied_is_a_warning_with_the_permission_to_add_never_a_failure():
     # IAM's wording for an implicit deny (https://docs.aws.amazon.com/IAM/latest/UserGuide/
     # troubleshoot_access-denied.html)
-    denied = {"ok": False, "kind": "api", "code": "AccessDeniedException", "status": 400,
-              "message": f"User: arn:aws:sts::123456789012:assumed-role/web-ssm/{IID} is not authorized to perform: "
-                         "ssm:DescribeInstanceInformation on resource: arn:aws:ssm:eu-west-1:123456789012:* because "
-                         "no identity-based policy allows the ssm:DescribeInstanceInformation action"}
+    denied = Call(ok=False, kind="api", code="AccessDeniedException", status=400,
+                  message=f"User: arn:aws:sts::123456789012:assumed-role/web-ssm/{IID} is not authorized to perform: "
+                          "ssm:DescribeInstanceInformation on resource: arn:aws:ssm:eu-west-1:123456789012:* because "
+                          "no identity-based policy allows the ssm:DescribeInstanceInformation action")
     result = ssm_view.assess(denied, None, IID, PASSING, {})
     assert result.status is Status.WARN and result.code == "not-permitted"
     command = result.remedy.filled(role="web-ssm").commands[0]
     assert command.startswith("aws iam put-role-policy --role-name web-ssm --policy-name vpce-doctor-ssm-view")
     assert '"ssm:DescribeInstanceInformation","ssm:GetConnectionStatus"' in command
-    timeout = {"ok": False, "kind": "timeout", "code": "ReadTimeoutError", "message": "Read timeout"}
+    timeout = Call(ok=False, kind="timeout", code="ReadTimeoutError", message="Read timeout")
     assert ssm_view.assess(timeout, None, IID, PASSING, {}).code == "unavailable"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
+from ..aws import Call
 from ..model import Remedy
 
 POLICY_DOC = "https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html"
@@ -42,12 +43,12 @@ class Verdict:
         return {"certainty": self.certainty, **({"caused_by": [FOLLOWS[self.code]]} if self.code in FOLLOWS else {})}
 
 
-def judge(call: Mapping[str, object], action: str, resource: str = "*", principal: Optional[str] = None,
+def judge(call: Call, action: str, resource: str = "*", principal: Optional[str] = None,
           endpoint_policy: Optional[str] = None, endpoint_id: Optional[str] = None, *, gateway: bool = False,
           context: Optional[Mapping[str, Optional[str]]] = None) -> Verdict:
     """Explain one failed call from vpce_doctor.aws.call(); pure, so every branch has a literal-input test.
     `gateway` and `context` (policy.request_context) let the endpoint policy be evaluated as AWS does."""
-    kind, code, message = call.get("kind"), str(call.get("code") or ""), str(call.get("message") or "")
+    kind, code, message = call.kind, str(call.code or ""), str(call.message or "")
     if kind == "timeout":
         return Verdict("timeout", f"The call to {action.split(':', maxsplit=1)[0]} timed out although TCP and TLS "
                        "to its name worked: the endpoint is overloaded or a middlebox holds the connection.")
@@ -67,7 +68,7 @@ def judge(call: Mapping[str, object], action: str, resource: str = "*", principa
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"):
         return attribute(code, message, action, resource, principal, endpoint_policy, endpoint_id,
                          Request(gateway, context))
-    return Verdict("api-error", f"AWS answered {code or call.get('status')}: {message[:200]}")
+    return Verdict("api-error", f"AWS answered {code or call.status}: {message[:200]}")
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@ role (aws:SourceVpce, aws:SourceVpc, aws:VpcSourceIp, the principal), so an S3 d
 that causes it. Reading is one opportunistic call after a denial; judging is pure (vpce_doctor.policy)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional
 
 from .. import policy
-from ..aws import call
+from ..aws import Call, call
 from ..model import Remedy
 
 # "NoSuchBucketPolicy: The bucket policy does not exist" (GetBucketPolicy API reference, Errors:
@@ -14,23 +14,23 @@ from ..model import Remedy
 NO_POLICY = "NoSuchBucketPolicy"
 
 
-def read(client, bucket: str) -> Mapping[str, object]:
+def read(client, bucket: str) -> Call:
     return call(client, "get_bucket_policy", Bucket=bucket)
 
 
-def explain(got: Optional[Mapping[str, Any]], action: str, resource: str, principal: Optional[str],
+def explain(got: Optional[Call], action: str, resource: str, principal: Optional[str],
             context: Optional[Mapping[str, Optional[str]]]) -> Optional[Dict[str, object]]:
     """What the bucket policy says about this request: {"read", "effect", "statement", "reason"} or, when it could
     not be read, {"read": False, "error"}. None: it was not asked for."""
     if got is None:
         return None
-    if not got.get("ok"):
-        code = str(got.get("code") or got.get("kind") or "")
+    if not got.ok:
+        code = str(got.code or got.kind or "")
         if code == NO_POLICY:
             return {"read": True, "effect": "none", "statement": None, "reason": "the bucket has no policy"}
         return {"read": False, "error": code, "reason": f"the bucket policy could not be read ({code}); with "
                 "s3:GetBucketPolicy on the bucket the doctor names the statement that denies"}
-    text = str((got.get("response") or {}).get("Policy") or "")
+    text = str(got.response.get("Policy") or "")
     try:
         # A resource policy: an account principal means that account (its IAM policies decide), not only its root.
         decision = policy.evaluate(policy.parse(text), action, resource, principal, context, gateway=False)

@@ -1,9 +1,9 @@
 """creds:source and sts:identity: which credentials the doctor uses, and whether AWS accepts them."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
-from ..aws import PROVIDERS, call
+from ..aws import PROVIDERS, Call, call
 from ..model import Check, Remedy, Result, Severity, Status
 from . import api
 
@@ -62,19 +62,19 @@ def run_identity(ctx, prior) -> Result:
     return assess_identity(result, ctx.clients.endpoint("sts"), context)
 
 
-def assess_identity(result: Mapping[str, Any], endpoint: str, context: Mapping[str, object]) -> Result:
-    evidence = {k: v for k, v in result.items() if k != "response"}
+def assess_identity(result: Call, endpoint: str, context: Mapping[str, object]) -> Result:
+    evidence = result.evidence()
     evidence["endpoint"] = endpoint
-    if result.get("ok"):
-        arn = str(result["response"].get("Arn", ""))
+    if result.ok:
+        arn = str(result.response.get("Arn", ""))
         evidence["arn"] = arn
-        return Result(Status.PASS, f"{arn} (account {result['response'].get('Account')}, "
-                      f"{result['ms']:.0f} ms)", evidence=evidence)
+        return Result(Status.PASS, f"{arn} (account {result.response.get('Account')}, "
+                      f"{result.ms:.0f} ms)", evidence=evidence)
     verdict = api.judge(result, "sts:GetCallerIdentity")
     if verdict.code in ("timeout", "unreachable"):
-        return Result(Status.FAIL, f"STS at {endpoint} did not answer ({result.get('code')})", code="sts-unreachable",
+        return Result(Status.FAIL, f"STS at {endpoint} did not answer ({result.code})", code="sts-unreachable",
                       cause="STS cannot be reached; this says nothing about the credentials themselves. "
                             + verdict.cause, remedy=STS_ENDPOINT.filled(**context), evidence=evidence)
-    return Result(Status.FAIL, f"GetCallerIdentity failed: {result.get('code')}: {str(result.get('message'))[:200]}",
+    return Result(Status.FAIL, f"GetCallerIdentity failed: {result.code}: {str(result.message)[:200]}",
                   code=verdict.code, cause=verdict.cause, remedy=verdict.remedy,
                   evidence={**evidence, **verdict.evidence})

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..aws import call
+from ..aws import Call, call
 from ..model import MET, Check, Remedy, Result, Severity, Status
 from . import session
 
@@ -27,7 +27,7 @@ EXPLAINERS = ("remote:instance", "iam:role", "imds:options", "vpc:endpoints")
 PLATFORM_IDS = {"Amazon Linux": "amzn"}
 
 
-def checks(described: Mapping[str, Any]) -> Tuple[Check, ...]:
+def checks(described: Call) -> Tuple[Check, ...]:
     """described: vpce_doctor.aws.call() of DescribeInstances, made before the run to learn the instance's VPC."""
     return (
         Check("remote:instance", "the instance exists in this account and Region", Severity.CRITICAL,
@@ -52,20 +52,20 @@ def registration() -> Check:
                  needs=("remote:instance",), after=EXPLAINERS[1:])
 
 
-def instance_of(described: Mapping[str, Any]) -> Mapping:
-    reservations = (described.get("response") or {}).get("Reservations") or []
+def instance_of(described: Call) -> Mapping:
+    reservations = described.response.get("Reservations") or []
     return next((i for r in reservations for i in r.get("Instances", [])), {})
 
 
-def assess_instance(described: Mapping[str, object], instance_id: str, region: str) -> Result:
-    if not described.get("ok"):
-        code, message = str(described.get("code") or ""), str(described.get("message") or "")[:200]
+def assess_instance(described: Call, instance_id: str, region: str) -> Result:
+    if not described.ok:
+        code, message = str(described.code or ""), str(described.message or "")[:200]
         if code.startswith("InvalidInstanceID"):  # .NotFound and .Malformed: EC2 says the same for another account's
             return Result(Status.FAIL, f"{instance_id} is not an instance of this account in {region} ({code})",
                           code="instance-not-found", cause="EC2 knows no such instance here: a typo, another "
                           "Region, or another account's instance (credentials of that account are needed).",
                           evidence={"error": {"code": code, "message": message}})
-        return Result(Status.ERROR, f"DescribeInstances failed: {code or described.get('kind')}: {message}",
+        return Result(Status.ERROR, f"DescribeInstances failed: {code or described.kind}: {message}",
                       code="unavailable", cause="Without the instance nothing else can be judged from outside. "
                       "The caller needs ec2:DescribeInstances (packaging/iam/vpce-doctor-remote-policy.json).",
                       evidence={"error": {"code": code, "message": message}})
@@ -106,13 +106,13 @@ def run_role(ctx, prior) -> Result:
         return assess_role(None, None, None, ctx.facts.instance_id or "")
     iam = ctx.clients.client("iam")
     got = call(iam, "get_instance_profile", InstanceProfileName=profile.rsplit("/", 1)[-1])
-    roles = (got.get("response") or {}).get("InstanceProfile", {}).get("Roles", []) if got["ok"] else []
+    roles = got.response.get("InstanceProfile", {}).get("Roles", []) if got.ok else []
     simulated = call(iam, "simulate_principal_policy", PolicySourceArn=roles[0]["Arn"],
                      ActionNames=list(AGENT_ACTIONS)) if roles else None
     return assess_role(profile, got, simulated, ctx.facts.instance_id or "")
 
 
-def assess_role(profile: Optional[str], got: Optional[Mapping], simulated: Optional[Mapping],
+def assess_role(profile: Optional[str], got: Optional[Call], simulated: Optional[Call],
                 instance_id: str) -> Result:
     if not profile:
         return Result(Status.FAIL, f"{instance_id} has no instance profile", code="no-instance-profile",
@@ -121,18 +121,18 @@ def assess_role(profile: Optional[str], got: Optional[Mapping], simulated: Optio
                       remedy=Remedy("Attach a profile whose role has AmazonSSMManagedInstanceCore.", (
                           f"aws ec2 associate-iam-instance-profile --instance-id {instance_id} "
                           "--iam-instance-profile Name=<profile>",)))
-    if got is None or not got.get("ok") or simulated is None or not simulated.get("ok"):
-        failed = got if got is None or not got.get("ok") else simulated
+    if got is None or not got.ok or simulated is None or not simulated.ok:
+        failed = got if got is None or not got.ok else simulated
         what = "GetInstanceProfile" if failed is got else "SimulatePrincipalPolicy"
         if failed is None:
             return Result(Status.FAIL, f"{profile} holds no role", code="profile-without-role",
                           remedy=Remedy("Add a role to the profile.", (
                               f"aws iam add-role-to-instance-profile --instance-profile-name "
                               f"{profile.rsplit('/', 1)[-1]} --role-name <role>",)))
-        return Result(Status.WARN, f"{what} failed: {failed.get('code')}", code="unavailable",
+        return Result(Status.WARN, f"{what} failed: {failed.code}", code="unavailable",
                       cause=f"The role's permissions cannot be judged from here; grant the caller iam:{what}.",
-                      evidence={"profile": profile, "error": failed.get("code")})
-    role = got["response"]["InstanceProfile"]["Roles"][0]
+                      evidence={"profile": profile, "error": failed.code})
+    role = got.response["InstanceProfile"]["Roles"][0]
     if not trusts_ec2(role.get("AssumeRolePolicyDocument")):
         return Result(Status.FAIL, f"{role['Arn']} does not trust ec2.amazonaws.com", code="role-not-trusted-by-ec2",
                       cause="EC2 cannot assume the role, so IMDS has no credentials for it (iam/info says Success, "
@@ -141,7 +141,7 @@ def assess_role(profile: Optional[str], got: Optional[Mapping], simulated: Optio
                       remedy=Remedy("Let EC2 assume the role.", (
                           f"aws iam update-assume-role-policy --role-name {role['Arn'].rsplit('/', 1)[-1]} "
                           "--policy-document '" + TRUST_EC2 + "'",)))
-    return _simulated(role["Arn"], simulated["response"].get("EvaluationResults", []), profile)
+    return _simulated(role["Arn"], simulated.response.get("EvaluationResults", []), profile)
 
 
 def trusts_ec2(document) -> bool:
@@ -207,21 +207,21 @@ def run_session_logging(ctx, prior) -> Result:
                       code="unavailable")
     wanted = session_actions(session.inputs_of(prior) or {}, role, ctx.region)
     iam = ctx.clients.client("iam")
-    results: Dict[Tuple[str, str], Mapping] = {pair: call(iam, "simulate_principal_policy", PolicySourceArn=role,
+    results: Dict[Tuple[str, str], Call] = {pair: call(iam, "simulate_principal_policy", PolicySourceArn=role,
                                                          ActionNames=[pair[0]], ResourceArns=[pair[1]])
                                               for pair in wanted}
     return assess_session_logging(role, results)
 
 
-def assess_session_logging(role: str, results: Mapping[Tuple[str, str], Mapping]) -> Result:
+def assess_session_logging(role: str, results: Mapping[Tuple[str, str], Call]) -> Result:
     if not results:
         return Result(Status.PASS, "sessions are not logged: nothing to write")
-    failed = [r for r in results.values() if not r.get("ok")]
+    failed = [r for r in results.values() if not r.ok]
     if failed:
-        return Result(Status.WARN, f"SimulatePrincipalPolicy failed: {failed[0].get('code')}", code="unavailable",
+        return Result(Status.WARN, f"SimulatePrincipalPolicy failed: {failed[0].code}", code="unavailable",
                       cause="Grant the caller iam:SimulatePrincipalPolicy on the role to judge this.")
     denied = [(a, r, e.get("EvalDecision")) for (a, r), got in results.items()
-              for e in got["response"].get("EvaluationResults", []) if e.get("EvalDecision") != "allowed"]
+              for e in got.response.get("EvaluationResults", []) if e.get("EvalDecision") != "allowed"]
     evidence = {"role": role, "checked": [f"{a} on {r}" for a, r in results],
                 "denied": [{"action": a, "resource": r, "decision": d} for a, r, d in denied]}
     if not denied:
@@ -250,15 +250,15 @@ UNEXPLAINED_FROM_OUTSIDE = ("Nothing the control plane shows explains it: what o
                             "other means (EC2 serial console, user data, an SSH bastion).")
 
 
-def assess_registration(listed: Mapping, instance_id: str, explaining: Sequence[str] = (),
+def assess_registration(listed: Call, instance_id: str, explaining: Sequence[str] = (),
                         unexplained: str = UNEXPLAINED_FROM_OUTSIDE) -> Result:
     """DescribeInstanceInformation judged (shared by `remote` and the instance's ssm:registration): InstanceInformation
     (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstanceInformation.html): PingStatus
     Online | ConnectionLost | Inactive (deprecated); no entry: SSM never heard from the instance."""
-    if not listed.get("ok"):
-        return Result(Status.WARN, f"DescribeInstanceInformation failed: {listed.get('code')}", code="unavailable",
+    if not listed.ok:
+        return Result(Status.WARN, f"DescribeInstanceInformation failed: {listed.code}", code="unavailable",
                       cause="SSM's view cannot be read; grant the caller ssm:DescribeInstanceInformation.")
-    info = ((listed.get("response") or {}).get("InstanceInformationList") or [{}])[0]
+    info = (listed.response.get("InstanceInformationList") or [{}])[0]
     evidence = {k: info.get(k) for k in ("PingStatus", "AgentVersion", "IsLatestVersion", "PlatformName",
                                          "PlatformVersion")}
     evidence.update({"last_ping": ping_time(info.get("LastPingDateTime")), "caused_by": list(explaining)})

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .. import denials, policy
-from ..aws import call, summary
+from ..aws import Call, call
 from ..model import Check, Remedy, Result, Severity, Status
 from ..plan import domain_for, endpoint_service_name
 from . import api, bucket_policy, s3_paths
@@ -52,12 +52,12 @@ def run_bucket(ctx, prior) -> Result:
                          request_of(ctx, prior))
 
 
-def assess_bucket(bucket: str, region: str, result: Mapping[str, Any], request: Optional[Seen] = None) -> Result:
-    headers = result.get("headers") or (result.get("response") or {}).get("ResponseMetadata", {}).get(
+def assess_bucket(bucket: str, region: str, result: Call, request: Optional[Seen] = None) -> Result:
+    headers = result.headers or result.response.get("ResponseMetadata", {}).get(
         "HTTPHeaders", {})
     found = headers.get("x-amz-bucket-region")
     seen = request or Seen()
-    evidence = {"bucket": bucket, "bucket_region": found, "status": result.get("status"), "code": result.get("code")}
+    evidence = {"bucket": bucket, "bucket_region": found, "status": result.status, "code": result.code}
     if found and found != region:
         return Result(Status.FAIL, f"bucket {bucket} is in {found}, not {region}", code="other-region",
                       cause="The gateway endpoint carries traffic only to S3 in its own Region; requests for this "
@@ -66,17 +66,17 @@ def assess_bucket(bucket: str, region: str, result: Mapping[str, Any], request: 
                                                  bucket_endpoint=endpoint_service_name("s3", found, domain_for(found)),
                                                  vpc=seen.vpc or "<vpc-id>", subnet=seen.subnet or "<subnet-id>"),
                       evidence=evidence)
-    if result.get("ok"):
-        return Result(Status.PASS, f"bucket {bucket} answers in {found or region} ({result['ms']:.0f} ms)",
+    if result.ok:
+        return Result(Status.PASS, f"bucket {bucket} answers in {found or region} ({result.ms:.0f} ms)",
                       evidence=evidence)
-    if result.get("code") in ("404", "NoSuchBucket", "NotFound"):
+    if result.code in ("404", "NoSuchBucket", "NotFound"):
         return Result(Status.FAIL, f"bucket {bucket} does not exist", code="no-such-bucket", evidence=evidence,
                       cause="HeadBucket answered 404: the name is wrong or the bucket was deleted.",
                       remedy=Remedy("Create the bucket in this Region or point --bucket at an existing one."))
-    if result.get("status") == 403 and found:
+    if result.status == 403 and found:
         return _head_denied(bucket, found, result, seen, evidence)
     verdict = api.judge(result, "s3:ListBucket", f"arn:aws:s3:::{bucket}")
-    return Result(Status.FAIL, f"HeadBucket {bucket} failed: {result.get('code')}", code=verdict.code,
+    return Result(Status.FAIL, f"HeadBucket {bucket} failed: {result.code}", code=verdict.code,
                   cause=verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
 
 
@@ -85,38 +85,38 @@ def run_get_put(ctx, prior) -> Result:
     client = ctx.clients.client("s3")
     # The same bytes from every run on this instance: runs that overlap rewrite the key with what the other expects.
     body = f"vpce-doctor probe {ctx.facts.instance_id}\n".encode()
-    steps: Dict[str, Mapping[str, Any]] = {}
+    steps: Dict[str, Call] = {}
     if not ctx.settings.no_write:
         steps["put"] = call(client, "put_object", Bucket=bucket, Key=key, Body=body)
-    if steps.get("put", {"ok": True}).get("ok"):
+    if "put" not in steps or steps["put"].ok:
         steps["get"] = call(client, "get_object", Bucket=bucket, Key=key)
-        if steps["get"].get("ok"):
-            steps["get"] = {**steps["get"], "matches": steps["get"]["response"]["Body"].read(4096) == body}
-    if "put" in steps and steps["put"].get("ok"):
+        if steps["get"].ok:
+            steps["get"] = replace(steps["get"], matches=steps["get"].response["Body"].read(4096) == body)
+    if "put" in steps and steps["put"].ok:
         steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
     seen = request_of(ctx, prior)
-    denied = any(step.get("status") == 403 for step in steps.values())
+    denied = any(step.status == 403 for step in steps.values())
     return assess_get_put(bucket, key, steps, ctx.settings.no_write, seen.endpoint, seen.principal, seen.context,
                           bucket_policy.read(client, bucket) if denied else None)
 
 
-def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, Any]], no_write: bool,
+def assess_get_put(bucket: str, key: str, steps: Mapping[str, Call], no_write: bool,
                    endpoint: Mapping[str, Optional[str]], principal: Optional[str] = None,
                    context: Optional[Mapping[str, Optional[str]]] = None,
-                   policy_read: Optional[Mapping[str, Any]] = None) -> Result:
+                   policy_read: Optional[Call] = None) -> Result:
     """policy_read: GetBucketPolicy's call() result, asked for after a 403 (None: not asked)."""
     evidence: Dict[str, Any] = {"bucket": bucket, "key": key,
-                                "steps": {name: summary(step) for name, step in steps.items()},
+                                "steps": {name: step.summary() for name, step in steps.items()},
                 "endpoint": endpoint.get("id")}
     for name, action in (("put", "s3:PutObject"), ("get", "s3:GetObject")):
         step = steps.get(name)
-        if step is None or step.get("ok"):
+        if step is None or step.ok:
             continue
         if name == "get" and no_write and _missing_or_unlisted(step, f"arn:aws:s3:::{bucket}/{key}", endpoint,
                                                                    principal, context):
             return Result(Status.PASS, f"S3 answered for s3://{bucket}/{key} (no probe object yet; writes are off)",
                           evidence=evidence)
-        if name == "get" and step.get("code") in ("NoSuchKey", "404"):  # S3 says NoSuchKey only to allowed readers
+        if name == "get" and step.code in ("NoSuchKey", "404"):  # S3 says NoSuchKey only to allowed readers
             return Result(Status.PASS, f"put s3://{bucket}/{key}; it was gone before the read-back (removed by another "
                           "vpce-doctor run on this instance?), and S3 answered the read", evidence=evidence)
         verdict = api.judge(step, action, f"arn:aws:s3:::{bucket}/{key}", principal, endpoint.get("policy"),
@@ -130,19 +130,19 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Mapping[str, Any]]
             if code == "endpoint-policy" else ("", ())
         remedy = bucket_policy.remedy(found, bucket, endpoint.get("id"), (context or {}).get("aws:sourcevpc")) \
             or verdict.remedy
-        return Result(Status.FAIL, f"{action} on s3://{bucket}/{key} failed: {step.get('code')}: "
-                      f"{str(step.get('message'))[:160]}", code=code,
+        return Result(Status.FAIL, f"{action} on s3://{bucket}/{key} failed: {step.code}: "
+                      f"{str(step.message)[:160]}", code=code,
                       cause=verdict.cause + bucket_policy.sentence(found) + which, evidence=evidence,
                       remedy=replace(remedy, commands=remedy.commands + commands) if remedy and commands else remedy)
-    if not steps.get("get", {}).get("matches", True):
+    if "get" in steps and steps["get"].matches is False:
         return Result(Status.FAIL, f"s3://{bucket}/{key} came back different from what was written", code="corrupted",
                       cause="Something between the instance and S3 rewrites content: a proxy or a bug.",
                       evidence=evidence)
-    took = sum(float(s.get("ms") or 0) for s in steps.values())
+    took = sum(s.ms for s in steps.values())
     if no_write:
         return Result(Status.PASS, f"read s3://{bucket}/{key} ({took:.0f} ms; writes are off)", evidence=evidence)
-    delete = steps.get("delete", {})
-    note = "" if delete.get("ok") else f"; delete denied ({delete.get('code')}), the probe object stays"
+    delete = steps.get("delete")
+    note = "" if delete and delete.ok else f"; delete denied ({delete and delete.code}), the probe object stays"
     return Result(Status.PASS, f"put, get and compared s3://{bucket}/{key} in {took:.0f} ms{note}", evidence=evidence)
 
 
@@ -152,11 +152,11 @@ def run_list(ctx, prior) -> Result:
     return assess_list(result, prior.get("s3:get_put"), seen.endpoint, seen.principal, seen.context)
 
 
-def assess_list(result: Mapping[str, object], get_put, endpoint: Mapping[str, Optional[str]],
+def assess_list(result: Call, get_put, endpoint: Mapping[str, Optional[str]],
                 principal: Optional[str] = None, context: Optional[Mapping[str, Optional[str]]] = None) -> Result:
-    evidence = summary(result)
-    if result.get("ok"):
-        return Result(Status.PASS, f"ListBuckets allowed ({len(result['response'].get('Buckets', []))} buckets)",  # type: ignore
+    evidence = result.summary()
+    if result.ok:
+        return Result(Status.PASS, f"ListBuckets allowed ({len(result.response.get('Buckets', []))} buckets)",
                       evidence=evidence)
     verdict = api.judge(result, "s3:ListAllMyBuckets", "*", principal, endpoint.get("policy"), endpoint.get("id"),
                         gateway=_gateway(endpoint), context=context)
@@ -168,7 +168,7 @@ def assess_list(result: Mapping[str, object], get_put, endpoint: Mapping[str, Op
     if verdict.code in ("endpoint-policy", "identity-policy", "not-endpoint-policy", "access-denied"):
         return Result(Status.PASS, f"ListBuckets denied ({verdict.code}); least-privilege policies often do this",
                       code="denied", evidence={**evidence, "cause": verdict.cause})
-    return Result(Status.WARN, f"ListBuckets failed: {result.get('code')}", code=verdict.code, cause=verdict.cause,
+    return Result(Status.WARN, f"ListBuckets failed: {result.code}", code=verdict.code, cause=verdict.cause,
                   remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
 
 
@@ -197,15 +197,15 @@ def _gateway(endpoint: Mapping[str, Optional[str]]) -> bool:
     return str(endpoint.get("type") or "").lower() == "gateway"
 
 
-def _missing_or_unlisted(step: Mapping[str, object], resource: str, endpoint: Mapping[str, Optional[str]],
+def _missing_or_unlisted(step: Call, resource: str, endpoint: Mapping[str, Optional[str]],
                          principal: Optional[str], context: Optional[Mapping[str, Optional[str]]]) -> bool:
     """With writes off the probe key usually does not exist. S3 answers GetObject of a missing key with 404 to a
     caller allowed s3:ListBucket and with 403 AccessDenied to one that is not (GetObject API reference,
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions"): a denial that blames no
     policy is then S3's answer to a missing key, not a failure, unless the endpoint policy denies the read."""
-    if step.get("code") in ("NoSuchKey", "404"):
+    if step.code in ("NoSuchKey", "404"):
         return True
-    if step.get("status") != 403 or denials.parse(step.get("code"), step.get("message")).certainty == "stated":
+    if step.status != 403 or denials.parse(step.code, step.message).certainty == "stated":
         return False
     text = endpoint.get("policy")
     if text is None:
@@ -217,7 +217,7 @@ def _missing_or_unlisted(step: Mapping[str, object], resource: str, endpoint: Ma
         return True
 
 
-def _head_denied(bucket: str, region: str, result: Mapping[str, object], seen: Seen, evidence) -> Result:
+def _head_denied(bucket: str, region: str, result: Call, seen: Seen, evidence) -> Result:
     """HeadBucket is a HEAD: a denial is a bare 403 with no body (botocore: code "403", message "Forbidden",
     e.g. gallantlab/cottoncandy#87), so no policy is named; the endpoint policy, evaluated here, is all there is."""
     verdict = api.judge(result, "s3:ListBucket", f"arn:aws:s3:::{bucket}", seen.principal,

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional
 
-from ..aws import call
+from ..aws import Call, call
 from ..instance_files import read_text
 from ..model import MET, Check, Remedy, Result, Severity, Status
 from . import api
@@ -38,18 +38,18 @@ def run_preferences(ctx, prior) -> Result:
     return assess_preferences(document, call(ctx.clients.client("ssm"), "get_document", Name=document))
 
 
-def assess_preferences(document: str, result: Mapping[str, Any]) -> Result:
-    if not result.get("ok"):
-        if result.get("code") == "InvalidDocument":
+def assess_preferences(document: str, result: Call) -> Result:
+    if not result.ok:
+        if result.code == "InvalidDocument":
             return Result(Status.PASS, f"{document} does not exist: sessions log nowhere", code="absent",
                           evidence={"document": document, "inputs": {}})
         verdict = api.judge(result, "ssm:GetDocument", f"document/{document}")
-        return Result(Status.WARN, f"{document} cannot be read: {result.get('code')}", code="unreadable",
+        return Result(Status.WARN, f"{document} cannot be read: {result.code}", code="unreadable",
                       cause=verdict.cause + " The log destinations are then judged by their paths only.",
-                      remedy=verdict.remedy, evidence={"document": document, "error": result.get("code"),
+                      remedy=verdict.remedy, evidence={"document": document, "error": result.code,
                                                        **verdict.evidence})
     try:
-        content = json.loads(str(result["response"].get("Content") or "{}"))
+        content = json.loads(str(result.response.get("Content") or "{}"))
         inputs = content.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise ValueError("inputs is not an object")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Dict, Mapping, Optional
 
-from ..aws import call, summary
+from ..aws import Call, call
 from ..model import Check, Remedy, Result, Severity, Status
 from . import api, path
 from .s3 import Seen, probe_key, request_of
@@ -51,7 +51,7 @@ def run_s3(ctx, prior) -> Result:
     if not bucket:
         return Result(Status.PASS, "S3 session logging is off")
     reach = path.reach(ctx, prior, "s3")
-    steps: Dict[str, Mapping[str, object]] = {}
+    steps: Dict[str, Call] = {}
     if reach["ok"]:
         client = ctx.clients.client("s3")
         steps["head"] = call(client, "head_bucket", Bucket=bucket)
@@ -62,7 +62,7 @@ def run_s3(ctx, prior) -> Result:
             key = probe_key(str(inputs.get("s3KeyPrefix") or ""), ctx.facts.instance_id)
             steps["put"] = call(client, "put_object", Bucket=bucket, Key=key, Body=b"vpce-doctor session-log probe\n",
                                 **agent_upload_headers(steps["encryption"]))
-            if steps["put"].get("ok"):
+            if steps["put"].ok:
                 steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
     seen = request_of(ctx, prior)
     return assess_s3(bucket, inputs, reach, steps, ctx.region, seen.endpoint, _context(ctx), seen)
@@ -74,16 +74,16 @@ def run_s3(ctx, prior) -> Result:
 AGENT_SSE = ("AES256", "aws:kms")
 
 
-def default_encryption(step: Mapping) -> Dict[str, str]:
+def default_encryption(step: Call) -> Dict[str, str]:
     """The bucket's default rule as GetBucketEncryption gave it: {"algorithm", "key"} ({} when none or unread)."""
-    rules = (((step.get("response") or {}).get("ServerSideEncryptionConfiguration") or {}).get("Rules") or [{}])
+    rules = ((step.response.get("ServerSideEncryptionConfiguration") or {}).get("Rules") or [{}])
     default = rules[0].get("ApplyServerSideEncryptionByDefault") or {}
     return {"algorithm": str(default.get("SSEAlgorithm") or ""), "key": str(default.get("KMSMasterKeyID") or "")}
 
 
-def agent_upload_headers(step: Mapping) -> Dict[str, str]:
+def agent_upload_headers(step: Call) -> Dict[str, str]:
     """PutObject's arguments as the agent's S3Upload builds them."""
-    rule = default_encryption(step) if step.get("ok") else {}
+    rule = default_encryption(step) if step.ok else {}
     headers = {"ACL": "bucket-owner-full-control", "ContentType": "text/plain"}
     if rule.get("algorithm") in AGENT_SSE:
         headers["ServerSideEncryption"] = rule["algorithm"]
@@ -92,20 +92,20 @@ def agent_upload_headers(step: Mapping) -> Dict[str, str]:
     return headers
 
 
-def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Mapping], region: str,
+def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Call], region: str,
               endpoint: Mapping[str, Optional[str]], context: Mapping[str, object],
               request: Optional[Seen] = None) -> Result:
     """request: the caller and condition keys (s3.request_of): the agent writes as the instance role, through the
     same endpoint, so its policy is judged as for the doctor's own probe (gateway principals, aws:SourceVpce ...)."""
     seen = request or Seen(endpoint)
-    evidence = {"bucket": bucket, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()},
+    evidence = {"bucket": bucket, "path": dict(reach), "steps": {k: v.summary() for k, v in steps.items()},
                 **_caused_by(reach)}
     if not reach["ok"]:
         return Result(Status.FAIL, f"session-log bucket {bucket} is unreachable: {reach['check']} {reach['code']}",
                       code="unreachable", cause=S3_SLOW, remedy=GATEWAY, evidence=evidence)
-    head = steps.get("head", {})
-    found = (head.get("headers") or {}).get("x-amz-bucket-region") or (
-        (head.get("response") or {}).get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region"))
+    head = steps.get("head") or Call(False)
+    found = head.headers.get("x-amz-bucket-region") or (
+        head.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region"))
     if found and found != region:
         return Result(Status.FAIL, f"session-log bucket {bucket} is in {found}, not {region}", code="other-region",
                       cause="The gateway endpoint reaches only this Region's S3; the agent's upload times out.",
@@ -115,33 +115,33 @@ def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, 
     if refused is not None:
         return refused
     put = steps.get("put")
-    if put is not None and not put.get("ok"):
+    if put is not None and not put.ok:
         prefix = str(inputs.get("s3KeyPrefix") or "")
         verdict = _judge(put, "s3:PutObject", f"arn:aws:s3:::{bucket}/{prefix}*", seen)
         return Result(Status.FAIL, f"PutObject (with the ACL and SSE headers the agent sends) to {bucket}/{prefix} "
-                      f"failed: {put.get('code')}", code=verdict.code, remedy=verdict.remedy,
+                      f"failed: {put.code}", code=verdict.code, remedy=verdict.remedy,
                       evidence={**evidence, **verdict.evidence},
                       cause="The agent uploads the session log at the end of the session and fails the same way: "
                             "the log is lost. " + verdict.cause)
     wrote = "writable" if put is not None else "not written (writes are off)"
-    rule = default_encryption(steps.get("encryption") or {})
+    rule = default_encryption(steps.get("encryption") or Call(False))
     return Result(Status.PASS, f"session-log bucket {bucket} in {found or region}: reachable, {wrote}"
                   + (f", default encryption {rule['algorithm']}" if rule.get("algorithm") else ""), evidence=evidence)
 
 
-def _judge(step: Mapping, action: str, resource: str, seen: Seen) -> api.Verdict:
+def _judge(step: Call, action: str, resource: str, seen: Seen) -> api.Verdict:
     endpoint = seen.endpoint
     return api.judge(step, action, resource, seen.principal, endpoint.get("policy"), endpoint.get("id"),
                      gateway=str(endpoint.get("type") or "").lower() == "gateway", context=seen.context)
 
 
-def _encryption_refused(bucket: str, encryption: Mapping, request: Seen, evidence: Dict) -> Optional[Result]:
+def _encryption_refused(bucket: str, encryption: Call, request: Seen, evidence: Dict) -> Optional[Result]:
     """With s3EncryptionEnabled, the agent's IsBucketEncrypted verdict, or None when it accepts the bucket."""
-    code = encryption.get("code")
-    algorithm = default_encryption(encryption).get("algorithm") if encryption.get("ok") else ""
-    if encryption.get("ok") and algorithm in AGENT_SSE:
+    code = encryption.code
+    algorithm = default_encryption(encryption).get("algorithm") if encryption.ok else ""
+    if encryption.ok and algorithm in AGENT_SSE:
         return None
-    if encryption.get("ok") or code == "ServerSideEncryptionConfigurationNotFoundError":
+    if encryption.ok or code == "ServerSideEncryptionConfigurationNotFoundError":
         seen = f"default encryption {algorithm}, which the agent does not accept" if algorithm else \
             "no default encryption"
         return Result(Status.FAIL, f"bucket {bucket} has {seen}", evidence=evidence,
@@ -166,14 +166,14 @@ def run_logs(ctx, prior) -> Result:
     if not group:
         return Result(Status.PASS, "CloudWatch session logging is off")
     reach = path.reach(ctx, prior, "logs")
-    steps: Dict[str, Mapping[str, object]] = {}
+    steps: Dict[str, Call] = {}
     if reach["ok"]:
         client = ctx.clients.client("logs")
         steps["describe"] = call(client, "describe_log_groups", logGroupNamePrefix=group, limit=50)
         stream = f"vpce-doctor-{ctx.facts.instance_id or 'unknown-instance'}"
-        if steps["describe"].get("ok") and not ctx.settings.no_write and _group(steps["describe"], group):
+        if steps["describe"].ok and not ctx.settings.no_write and _group(steps["describe"], group):
             steps["stream"] = call(client, "create_log_stream", logGroupName=group, logStreamName=stream)
-            if steps["stream"].get("ok") or steps["stream"].get("code") == "ResourceAlreadyExistsException":
+            if steps["stream"].ok or steps["stream"].code == "ResourceAlreadyExistsException":
                 steps["put"] = call(client, "put_log_events", logGroupName=group, logStreamName=stream,
                                     logEvents=[{"timestamp": int(time.time() * 1000),
                                                 "message": "vpce-doctor session-log probe"}])
@@ -181,12 +181,12 @@ def run_logs(ctx, prior) -> Result:
     return assess_logs(group, inputs, reach, steps, seen.endpoint, _context(ctx), seen)
 
 
-def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Mapping],
+def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, Call],
                 endpoint: Mapping[str, Optional[str]], context: Mapping[str, object],
                 request: Optional[Seen] = None) -> Result:
     seen = request or Seen(endpoint)
     encrypted = bool(inputs.get("cloudWatchEncryptionEnabled"))
-    evidence = {"group": group, "path": dict(reach), "steps": {k: summary(v) for k, v in steps.items()},
+    evidence = {"group": group, "path": dict(reach), "steps": {k: v.summary() for k, v in steps.items()},
                 **_caused_by(reach)}
     misreport = MISREPORT if encrypted else (" Without encryption required, the agent turns streaming off and the "
                                              "logs are lost.")
@@ -197,9 +197,9 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
                             "(cloudwatchlogsservice.go): about 180 s of blank console."
                             + misreport)
     describe = steps["describe"]
-    if not describe.get("ok"):
+    if not describe.ok:
         verdict = _judge(describe, "logs:DescribeLogGroups", "*", seen)
-        return Result(Status.FAIL, f"DescribeLogGroups failed: {describe.get('code')}", code=verdict.code,
+        return Result(Status.FAIL, f"DescribeLogGroups failed: {describe.code}", code=verdict.code,
                       cause=verdict.cause + misreport, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
     found = _group(describe, group)
     if found is None:
@@ -219,9 +219,9 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
                                                       "--kms-key-id <key-arn>",), (LOGGING_DOC,)))
     for name, action in (("stream", "logs:CreateLogStream"), ("put", "logs:PutLogEvents")):
         step = steps.get(name)
-        if step is not None and not step.get("ok") and step.get("code") != "ResourceAlreadyExistsException":
+        if step is not None and not step.ok and step.code != "ResourceAlreadyExistsException":
             verdict = _judge(step, action, "*", seen)
-            return Result(Status.FAIL, f"{action} on {group} failed: {step.get('code')}", code=verdict.code,
+            return Result(Status.FAIL, f"{action} on {group} failed: {step.code}", code=verdict.code,
                           cause="The agent writes session logs the same way; they are lost. " + verdict.cause,
                           remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
     wrote = "writable" if "put" in steps else "not written (writes are off)"
@@ -238,20 +238,21 @@ def run_kms(ctx, prior) -> Result:
     return assess_kms(key, reach, described, _context(ctx))
 
 
-def assess_kms(key: str, reach: Mapping, described: Optional[Mapping], context: Mapping[str, object]) -> Result:
-    evidence = {"key": key, "path": dict(reach), "describe": summary(described or {}), **_caused_by(reach)}
+def assess_kms(key: str, reach: Mapping, described: Optional[Call], context: Mapping[str, object]) -> Result:
+    evidence = {"key": key, "path": dict(reach), "describe": described.summary() if described else {},
+                **_caused_by(reach)}
     proof = " kms:Decrypt itself cannot be proven without ciphertext: the session handshake is the only test."
     if not reach["ok"]:
         return Result(Status.FAIL, f"KMS is unreachable: {reach['check']} {reach['code']}", code="unreachable",
                       cause="The session handshake calls KMS Decrypt and times out after 15 s.",
                       remedy=KMS_ENDPOINT.filled(**context), evidence=evidence)
-    if described is not None and described.get("ok"):
-        state = described["response"].get("KeyMetadata", {}).get("KeyState")
+    if described is not None and described.ok:
+        state = described.response.get("KeyMetadata", {}).get("KeyState")
         if state != "Enabled":
             return Result(Status.FAIL, f"KMS key {key} is {state}", code="key-disabled", evidence=evidence,
                           cause="The handshake cannot decrypt with a key that is not enabled.")
         return Result(Status.PASS, f"KMS key {key} is enabled and reachable." + proof, evidence=evidence)
-    return Result(Status.WARN, f"DescribeKey on {key} failed: {(described or {}).get('code')}",
+    return Result(Status.WARN, f"DescribeKey on {key} failed: {described.code if described else None}",
                   code="describe-denied", evidence=evidence,
                   cause="The key could not be looked at; the instance role needs only kms:Decrypt, so this may be "
                         "fine." + proof)
@@ -262,7 +263,7 @@ def _caused_by(reach: Mapping) -> Dict[str, object]:
     return {"caused_by": [reach["check"]]} if not reach["ok"] and reach.get("planned") else {}
 
 
-def _group(describe: Mapping, name: str) -> Optional[dict]:
-    groups = (describe.get("response") or {}).get("logGroups", [])
+def _group(describe: Call, name: str) -> Optional[dict]:
+    groups = describe.response.get("logGroups", [])
     return next((g for g in groups if g.get("logGroupName") == name), None)
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional
 
 from .. import history as kept_runs
-from ..aws import call
+from ..aws import Call, call
 from ..model import Check, Remedy, Result, Severity, Status
 from . import api
 from .remote import assess_registration
@@ -55,7 +55,7 @@ def run(ctx, prior) -> Result:
     with ThreadPoolExecutor(1, thread_name_prefix="ssm-view") as pool:
         asked = pool.submit(call, ssm, "get_connection_status", Target=iid)
         listed = call(ssm, "describe_instance_information", Filters=[{"Key": "InstanceIds", "Values": [iid]}])
-        connection = asked.result() if listed.get("ok") else None
+        connection = asked.result() if listed.ok else None
     kept, _ = kept_runs.load(ctx.settings.spool_dir, set_aside=False)
     local = {i: {"status": r.status.value, "code": r.code, "summary": r.summary} for i, r in prior.items()}
     result = assess(listed, connection, iid, local, timeline(kept, iid))
@@ -79,11 +79,11 @@ def timeline(kept: Mapping[str, Mapping[str, Any]], instance_id: str) -> Dict[st
     return out
 
 
-def assess(listed: Mapping, connection: Optional[Mapping], instance_id: str, local: Mapping[str, Mapping[str, str]],
+def assess(listed: Call, connection: Optional[Call], instance_id: str, local: Mapping[str, Mapping[str, str]],
            history: Mapping[str, Any]) -> Result:
     """listed, connection: vpce_doctor.aws.call() of DescribeInstanceInformation and GetConnectionStatus (None: not
     asked); local: the local checks' status, code and summary by id; history: timeline()."""
-    if not listed.get("ok"):
+    if not listed.ok:
         return _unread(listed)
     broken = [i for i in PING_PATH if _failed(local, i)]
     base = assess_registration(listed, instance_id, broken, _unexplained(local))
@@ -103,10 +103,10 @@ def _failed(local: Mapping[str, Mapping[str, str]], check_id: str) -> bool:
     return (local.get(check_id) or {}).get("status") in ("fail", "error")
 
 
-def _unread(listed: Mapping) -> Result:
+def _unread(listed: Call) -> Result:
     verdict = api.judge(listed, ACTIONS[0])
-    error = {k: listed.get(k) for k in ("kind", "code") if listed.get(k)}
-    if str(listed.get("code")) in DENIED:
+    error = {k: v for k, v in (("kind", listed.kind), ("code", listed.code)) if v}
+    if listed.code in DENIED:
         remedy = verdict.remedy if verdict.code == "endpoint-policy" else Remedy(
             "Allow the instance role to read SSM's view of this instance (the SsmView statement of "
             "packaging/iam/vpce-doctor-policy.json).",
@@ -116,7 +116,7 @@ def _unread(listed: Mapping) -> Result:
                       code="not-permitted", remedy=remedy, evidence={"error": error, **verdict.evidence},
                       cause=f"{verdict.cause} Nothing is wrong with the path; only the comparison with what Systems "
                             "Manager sees is missing.")
-    return Result(Status.WARN, f"SSM's view of this instance was not read: {listed.get('code') or listed.get('kind')}",
+    return Result(Status.WARN, f"SSM's view of this instance was not read: {listed.code or listed.kind}",
                   code="unavailable", cause=verdict.cause, remedy=verdict.remedy,
                   evidence={"error": error, **verdict.evidence})
 
@@ -163,11 +163,11 @@ def _when(ping: Optional[str], history: Mapping[str, Any], broken: bool) -> str:
     return text
 
 
-def _online(base: Result, instance_id: str, connection: Optional[Mapping], channel: List[str],
+def _online(base: Result, instance_id: str, connection: Optional[Call], channel: List[str],
             local: Mapping[str, Mapping[str, str]]) -> Result:
     ping, version = base.evidence.get("last_ping"), base.evidence.get("AgentVersion")
-    status = ((connection.get("response") or {}).get("Status") if connection and connection.get("ok") else None)
-    unread = None if connection is None or connection.get("ok") else str(connection.get("code") or "failed")
+    status = connection.response.get("Status") if connection and connection.ok else None
+    unread = None if connection is None or connection.ok else str(connection.code or "failed")
     head = f"SSM says {instance_id} is Online (last ping {ping}, agent {version})"
     evidence = {**base.evidence, "connection": status or {"error": unread}, "caused_by": channel}
     first = f"{channel[0]} failed here: {local[channel[0]].get('summary')}" if channel else ""

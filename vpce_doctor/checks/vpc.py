@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from ..aws import Call
 from ..model import Check, Remedy, Result, Severity, Status
 from ..plan import endpoint_service_name, service_name
 from . import dns, s3_paths, vpc_observe
@@ -29,11 +30,11 @@ def run(ctx, prior) -> Result:
                   domain=ctx.domain, addresses=addresses, subnet_cidr=facts.subnet_cidr)
 
 
-def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vpc_id: Optional[str],
+def assess(seen: Mapping[str, Call], services: Sequence[str], region: str, vpc_id: Optional[str],
            vpc_cidrs: List[str], instance_groups: List[str], private_ip: Optional[str], az: Optional[str] = None,
            s3_addresses: Sequence[str] = (), subnet: Optional[str] = None, *, domain: str = "amazonaws.com",
            addresses: Optional[Mapping[str, Sequence[str]]] = None, subnet_cidr: Optional[str] = None) -> Result:
-    if not seen["endpoints"].get("ok"):
+    if not seen["endpoints"].ok:
         return _unreadable(seen["endpoints"])
     view = _view(seen, View(services, region, domain, vpc_id, vpc_cidrs, instance_groups, private_ip, az, subnet,
                             subnet_cidr, {**(addresses or {}), **({"s3": list(s3_addresses)} if s3_addresses else {})}))
@@ -42,13 +43,13 @@ def assess(seen: Mapping[str, Mapping], services: Sequence[str], region: str, vp
                 *(p for s in services for p in path.acl_problems(view, s)),
                 *_s3_prefix_list(view)]
     problems.sort(key=lambda p: not p.explains)  # what breaks a path first, advice (an AZ without an ENI) after
-    cidrs = [e.get("Cidr") for e in (view.prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
+    pl = view.prefix_list
     evidence = {"endpoints": view.endpoints, "problems": [p.text for p in problems],
                 "explains": sorted({c for p in problems for c in p.explains}),
                 "explained": _explained(problems),
                 "route_table": {"id": view.table_id, "main": view.implicit} if view.table else None,
-                "s3_prefix_list": {"id": view.prefix_list.get("id"), "cidrs": cidrs,
-                                   "error": view.prefix_list.get("code")} if view.prefix_list else None}
+                "s3_prefix_list": {"id": pl.id, "cidrs": pl.cidrs, "error": None if pl.entries.ok else pl.entries.code}
+                if pl else None}
     if problems:
         codes = {p.code for p in problems if p.explains} or {p.code for p in problems}
         return Result(Status.WARN, "; ".join(p.text for p in problems), evidence=evidence,
@@ -71,18 +72,19 @@ def _explained(problems: Sequence[Problem]) -> Dict[str, Dict[str, str]]:
     return explained
 
 
-def _unreadable(error: Mapping) -> Result:
-    return Result(Status.WARN, f"the control plane cannot be read: {error.get('code')}", code="unavailable",
+def _unreadable(error: Call) -> Result:
+    return Result(Status.WARN, f"the control plane cannot be read: {error.code}", code="unavailable",
                   cause="DescribeVpcEndpoints failed, so the findings above stay explanations by symptom, "
                         "without resource ids. Grant ec2:Describe* to the role to get them.",
-                  evidence={"error": {k: error.get(k) for k in ("code", "message", "kind")}})
+                  evidence={"error": {"code": error.code, "message": error.message, "kind": error.kind}})
 
 
-def _response(seen: Mapping[str, Mapping], name: str) -> Mapping:
-    return (seen.get(name) or {}).get("response") or {}
+def _response(seen: Mapping[str, Call], name: str) -> Mapping:
+    found = seen.get(name)
+    return found.response if found else {}
 
 
-def _view(seen: Mapping[str, Mapping], view: View) -> View:
+def _view(seen: Mapping[str, Call], view: View) -> View:
     candidates: Dict[str, List[dict]] = {}
     for endpoint in _response(seen, "endpoints").get("VpcEndpoints", []):
         # Matched by the last label: China uses both cn.com.amazonaws and com.amazonaws prefixes (aws/aws-cdk#11140).
@@ -101,11 +103,11 @@ def _view(seen: Mapping[str, Mapping], view: View) -> View:
     view.zone_of = {s["SubnetId"]: s.get("AvailabilityZone") for s in _response(seen, "subnets").get("Subnets", [])}
     view.table, view.implicit = path.route_table(_response(seen, "routes").get("RouteTables", []), view.subnet)
     view.acls = list(_response(seen, "acls").get("NetworkAcls", []))
-    view.prefix_list = seen.get("s3_prefix_list") or {}
+    view.prefix_list = vpc_observe.prefix_list(seen)
     return view
 
 
-def _attributes(seen: Mapping[str, Mapping], view: View) -> List[Problem]:
+def _attributes(seen: Mapping[str, Call], view: View) -> List[Problem]:
     problems = []
     interface = tuple(f"dns:{s}" for s in view.services if s not in GATEWAY)
     for attribute in ("enableDnsSupport", "enableDnsHostnames"):
@@ -189,19 +191,22 @@ def _interface(view: View, service: str, found: dict) -> List[Problem]:
 
 
 def _s3_prefix_list(view: View) -> List[Problem]:
-    if view.prefix_list.get("id") and not view.prefix_list.get("ok"):
+    pl = view.prefix_list
+    if pl is None:
+        return []
+    if not pl.entries.ok:
         # A denied read must not pass as "covered": whether the gateway route carries s3's addresses is unknown.
-        return [Problem(f"the S3 prefix list {view.prefix_list['id']}'s entries cannot be read "
-                        f"({view.prefix_list.get('code')}): whether the gateway route covers s3's addresses is unknown",
-                        f"aws ec2 get-managed-prefix-list-entries --prefix-list-id {view.prefix_list['id']}  "
+        return [Problem(f"the S3 prefix list {pl.id}'s entries cannot be read "
+                        f"({pl.entries.code}): whether the gateway route covers s3's addresses is unknown",
+                        f"aws ec2 get-managed-prefix-list-entries --prefix-list-id {pl.id}  "
                         "# needs ec2:GetManagedPrefixListEntries", "prefix-list-unreadable")]
-    cidrs = [e.get("Cidr") for e in (view.prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
+    cidrs = pl.cidrs
     # A private answer is an interface endpoint's (s3_paths): the gateway's route and prefix list are not its path.
     outside = [a for a in view.addresses.get("s3", ()) if cidrs and not dns.is_private(a)
                and not any(path.within(a, c) for c in cidrs)]
     if not outside:
         return []
     name = service_name("s3", view.region, view.domain)
-    return [Problem(f"s3 resolves to {', '.join(outside)}, outside the S3 prefix list {view.prefix_list.get('id')}: "
+    return [Problem(f"s3 resolves to {', '.join(outside)}, outside the S3 prefix list {pl.id}: "
                     "the gateway endpoint's route does not cover it (another Region's S3, or a DNS override)",
                     f"getent ahosts {name}; grep amazonaws /etc/hosts", "s3-outside-prefix-list", ("tcp:s3",))]

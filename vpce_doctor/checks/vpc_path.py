@@ -7,6 +7,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from .vpc_observe import PrefixList
+
 # Linux's default ip_local_port_range: the source ports the return traffic comes back to. AWS's NACL guide
 # ("Ephemeral ports", https://docs.aws.amazon.com/vpc/latest/userguide/nacl-ephemeral-ports.html) says Linux kernels
 # use 32768-61000 and recommends allowing 1024-65535 inbound.
@@ -46,7 +48,7 @@ class View:
     table: Optional[Mapping] = None
     implicit: bool = False
     acls: List[Mapping] = field(default_factory=list)
-    prefix_list: Mapping = field(default_factory=dict)
+    prefix_list: Optional[PrefixList] = None
 
     @property
     def table_id(self) -> str:
@@ -179,7 +181,7 @@ def egress_problems(view: View, service: str) -> List[Problem]:
     found = view.endpoints.get(service) or {}
     gateway = takes_gateway(found, service)
     targets = list(view.addresses.get(service, ()))
-    prefix = view.prefix_list.get("id") if gateway else None
+    prefix = view.prefix_list.id if gateway and view.prefix_list else None
     permissions = [r for g in mine for r in g.get("IpPermissionsEgress", [])]
     if not targets or egress_admits(permissions, targets, found.get("groups", []), prefix):
         return []

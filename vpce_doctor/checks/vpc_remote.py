@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Sequence
 
 from .. import aws_buckets as buckets_data
 from .. import policy
@@ -30,13 +30,14 @@ def run(ctx, prior) -> Result:
     services = [t.service for t in ctx.targets]
     seen = vpc_observe.observe(ec2, facts.vpc_id, facts.subnet_id, facts.security_groups,
                                ctx.endpoint_service_name("s3", gateway=True) if "s3" in services else None)
-    endpoints = (seen["endpoints"].get("response") or {}).get("VpcEndpoints", [])
+    endpoints = seen["endpoints"].response.get("VpcEndpoints", [])
     enis = sorted({n for e in endpoints for n in e.get("NetworkInterfaceIds", [])})
-    described: Mapping[str, Any] = (call(ec2, "describe_network_interfaces", NetworkInterfaceIds=enis) if enis
-                                    else {"ok": True})
-    addresses = endpoint_addresses(endpoints, (described.get("response") or {}).get("NetworkInterfaces", []))
-    addresses.update({"s3": prefix_addresses(seen.get("s3_prefix_list") or {})} if "s3" in services else {})
-    return outside(ranges(seen.get("s3_prefix_list") or {}),
+    described = call(ec2, "describe_network_interfaces", NetworkInterfaceIds=enis) if enis else vpc_observe.NOTHING
+    addresses = endpoint_addresses(endpoints, described.response.get("NetworkInterfaces", []))
+    found = vpc_observe.prefix_list(seen)
+    cidrs = found.cidrs if found else []
+    addresses.update({"s3": prefix_addresses(cidrs)} if "s3" in services else {})
+    return outside(ranges(cidrs),
                    vpc.assess(seen, services, ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
                               list(facts.security_groups), facts.private_ip, facts.az, addresses.get("s3", []),
                               facts.subnet_id, domain=ctx.domain, addresses=addresses, subnet_cidr=facts.subnet_cidr))
@@ -51,19 +52,17 @@ def endpoint_addresses(endpoints: Sequence[Mapping], interfaces: Sequence[Mappin
             for e in endpoints if str(e.get("VpcEndpointType", "")).lower() == "interface"}
 
 
-def prefix_addresses(prefix_list: Mapping) -> List[str]:
+def prefix_addresses(cidrs: Sequence[str]) -> List[str]:
     """One address of the S3 prefix list's first CIDR: where the gateway route sends S3 traffic."""
-    cidrs = [e.get("Cidr") for e in (prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
     try:
         return [str(next(ipaddress.ip_network(cidrs[0], strict=False).hosts()))] if cidrs else []
     except (ValueError, StopIteration):
         return []
 
 
-def ranges(prefix_list: Mapping) -> Dict[str, str]:
+def ranges(cidrs: Sequence[str]) -> Dict[str, str]:
     """The address prefix_addresses() stood in with -> the prefix list's CIDR it stands for."""
-    cidrs = [e.get("Cidr") for e in (prefix_list.get("response") or {}).get("Entries", []) if e.get("Cidr")]
-    return {address: cidrs[0] for address in prefix_addresses(prefix_list)}
+    return {address: cidrs[0] for address in prefix_addresses(cidrs)}
 
 
 def outside(stood_in: Mapping[str, str], result: Result) -> Result:
