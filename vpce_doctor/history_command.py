@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from . import changes, timeline, trail
 from .arguments import Parser
+from .aws import Call
 from .settings import REGION_RE, UsageError
 
 SCHEMA = "vpce-doctor/history/1"
@@ -146,9 +147,9 @@ def read(paced, logs, group: str, stream: str, start: datetime) -> Tuple[List[st
     for _ in range(MAX_PAGES):
         got = paced(logs, "get_log_events", logGroupName=group, logStreamName=stream, startFromHead=False,
                     startTime=int(start.timestamp() * 1000), **({"nextToken": token} if token else {}))
-        if not got.get("ok"):
+        if not got.ok:
             return [m for page in reversed(pages) for m in page], _logs_problem(got, group, stream), ""
-        response = got["response"]
+        response = got.response
         page = [str(e.get("message", "")) for e in response.get("events") or () if isinstance(e, dict)]
         pages.append(page)
         size, count = size + sum(len(m) for m in page), count + len(page)
@@ -162,15 +163,15 @@ def read(paced, logs, group: str, stream: str, start: datetime) -> Tuple[List[st
     return [m for page in reversed(pages) for m in page], "", ""
 
 
-def _logs_problem(got: Mapping[str, Any], group: str, stream: str) -> str:
-    code = got.get("code")
+def _logs_problem(got: Call, group: str, stream: str) -> str:
+    code = got.code
     if code == "ResourceNotFoundException":
         return (f"no log stream {stream} in {group}: this instance never shipped a report there (the timer runs "
                 "`vpce-doctor --ship`; is it enabled, and is --log-group the one it ships to?)")
     if code in ("AccessDeniedException", "AccessDenied"):
-        return (f"logs:GetLogEvents on {group} was refused ({str(got.get('message'))[:300]}): allow it (the "
+        return (f"logs:GetLogEvents on {group} was refused ({str(got.message)[:300]}): allow it (the "
                 "ReadReports statement of packaging/iam/vpce-doctor-policy.json)")
-    return f"the reports could not be read from {group}: {code or got.get('kind')}: {str(got.get('message'))[:300]}"
+    return f"the reports could not be read from {group}: {code or got.kind}: {str(got.message)[:300]}"
 
 
 def _cloudtrail(where, good, bad, change, paced) -> Dict[str, Any]:

@@ -15,6 +15,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from .aws import Call
+
 RATE = 2.0           # LookupEvents requests per second (API reference above)
 PAGE = 50            # LookupEvents' MaxResults: "The default number of results returned is 50, with a maximum of 50"
 MAX_NAMES = 12       # resources looked up: 6 s of the deadline at 2/s
@@ -47,7 +49,7 @@ def _kind(resource: str) -> int:
     return KIND_ORDER.index(resource.split("-", 1)[0])
 
 
-def lookup(paced: Callable[..., Dict[str, Any]], client, resources: Sequence[str], start: datetime, end: datetime,
+def lookup(paced: Callable[..., Call], client, resources: Sequence[str], start: datetime, end: datetime,
            remaining: Callable[[], float]) -> Dict[str, Any]:
     """The write events on each resource in [start, end]: {"status": ok | denied | unreachable | error | partial,
     "events": [...], "looked_up": [...], "problem": str}. Stops early, saying so, when the deadline comes."""
@@ -62,9 +64,9 @@ def lookup(paced: Callable[..., Dict[str, Any]], client, resources: Sequence[str
             got = paced(client, "lookup_events", LookupAttributes=[{"AttributeKey": "ResourceName",
                                                                    "AttributeValue": name}],
                         StartTime=start, EndTime=end, MaxResults=PAGE, **({"NextToken": token} if token else {}))
-            if not got.get("ok"):
+            if not got.ok:
                 return _result(_failure(got), events, looked, _problem(got))
-            response = got.get("response") or {}
+            response = got.response or {}
             for event in response.get("Events") or ():
                 one = event_of(event)
                 if one is not None and one["read_only"] is not True:
@@ -81,14 +83,14 @@ def _result(status: str, events: Mapping[str, Dict[str, Any]], looked: List[str]
     return {"status": status, "events": ordered, "looked_up": looked, "problem": problem}
 
 
-def _failure(got: Mapping[str, Any]) -> str:
-    if got.get("code") in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
+def _failure(got: Call) -> str:
+    if got.code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
         return "denied"
-    return "unreachable" if got.get("kind") in ("timeout", "unreachable", "tls") else "error"
+    return "unreachable" if got.kind in ("timeout", "unreachable", "tls") else "error"
 
 
-def _problem(got: Mapping[str, Any]) -> str:
-    return f"{got.get('code') or got.get('kind')}: {str(got.get('message') or '')[:300]}"
+def _problem(got: Call) -> str:
+    return f"{got.code or got.kind}: {str(got.message or '')[:300]}"
 
 
 def event_of(event: Any) -> Optional[Dict[str, Any]]:

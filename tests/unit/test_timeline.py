@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings, strategies as st
 
 from vpce_doctor import history_command, timeline, trail
+from vpce_doctor.aws import Call
 
 IID = "i-0123456789abcdef0"
 SG = "sg-0abc1234def567890"
@@ -123,7 +124,7 @@ WINDOW = trail.window("2026-11-28T11:45:00.000Z", "2026-11-28T12:00:00.000Z")
 
 
 def test_who_changed_the_security_group_and_when():
-    paced = Paced({"ok": True, "response": {"Events": [REVOKE, DESCRIBE]}})
+    paced = Paced(Call(ok=True, response={"Events": [REVOKE, DESCRIBE]}))
     found = trail.lookup(paced, None, [SG], *WINDOW, lambda: 20.0)
     assert found["status"] == "ok" and [e["name"] for e in found["events"]] == ["RevokeSecurityGroupEgress"]
     event = found["events"][0]
@@ -137,12 +138,12 @@ def test_who_changed_the_security_group_and_when():
 
 
 def test_a_denied_or_unreachable_cloudtrail_is_said_and_the_rest_stays():
-    denied = Paced({"ok": False, "kind": "api", "code": "AccessDeniedException", "message": "User: arn:aws:sts::1:"
-                    "assumed-role/r/i is not authorized to perform: cloudtrail:LookupEvents"})
+    denied = Paced(Call(ok=False, kind="api", code="AccessDeniedException", message="User: arn:aws:sts::1:"
+                    "assumed-role/r/i is not authorized to perform: cloudtrail:LookupEvents"))
     found = trail.lookup(denied, None, [SG, "rtb-0abc1234def567890"], *WINDOW, lambda: 20.0)
     assert found["status"] == "denied" and found["events"] == []
     assert "cloudtrail:LookupEvents was refused" in trail.lines(found, "eu-west-1", "a", "b")[-1]
-    gone = Paced({"ok": False, "kind": "timeout", "code": "ConnectTimeoutError", "message": "Connect timeout"})
+    gone = Paced(Call(ok=False, kind="timeout", code="ConnectTimeoutError", message="Connect timeout"))
     found = trail.lookup(gone, None, [SG], *WINDOW, lambda: 20.0)
     assert found["status"] == "unreachable"
     assert "com.amazonaws.eu-west-1.cloudtrail" in trail.lines(found, "eu-west-1", "a", "b")[-1]
@@ -156,15 +157,15 @@ def test_lookups_stop_at_the_deadline_and_say_so():
 def test_hostile_lookup_events_are_dropped():
     bad = [None, {"EventId": 1}, {**REVOKE, "EventName": "x y\n"}, {**REVOKE, "EventTime": "soon"},
            {**REVOKE, "CloudTrailEvent": "[" * 5000}]
-    found = trail.lookup(Paced({"ok": True, "response": {"Events": bad}}), None, [SG], *WINDOW, lambda: 20.0)
+    found = trail.lookup(Paced(Call(ok=True, response={"Events": bad})), None, [SG], *WINDOW, lambda: 20.0)
     assert [e["who"] for e in found["events"]] == ["alice"]  # the record unreadable: LookupEvents' Username
 
 
 def test_the_log_stream_is_read_newest_first_until_the_same_token_comes_back():
     events = [{"timestamp": 1, "message": m} for m in RUNS]
-    paced = Paced({"ok": True, "response": {"events": events[3:], "nextBackwardToken": "b/2"}},
-                  {"ok": True, "response": {"events": events[:3], "nextBackwardToken": "b/1"}},
-                  {"ok": True, "response": {"events": [], "nextBackwardToken": "b/1"}})
+    paced = Paced(Call(ok=True, response={"events": events[3:], "nextBackwardToken": "b/2"}),
+                  Call(ok=True, response={"events": events[:3], "nextBackwardToken": "b/1"}),
+                  Call(ok=True, response={"events": [], "nextBackwardToken": "b/1"}))
     start = datetime(2026, 11, 28, tzinfo=timezone.utc)
     messages, problem, capped = history_command.read(paced, None, "/vpce-doctor/reports", IID, start)
     assert messages == RUNS and problem == capped == ""
@@ -174,8 +175,8 @@ def test_the_log_stream_is_read_newest_first_until_the_same_token_comes_back():
 
 
 def test_a_missing_stream_or_a_denial_is_one_clear_line():
-    missing = Paced({"ok": False, "kind": "api", "code": "ResourceNotFoundException",
-                     "message": "The specified log stream does not exist."})
+    missing = Paced(Call(ok=False, kind="api", code="ResourceNotFoundException",
+                         message="The specified log stream does not exist."))
     _, problem, _ = history_command.read(missing, None, "/vpce-doctor/reports", IID, datetime.now(timezone.utc))
     assert problem.startswith(f"no log stream {IID} in /vpce-doctor/reports")
 
