@@ -16,13 +16,16 @@ DNS64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 # https://docs.aws.amazon.com/vpc/latest/userguide/AmazonDNS-concepts.html: fd00:ec2::253).
 IMDS_V6 = "fd00:ec2::254"
 AMAZON_DNS_V6 = "fd00:ec2::253"
+# Longer than any address written as text (the longest, an IPv6 address ending in dotted IPv4, has 45 characters:
+# RFC 4291 §2.2); anything longer is not parsed at all.
+MAX_TEXT = 64
 
 
 def parse(text: object) -> Tuple[Optional[IP], str]:
     """(address, "") for a plain IPv4 or IPv6 address; (None, why) for anything an answer must not be: garbage, a
     scope id (fe80::1%eth0: meaningful only on one host), an IPv4-mapped IPv6 address (::ffff:10.0.1.10, never a
     DNS answer of an endpoint: it is a socket API artefact)."""
-    if not isinstance(text, str) or not text or len(text) > 64:
+    if not isinstance(text, str) or not text or len(text) > MAX_TEXT:
         return None, "not an IP address"
     if "%" in text:
         return None, "an IPv6 address with a scope id"
@@ -30,7 +33,7 @@ def parse(text: object) -> Tuple[Optional[IP], str]:
         ip = ipaddress.ip_address(text)
     except ValueError:
         return None, "not an IP address"
-    if ip.version == 6 and ip.ipv4_mapped is not None:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return None, f"an IPv4-mapped IPv6 address (of {ip.ipv4_mapped})"
     return ip, ""
 
@@ -52,7 +55,7 @@ def hostport(address: str, port: int) -> str:
 def dns64_source(address: str) -> Optional[str]:
     """The IPv4 address a DNS64 AAAA answer was synthesised from (64:ff9b::a00:10a → 10.0.1.10), else None."""
     ip, _ = parse(address)
-    if ip is None or ip.version != 6 or ip not in DNS64_PREFIX:
+    if not isinstance(ip, ipaddress.IPv6Address) or ip not in DNS64_PREFIX:
         return None
     return str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
 

@@ -26,6 +26,8 @@ _CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]{0,500})</Message>")
 
 
+TOO_LITTLE_S = 0.05  # what is left after DNS, below which no GET is started: timeout is the answer
+
 def get_all(urls: Sequence[str], resolve: Callable[[str, float], List[str]], context: ssl.SSLContext,
             budget: float, port: int = 443) -> Dict[str, Dict[str, object]]:
     """Every URL at once, each within `budget` seconds: the answers by URL. port: where a URL names none (443;
@@ -50,7 +52,7 @@ def get(url: str, resolve: Callable[[str, float], List[str]], context: ssl.SSLCo
     if not addresses:
         return {"error": "dns: no address", "ms": _ms(started)}
     left = budget - (time.monotonic() - started)
-    if left <= 0.05:
+    if left <= TOO_LITTLE_S:
         return {"error": "timeout", "ms": _ms(started)}
     return {**_request(addresses[0], parts.port or port, host, path, context, left), "address": addresses[0],
             "ms": _ms(started)}

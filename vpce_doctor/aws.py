@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from http.client import HTTPS_PORT
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import __version__
@@ -76,9 +77,9 @@ class Call:
 class Clients:
     def __init__(self, region: str, endpoints: Mapping[str, Optional[str]], connect_timeout: float,
                  remaining: Callable[[], float], ca_bundle: Optional[str] = None, domain: str = "amazonaws.com",
-                 port: int = 443):
+                 port: int = HTTPS_PORT):
         self.region, self.endpoints = region, dict(endpoints)
-        self.suffix = f"{region}.{domain}" + ("" if port == 443 else f":{port}")
+        self.suffix = f"{region}.{domain}" + ("" if port == HTTPS_PORT else f":{port}")
         self.connect_timeout, self.remaining, self.ca_bundle = connect_timeout, remaining, ca_bundle
         self.dates: List[Tuple[float, float]] = []  # (local epoch at receipt, the response's Date header)
         self._session_lock, self._client_lock, self._credentials_lock = (threading.Lock() for _ in range(3))

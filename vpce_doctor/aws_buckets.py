@@ -6,6 +6,7 @@ the SSM agent's self-update, Distributor and Patch Manager until someone adds th
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -131,15 +132,16 @@ def needed(region: str, os_id: str = "", version: str = "", arch: str = "x86_64"
             *(cloudwatch_agent(region, arch, domain) if cloudwatch else ()))
 
 
+QUOTED = re.compile(r"([\"'])(.*)\1", re.S)  # os-release(5): a value may be in single or double quotes
+
 def parse_os_release(text: str) -> Dict[str, str]:
     """KEY=value lines of os-release(5), quotes removed; bounded: the first MAX_OS_RELEASE characters only."""
     found: Dict[str, str] = {}
     for line in text[:MAX_OS_RELEASE].splitlines():
         key, sep, value = line.strip().partition("=")
         if sep and key.isidentifier() and key.isupper():
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
+            quoted = QUOTED.fullmatch(value.strip())
+            value = quoted.group(2) if quoted else value.strip()
             found[key] = value[:200]
     return found
 

@@ -5,6 +5,7 @@ import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
+from http.client import HTTPS_PORT
 from typing import Callable, Mapping, Optional
 
 from . import __version__, plan
@@ -44,7 +45,7 @@ def clients_for(ctx: Context):
     """The AWS clients of a run: each goes to the name the network checks tested, on the configured port."""
     from .aws import Clients
     settings = ctx.settings
-    port = "" if settings.port == 443 else f":{settings.port}"
+    port = "" if settings.port == HTTPS_PORT else f":{settings.port}"
     return Clients(ctx.region, {t.service: f"https://{t.name}{port}" for t in ctx.targets}, settings.connect_timeout,
                    ctx.remaining, settings.ca_bundle, plan.domain_for(ctx.region, ctx.facts.domain), settings.port)
 

@@ -11,13 +11,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Callable, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
+
+from .addresses import IMDS_V6
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 TOKEN_TTL = "60"  # the doctor runs for seconds; a short-lived token is all it needs
 MAX_BODY = 64 * 1024
 PER_REQUEST_S = 1.0
+TOO_LITTLE_S = 0.01  # less is no time for a request: say timeout without dialling
 ROLE_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")  # IAM role names (CreateRole RoleName pattern)
 CODE_RE = re.compile(r"^[A-Za-z]{1,64}$")  # "Success", "AssumeRoleUnauthorizedAccess" (aws/aws-cli#2060)
 TOKEN_RE = re.compile(r"^[\x21-\x7e]{1,1024}$")  # printable ASCII: anything else cannot go in a header
@@ -29,7 +33,7 @@ TOP_PATHS = ("instance-id", "placement/region", "placement/availability-zone", "
 # them 404, an IPv6-only subnet answers local-ipv4 404.
 MAC_PATHS = ("vpc-id", "vpc-ipv4-cidr-blocks", "subnet-id", "subnet-ipv4-cidr-block", "security-group-ids",
              "vpc-ipv6-cidr-blocks", "subnet-ipv6-cidr-blocks", "ipv6s")
-IPV6_ENDPOINT = "http://[fd00:ec2::254]"  # botocore utils.METADATA_BASE_URL_IPv6; HttpProtocolIpv6 must be enabled
+IPV6_ENDPOINT = f"http://[{IMDS_V6}]"  # botocore utils.METADATA_BASE_URL_IPv6; HttpProtocolIpv6 must be enabled
 VALID = {
     "instance-id": re.compile(r"^i-[0-9a-f]{8,17}$"),
     # Region names of every partition (botocore/data/partitions.json: eusc-de-east-1, us-isob-east-1, us-gov-west-1).
@@ -118,7 +122,7 @@ def gather(environ: Mapping[str, str], remaining: Callable[[], float]) -> Facts:
     with ThreadPoolExecutor(max_workers=8) as pool:
         replies = dict(zip(TOP_PATHS, pool.map(
             lambda p: client.request("GET", "/latest/meta-data/" + p, headers), TOP_PATHS)))
-        mac = replies["mac"].body.strip().lower() if replies["mac"].status == 200 else ""
+        mac = replies["mac"].body.strip().lower() if replies["mac"].status == HTTPStatus.OK else ""
         second = {p: f"network/interfaces/macs/{mac}/{p}" for p in MAC_PATHS} if VALID["mac"].match(mac) else {}
         role = _role(replies["iam/security-credentials/"])
         if role:  # iam/info can say Success while the role's credentials cannot be issued (trust policy)
@@ -158,7 +162,7 @@ def usable(reply: Reply) -> bool:
 
 
 def _usable(token: Reply) -> bool:
-    return token.status == 200 and bool(TOKEN_RE.match(token.body))
+    return token.status == HTTPStatus.OK and bool(TOKEN_RE.match(token.body))
 
 
 def interpret(imds: Imds) -> Facts:
@@ -167,7 +171,7 @@ def interpret(imds: Imds) -> Facts:
 
     def value(path: str) -> Optional[str]:
         reply = imds.replies.get(path)
-        if reply is None or reply.status != 200:
+        if reply is None or reply.status != HTTPStatus.OK:
             return None
         text = reply.body.strip()
         pattern = VALID.get(path)
@@ -195,17 +199,18 @@ def interpret(imds: Imds) -> Facts:
 
 def _role(reply: Reply) -> Optional[str]:
     """The role name IMDS lists under iam/security-credentials/ (IAM's role-name characters, 1-64)."""
-    name = reply.body.strip().split("\n")[0].strip() if reply.status == 200 else ""
+    name = reply.body.strip().split("\n")[0].strip() if reply.status == HTTPStatus.OK else ""
     return name if ROLE_RE.match(name) else None
 
 
 def _code_only(reply: Reply) -> Reply:
     """Keep only the Code of a security-credentials answer: the body holds the role's secret keys."""
     try:
-        code = json.loads(reply.body).get("Code") if reply.status == 200 else None
+        code = json.loads(reply.body).get("Code") if reply.status == HTTPStatus.OK else None
     except (ValueError, AttributeError, RecursionError):
         code = None
-    shown = code if isinstance(code, str) and CODE_RE.match(code) else ("unreadable" if reply.status == 200 else "")
+    unreadable = "unreadable" if reply.status == HTTPStatus.OK else ""
+    shown = code if isinstance(code, str) and CODE_RE.match(code) else unreadable
     return Reply(reply.status, shown, reply.error, reply.elapsed_ms)
 
 
@@ -247,7 +252,7 @@ class _Client:
         timeout = min(PER_REQUEST_S, self.remaining())
         if not self.host:
             return Reply(error="AWS_EC2_METADATA_SERVICE_ENDPOINT is not a URL with a numeric port")
-        if timeout <= 0.01:
+        if timeout <= TOO_LITTLE_S:
             return Reply(error="timeout")
         started = time.monotonic()
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)

@@ -114,8 +114,9 @@ def _clock(evidence: Mapping[str, Any], instance: Mapping[str, Any]) -> Dict[str
     skew = evidence.get("skew_s")
     if not isinstance(skew, (int, float)) or isinstance(skew, bool):
         return {"skew": None}
+    from .checks.clock import FAIL_S, WARN_S
     size = abs(skew)
-    return {"skew": "≥ 5 min" if size >= 300 else "≥ 1 min" if size >= 60 else "< 1 min"}
+    return {"skew": "≥ 5 min" if size >= FAIL_S else "≥ 1 min" if size >= WARN_S else "< 1 min"}
 
 
 _SPECIAL: Dict[str, Any] = {"dns:resolver": None, "imds:token": _imds_token, "ssm:agent-logs": _agent_logs,

@@ -13,6 +13,10 @@ MAX_PATTERN = 1_000     # longer patterns are compared literally, so one match n
 # every principal of the account (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html
 # #vpc-endpoint-policies-gateway).
 GATEWAY_PRINCIPALS_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html"
+# arn:partition:service:region:account-id:resource (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html)
+ARN_PARTS = 6
+# an AWS account id is a 12-digit number (https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-identifiers.html)
+ACCOUNT_ID_DIGITS = 12
 _ACCOUNT_ROOT = re.compile(r"arn:[\w-]+:iam::(\d{12}):root")
 
 
@@ -130,13 +134,13 @@ def pathed_role(values: Tuple[str, ...]) -> bool:
 
 def split_arn(text: str) -> Optional[List[str]]:
     parts = text.split(":", 5)
-    return parts if len(parts) == 6 and parts[0] == "arn" else None
+    return parts if len(parts) == ARN_PARTS and parts[0] == "arn" else None
 
 
 def arn_like(pattern: str, arn: str) -> bool:
     """ArnEquals and ArnLike alike: each of the six colon-separated parts is matched on its own, with wildcards."""
     want, have = pattern.split(":", 5), split_arn(arn)
-    return have is not None and len(want) == 6 and all(map(like, want, have))
+    return have is not None and len(want) == ARN_PARTS and all(map(like, want, have))
 
 
 def like(pattern: str, text: str) -> bool:
@@ -159,13 +163,14 @@ def like(pattern: str, text: str) -> bool:
 
 
 def role_of(parts: List[str]) -> Optional[str]:
-    if parts[2] == "sts" and parts[5].startswith("assumed-role/") and parts[5].count("/") >= 2:
-        return f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
-    return None
+    kind, _, rest = parts[5].partition("/")  # assumed-role/ROLE/SESSION
+    role, slash, _ = rest.partition("/")
+    return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}" if parts[2] == "sts" and kind == "assumed-role" and slash \
+        else None
 
 
 def account_form(pattern: str) -> bool:
-    return (len(pattern) == 12 and pattern.isdigit()) or bool(_ACCOUNT_ROOT.fullmatch(pattern))
+    return (len(pattern) == ACCOUNT_ID_DIGITS and pattern.isdigit()) or bool(_ACCOUNT_ROOT.fullmatch(pattern))
 
 
 def principal_matches(pattern: str, arn: str, gateway: bool = False) -> bool:

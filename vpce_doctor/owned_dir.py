@@ -11,6 +11,8 @@ import errno
 import os
 import stat
 
+DIR_MODE = 0o700  # the doctor's own directories: nobody else reads or writes them
+
 
 class NotOwned(OSError):
     """The directory or a file in it is not the doctor's own (a symlink, another owner, not a regular file)."""
@@ -19,7 +21,7 @@ class NotOwned(OSError):
 def open_dir(path: str) -> int:
     """The directory, opened without following a symlink; created 0700; refused unless ours."""
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as error:
         reason = "is a symlink" if os.path.islink(path) else error.strerror or str(error)
@@ -28,8 +30,8 @@ def open_dir(path: str) -> int:
     if info.st_uid != os.geteuid():
         os.close(fd)
         raise NotOwned(errno.EPERM, f"{path} is owned by uid {info.st_uid}, not by this user")
-    if stat.S_IMODE(info.st_mode) != 0o700:  # made under Run Command's umask, or loosened by hand
-        os.fchmod(fd, 0o700)
+    if stat.S_IMODE(info.st_mode) != DIR_MODE:  # made under Run Command's umask, or loosened by hand
+        os.fchmod(fd, DIR_MODE)
     return fd
 
 

@@ -10,6 +10,9 @@ import unicodedata
 from typing import Any
 
 HIDDEN = "***"
+MIN_PIECE = 4  # a shorter piece of a proxy password is not hidden: it would blank common words in every message
+# Python's escapes: \xNN below LATIN1_END, \uNNNN in the Basic Multilingual Plane, \UNNNNNNNN above
+LATIN1_END, BMP_END = 0x100, 0x10000
 # scheme://userinfo@ in free text. A raw password may hold / # ? @ (botocore's own mask_proxy_url parses with
 # urlparse and so misses those: botocore/httpsession.py), and in text that is not from this run's environment (the
 # agent's start-up line "https_proxy: <value>", aws/amazon-ssm-agent core/agent.go initializeBasicModules; a proxy
@@ -56,7 +59,7 @@ def learn(environ) -> None:
     for name in URL_VARIABLES:
         userinfo = str(environ.get(name) or "").split("://", 1)[-1].rpartition("@")[0]
         password = userinfo.partition(":")[2] or userinfo
-        _KNOWN.update(p for p in [password, *re.split(r"[/#?@:]", password)] if len(p) >= 4)
+        _KNOWN.update(p for p in [password, *re.split(r"[/#?@:]", password)] if len(p) >= MIN_PIECE)
 
 
 def secrets(text: str) -> str:
@@ -133,4 +136,4 @@ def _hidden(char: str) -> bool:
 
 def _escape(char: str) -> str:
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    return f"\\x{code:02x}" if code < LATIN1_END else f"\\u{code:04x}" if code < BMP_END else f"\\U{code:08x}"

@@ -23,7 +23,7 @@ def read_resolv_conf(path: Path) -> Tuple[Tuple[str, ...], str]:
     servers = []
     for line in lines:
         parts = line.split("#")[0].split()
-        if len(parts) >= 2 and parts[0] == "nameserver" and _is_ip(parts[1]):
+        if parts[:1] == ["nameserver"] and parts[1:] and _is_ip(parts[1]):
             servers.append(parts[1])
     servers = servers[:MAXNS]
     return tuple(servers), "" if servers else f"{path} names no nameserver"

@@ -29,6 +29,11 @@ NUMBER_RE = re.compile(r"^\s*-?[0-9]{1,6}(\.[0-9]{1,6})?\s*$", re.ASCII)
 CONFIG_LIMIT = 64 * 1024
 CA_BUNDLE_LIMIT = 16 * 1024 * 1024  # a full system trust store is about 220 KB
 DEFAULT_CONNECT_TIMEOUT = 2.0
+MAX_TIMEOUT_S = 3600  # a run longer than an hour is not a diagnosis; the systemd timer's own limit is far below
+MAX_PORT = 65535
+# S3 object keys are at most 1,024 bytes of UTF-8 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/
+# object-keys.html); the prefix keeps half for the instance id and the probe's name.
+MAX_KEY_PREFIX = 512
 
 
 class UsageError(ValueError):
@@ -55,9 +60,6 @@ class Settings:
     ship: bool = False                      # send the JSON report to CloudWatch Logs after local output
     log_group: str = "/vpce-doctor/reports"  # where --ship sends it, one stream per instance id
     spool_dir: str = "/var/lib/vpce-doctor/spool"  # reports that could not be shipped wait here
-
-    def with_region(self, region: str) -> "Settings":
-        return _replace(self, region=region)
 
 
 INTEGERS = ("port",)
@@ -143,11 +145,11 @@ def validate(values: Dict[str, object]) -> Settings:
         raise UsageError(f"output must be text, json or summary, not {settings.output!r}")
     if not LOG_GROUP_RE.match(settings.log_group):
         raise UsageError(f"log-group {settings.log_group!r} is not a CloudWatch Logs group name")
-    if not 0 < settings.timeout <= 3600:
-        raise UsageError(f"timeout must be between 0 and 3600 seconds, not {settings.timeout}")
+    if not 0 < settings.timeout <= MAX_TIMEOUT_S:
+        raise UsageError(f"timeout must be between 0 and {MAX_TIMEOUT_S} seconds, not {settings.timeout}")
     if not 0 < settings.connect_timeout <= settings.timeout:
         raise UsageError(f"connect-timeout must be positive and at most the timeout ({settings.timeout} s)")
-    if not 0 < settings.port < 65536:
+    if not 0 < settings.port <= MAX_PORT:
         raise UsageError(f"port must be 1-65535, not {settings.port}")
     if settings.resolver is not None:
         resolver_address(str(settings.resolver))
@@ -157,7 +159,7 @@ def validate(values: Dict[str, object]) -> Settings:
         check_ca_bundle(str(settings.ca_bundle))
     if settings.bucket is not None and not BUCKET_RE.fullmatch(str(settings.bucket)):
         raise UsageError(f"bucket {settings.bucket!r} is not a valid S3 bucket name")
-    if len(settings.key_prefix.encode("utf-8")) > 512 or not settings.key_prefix.isprintable():
+    if len(settings.key_prefix.encode("utf-8")) > MAX_KEY_PREFIX or not settings.key_prefix.isprintable():
         raise UsageError("key-prefix must be at most 512 bytes of printable characters")
     return _replace(settings, services=tuple(dict.fromkeys(settings.services)))
 
@@ -192,7 +194,7 @@ def resolver_address(value: str) -> Tuple[str, int]:
         address = ipaddress.ip_address(host)
     except ValueError:
         raise wrong from None
-    if not re.fullmatch(r"[0-9]{1,5}", port_text, re.ASCII) or not 0 < int(port_text) < 65536:
+    if not re.fullmatch(r"[0-9]{1,5}", port_text, re.ASCII) or not 0 < int(port_text) <= MAX_PORT:
         raise UsageError(f"resolver port must be 1-65535, not {port_text!r}")
     return str(address), int(port_text)
 

@@ -14,7 +14,6 @@ from .spool import Rejected
 
 NAMESPACE = "VpceDoctor"
 MAX_EVENT = 256 * 1024           # the older, stricter PutLogEvents event limit
-MAX_BATCH = 1_048_576            # sum of UTF-8 sizes + 26 bytes per event
 
 
 def events(report: Dict, now_ms: Optional[int] = None) -> List[Tuple[int, str]]:

@@ -22,6 +22,10 @@ from .instance_files import parse_json
 
 SPOOL_FILES, SPOOL_BYTES = 50, 5 * 1024 * 1024
 MAX_FILE = 2 * 1024 * 1024         # larger than any batch the doctor writes (a report event is at most 256 KB)
+# One PutLogEvents call: at most 1,048,576 bytes (each event's UTF-8 size plus 26), 10,000 events, within 24 hours
+# (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html).
+PUT_MAX_BYTES, PUT_MAX_EVENTS, EVENT_OVERHEAD, PUT_MAX_SPAN_MS = 1_048_576, 10_000, 26, 24 * 3600 * 1000
+STALE_S = 3600  # a temporary file this old is a killed run's, never one being written
 LOCK, COUNTER = ".vpce-doctor.lock", ".vpce-doctor.dropped"
 # 0.1.0 counted the reports it dropped for lack of room in "dropped" (the digits of a number), beside the ".lock" it
 # created empty on every run (git show 851df2c:vpce_doctor/ship.py, Spool.add and Spool._lock). Those are its names,
@@ -183,10 +187,11 @@ def _one_call(queue):
     taken: List[Tuple[str, list]] = []
     size, count, first = 0, 0, None
     for name, batch in queue:
-        grow = sum(len(message.encode()) + 26 for _, message in batch)
+        grow = sum(len(message.encode()) + EVENT_OVERHEAD for _, message in batch)
         low, high = min(ts for ts, _ in batch), max(ts for ts, _ in batch)
         first = low if first is None else min(first, low)
-        if taken and (size + grow > 1_048_576 or count + len(batch) > 10_000 or high - first > 24 * 3600 * 1000):
+        if taken and (size + grow > PUT_MAX_BYTES or count + len(batch) > PUT_MAX_EVENTS
+                      or high - first > PUT_MAX_SPAN_MS):
             break
         taken.append((name, batch))
         size, count = size + grow, count + len(batch)
@@ -200,11 +205,11 @@ def _read_batch(fd: int, name: str) -> Optional[List[Event]]:
         data = parse_json(text, max_depth=3)
     except (OSError, ValueError):
         return None
-    if not isinstance(data, list) or not data or len(data) > 10_000:
+    if not isinstance(data, list) or not data or len(data) > PUT_MAX_EVENTS:
         return None
     batch = []
     for item in data:
-        if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int and isinstance(item[1], str)
+        if not (isinstance(item, list) and [type(v) for v in item] == [int, str]
                 and 0 < item[0] < 10 ** 15 and 0 < len(item[1].encode()) <= 256 * 1024):
             return None
         batch.append((item[0], item[1]))
@@ -225,7 +230,7 @@ def _remove_stale_temporaries(fd: int, names: Sequence[str]) -> None:
     """Half-written files of runs killed mid-write (SIGKILL): ours by name, and an hour old at least."""
     for name in names:
         try:
-            if time.time() - os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime > 3600:
+            if time.time() - os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime > STALE_S:
                 owned_dir.unlink(fd, name)
         except FileNotFoundError:
             continue

@@ -25,7 +25,7 @@ from tests.servers import DnsServer, ImdsServer, TlsServer, make_certs, server_c
 from tests.unit.test_policy import DOCUMENT as POLICY_DOCUMENT, PATTERN as POLICY_PATTERN
 from vpce_doctor import denials, facts, policy, settings as settings_mod
 from vpce_doctor.aws import Call
-from vpce_doctor.checks import agent_logs, api, diagnostics, session
+from vpce_doctor.checks import agent_lines, agent_logs, api, diagnostics, session
 from vpce_doctor.model import Remedy, Result, Status
 from vpce_doctor.settings import UsageError
 
@@ -462,11 +462,11 @@ def test_any_agent_log_lines_give_a_bounded_redacted_verdict(chunks, cut, now, v
              agent_logs.LogTail("/var/log/amazon/ssm/errors.log", lines[-5:], 10)]
     result = agent_logs.assess_logs(tails, now, values)
     assert result.status in (Status.PASS, Status.WARN)
-    codes = {code for _, code, _, _ in agent_logs.CATALOGUE}
+    codes = {code for _, code, _, _ in agent_lines.CAUSES}
     matches = result.evidence.get("matches", [])
     assert all(m["code"] in codes and 0 <= m["recent"] <= m["count"] for m in matches)
     assert all(len(m["example"]) <= agent_logs.EXAMPLE_CHARS for m in matches)
-    causes = [m for m in matches if m["recent"] and next(r for _, c, _, r in agent_logs.CATALOGUE if c == m["code"])]
+    causes = [m for m in matches if m["recent"] and next(r for _, c, _, r in agent_lines.CAUSES if c == m["code"])]
     assert (result.status is Status.WARN) is bool(causes)
     if causes:
         assert result.code in {m["code"] for m in causes}

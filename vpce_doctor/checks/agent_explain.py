@@ -113,7 +113,7 @@ def _credentials(code: str, caused_by: Tuple[str, ...], network: Mapping[str, Tu
 
 def go_tls_note(svc: str, version: str) -> str:
     parts = tuple(int(x) for x in re.findall(r"\d+", version)[:4]) if version else ()
-    if parts and len(parts) == 4 and parts < GO_PQ_SINCE:
+    if len(parts) == len(GO_PQ_SINCE) and parts < GO_PQ_SINCE:
         return (f" The doctor's own TLS to {svc} passes while the agent's connections are reset: something between "
                 "them resets some connections and not others.")
     return (f" The doctor's own TLS handshake with {svc} passes while the agent's connections are reset: the "

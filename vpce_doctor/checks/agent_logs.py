@@ -17,9 +17,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from ..model import Check, Remedy, Result, Severity, Status
 from . import agent, agent_explain
 from .agent_files import LOG_DIR, LOG_FILES, TAIL_LIMIT, LogTail, read_tail, split_tail  # noqa: F401
-from .agent_lines import CAUSES, CONSEQUENCES, classify
+from .agent_lines import CONSEQUENCES, classify
 
-CATALOGUE = CAUSES
 RECENT = timedelta(hours=24)
 EXAMPLE_CHARS = 300
 ENTRY_CHARS = 4096               # an entry's continuation lines are joined up to this many characters

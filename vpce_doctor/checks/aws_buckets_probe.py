@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from http import HTTPStatus
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from .. import aws_buckets, denials
@@ -47,7 +48,8 @@ def outcome(answer: Mapping[str, object]) -> str:
         return "allowed"
     if not answer.get("s3"):
         return "not-s3"
-    return "denied" if answer.get("status") == 403 and answer.get("code") == "AccessDenied" else "other"
+    denied = answer.get("status") == HTTPStatus.FORBIDDEN and answer.get("code") == "AccessDenied"
+    return "denied" if denied else "other"
 
 
 def assess(buckets: Sequence[Bucket], answers: Mapping[str, Mapping[str, object]], judged: Optional[Result],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import redact
@@ -141,7 +142,7 @@ def _fault(probe: Optional[Mapping]) -> Optional[str]:
     if result in (None, "tunnel", "connected"):
         return None
     if result == "status":
-        return "proxy-auth" if probe.get("status") == 407 else "proxy-refused"  # type: ignore[union-attr]
+        return "proxy-auth" if probe.get("status") == HTTPStatus.PROXY_AUTHENTICATION_REQUIRED else "proxy-refused"  # type: ignore[union-attr]
     return "proxy-refused" if result == "not-http" else "proxy-unreachable"
 
 

@@ -204,6 +204,3 @@ def _agent_environ(ctx) -> Dict[str, str]:
     agents = sorted((p for p in table if named(p, "amazon-ssm-agent")), key=lambda p: p.create_time)
     return read_environ(agents[0].pid, ctx.settings.root)[0] if agents else {}
 
-
-def services_for(targets) -> List[str]:
-    return [t.service for t in targets]

@@ -19,7 +19,7 @@ def reach(ctx, prior: Mapping, service: str) -> Dict[str, object]:
     """{"ok": bool, "check": the failing check id, "code": its cause code, "summary": what it saw, "planned": True
     when that check is in the report (so a failure here follows from it)}."""
     planned = [prior[i] for i in layers(service) if i in prior]
-    if len(planned) == 3:
+    if len(planned) == len(layers(service)):
         for check_id, result in zip(layers(service), planned):
             if result.status not in MET:
                 blocker = result.evidence.get("blocked_by") if result.status.value == "skip" else None

@@ -12,6 +12,7 @@ import base64
 import ipaddress
 import socket
 import time
+from http import HTTPStatus
 from typing import Dict, Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]  # public in CPython, not in typeshed
@@ -72,9 +73,10 @@ def tunnel(proxy_url: str, ip: str, name: str, port: int, timeout: float) -> Dic
     except OSError as error:
         return {**outcome, "result": "unreachable" if error.errno in (101, 113) else "error",
                 "error": error.__class__.__name__, "ms": _ms(started)}
-    fields = line.split()
-    status = int(fields[1]) if len(fields) >= 2 and fields[0].startswith("HTTP/") and fields[1].isdigit() else None
-    result = "tunnel" if status is not None and 200 <= status < 300 else "status" if status else "not-http"
+    version, code = (line.split() + ["", ""])[:2]  # "HTTP/1.1 200 Connection established"
+    status = int(code) if version.startswith("HTTP/") and code.isdigit() else None
+    tunnel = status is not None and HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES  # any 2xx (RFC 9110 §9.3.6)
+    result = "tunnel" if tunnel else "status" if status else "not-http"
     return {**outcome, "result": result, "status": status, "ms": _ms(started)}
 
 

@@ -6,11 +6,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..addresses import AMAZON_DNS_V6
 from ..model import Check, Remedy, Result, Severity, Status
 from ..resolv_conf import read_resolv_conf  # noqa: F401 - checks read it here, tests too
 
 STUB = "127.0.0.53"  # systemd-resolved's stub: the real upstream is in /run/systemd/resolve/resolv.conf
-AMAZON_DNS = ("169.254.169.253", "fd00:ec2::253")
+AMAZON_DNS = ("169.254.169.253", AMAZON_DNS_V6)
 VPC_DNS_DOC = "https://docs.aws.amazon.com/vpc/latest/userguide/vpc-dns.html"
 DNS_SUPPORT = Remedy(
     "Turn on DNS support for the VPC, or fix the custom DNS server named in the DHCP option set; it must forward "

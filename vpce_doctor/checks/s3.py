@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .. import denials, policy
@@ -73,7 +74,7 @@ def assess_bucket(bucket: str, region: str, result: Call, request: Optional[Seen
         return Result(Status.FAIL, f"bucket {bucket} does not exist", code="no-such-bucket", evidence=evidence,
                       cause="HeadBucket answered 404: the name is wrong or the bucket was deleted.",
                       remedy=Remedy("Create the bucket in this Region or point --bucket at an existing one."))
-    if result.status == 403 and found:
+    if result.status == HTTPStatus.FORBIDDEN and found:
         return _head_denied(bucket, found, result, seen, evidence)
     verdict = api.judge(result, "s3:ListBucket", f"arn:aws:s3:::{bucket}")
     return Result(Status.FAIL, f"HeadBucket {bucket} failed: {result.code}", code=verdict.code,
@@ -95,7 +96,7 @@ def run_get_put(ctx, prior) -> Result:
     if "put" in steps and steps["put"].ok:
         steps["delete"] = call(client, "delete_object", Bucket=bucket, Key=key)
     seen = request_of(ctx, prior)
-    denied = any(step.status == 403 for step in steps.values())
+    denied = any(step.status == HTTPStatus.FORBIDDEN for step in steps.values())
     return assess_get_put(bucket, key, steps, ctx.settings.no_write, seen.endpoint, seen.principal, seen.context,
                           bucket_policy.read(client, bucket) if denied else None)
 
@@ -205,7 +206,7 @@ def _missing_or_unlisted(step: Call, resource: str, endpoint: Mapping[str, Optio
     policy is then S3's answer to a missing key, not a failure, unless the endpoint policy denies the read."""
     if step.code in ("NoSuchKey", "404"):
         return True
-    if step.status != 403 or denials.parse(step.code, step.message).certainty == "stated":
+    if step.status != HTTPStatus.FORBIDDEN or denials.parse(step.code, step.message).certainty == "stated":
         return False
     text = endpoint.get("policy")
     if text is None:

@@ -30,7 +30,7 @@ def on_path(candidates: Sequence[dict], addresses: Sequence[str]) -> Tuple[Optio
     answer decides: the interface endpoint's private addresses, or S3's public ones (the gateway's route). Without
     an answer, what the VPC resolver would say: the interface endpoint's when its private DNS is on for every
     resolver."""
-    if len(candidates) < 2:
+    if not candidates[1:]:  # one endpoint (or none): no choice to make
         return (candidates[0] if candidates else None), []
     if addresses:
         want = "interface" if all(dns.is_private(a) for a in addresses) else "gateway"

@@ -9,7 +9,6 @@ from ..instance_files import read_text
 from ..model import MET, Check, Remedy, Result, Severity, Status
 from . import api
 
-DEFAULT_DOCUMENT = "SSM-SessionManagerRunShell"
 PREFS_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-schema.html"
 BOOLEANS = ("s3EncryptionEnabled", "cloudWatchEncryptionEnabled", "cloudWatchStreamingEnabled", "runAsEnabled")
 DESTINATIONS = ("session:s3", "session:logs", "session:kms", "session:run_as")
@@ -194,13 +193,13 @@ def _wait(key: str, summary: str) -> dict:
 def _steps(broken, seen, inputs):
     """The agent's steps after the control channel: (waits, destinations lost, causes, what ends the session)."""
     waits, lost, causes = [], [], []
-    kms_status, kms_code, kms_summary = seen("session:kms")
+    _, kms_code, kms_summary = seen("session:kms")
     if broken("session:kms"):
         unreachable = kms_code == "unreachable"
         return ([_wait("kms", kms_summary)] if unreachable else [], [], ["session:kms"],
                 ("Handshake timed out (KMS Decrypt never answers)" if unreachable else "the KMS handshake fails")
                 + f" (session:kms: {kms_summary})")
-    s3_status, s3_code, s3_summary = seen("session:s3")
+    _, s3_code, s3_summary = seen("session:s3")
     s3_unreachable = broken("session:s3") and s3_code == "unreachable"
     if s3_unreachable:
         waits.append(_wait("s3-region", s3_summary))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from http.client import HTTPS_PORT
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .vpc_observe import PrefixList
@@ -221,7 +222,7 @@ def acl_problem(acl: Mapping, subnet: Optional[str], direction: str, rule: int, 
     """client: the ACL of the instance's subnet (443 out, ephemeral back in); else of the endpoint's subnet."""
     egress = direction == "outbound"
     low, high = (443, 443) if egress == client else EPHEMERAL_RULE
-    ports = "443" if low == 443 else f"{low}-{high} (the return traffic)"
+    ports = "443" if low == HTTPS_PORT else f"{low}-{high} (the return traffic)"
     number = free_rule_number(acl.get("Entries", []), egress, rule)
     whose = "this instance's subnet" if client else f"{endpoint}'s subnet"
     return Problem(
