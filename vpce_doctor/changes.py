@@ -13,6 +13,7 @@ RECORD = "vpce-doctor/record/1"
 BROKEN = ("fail",)
 LOOKED = ("pass", "warn", "fail")  # a skipped or interrupted check saw nothing: its empty evidence is no change
 MAX_CHANGED = 24  # evidence changes listed per comparison: the ones behind new failures first
+SHORT = 128  # a --since FILE's time, ids and codes: longer ones are not the doctor's (check ids are < 90)
 
 
 def record(report: Mapping[str, Any]) -> Dict[str, Any]:
@@ -20,16 +21,22 @@ def record(report: Mapping[str, Any]) -> Dict[str, Any]:
     instance = found if isinstance(found := report.get("instance"), Mapping) else {}
     code, checks = report.get("exit_code"), {}
     for finding in _list(report.get("findings")):
-        if not isinstance(finding, Mapping) or not isinstance(finding.get("id"), str):
+        if not (isinstance(finding, Mapping) and isinstance(finding.get("id"), str) and len(finding["id"]) <= SHORT):
             continue
         evidence = found if isinstance(found := finding.get("evidence"), Mapping) else {}
-        checks[finding["id"]] = {"status": str(finding.get("status")), "code": finding.get("code") or "",
-                                 "needs": [n for n in _list(finding.get("needs")) if isinstance(n, str)],
+        checks[finding["id"]] = {"status": str(finding.get("status"))[:SHORT],
+                                 "code": _short(finding.get("code") or ""),
+                                 "needs": [n for n in _list(finding.get("needs")) if isinstance(n, str)][:SHORT],
                                  "summary": str(finding.get("summary") or "")[:300],
                                  "seen": fingerprint.seen(finding["id"], evidence, instance)}
-    return {"schema": RECORD, "started_at": str(report.get("started_at") or ""),
-            "exit_code": code if type(code) is int else None, "instance_id": instance.get("instance_id"),
+    return {"schema": RECORD, "started_at": _short(report.get("started_at") or ""),
+            "exit_code": code if type(code) is int else None, "instance_id": _short(instance.get("instance_id")),
             "checks": checks}
+
+
+def _short(value: Any) -> Any:
+    """A value a report holds as a short word (a time, a status, a code, an id): an odd one is cut to SHORT."""
+    return value if value is None or (isinstance(value, str) and len(value) <= SHORT) else str(value)[:SHORT]
 
 
 def _list(value: Any) -> Sequence[Any]:

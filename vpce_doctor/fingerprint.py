@@ -51,7 +51,8 @@ def _stable(value: Any, depth: int) -> Any:
     if depth > DEPTH:
         return "…"
     if isinstance(value, Mapping):
-        return {str(k): _stable(v, depth + 1) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))[:ITEMS * 2]
+        return {str(k)[:LONG]: _stable(v, depth + 1)
+                for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))[:ITEMS * 2]
                 if str(k) not in VOLATILE and not SECRET_KEY.search(str(k))}
     if isinstance(value, (list, tuple)):
         items = [_stable(v, depth + 1) for v in list(value)[:ITEMS]]

@@ -169,3 +169,17 @@ def test_a_kept_record_whose_needs_are_not_names_is_not_valid():
     assert not history.valid({**rec, "checks": {"dns:ssm": {"status": "fail", "seen": {}, "needs": [[]]}}})
     assert changes.record({**BROKEN, "findings": [{"id": "dns:ssm", "status": "fail", "needs": 1}]})["checks"][
         "dns:ssm"]["needs"] == []
+
+
+# A --since FILE's started_at, ids, codes and evidence keys of any length reached the report (text, JSON, and the
+# shipped event, which CloudWatch refuses above 256 KB, blocking the spool's queue behind it).
+def test_a_since_files_odd_lengths_are_cut_before_they_reach_the_report():
+    huge = "x" * 100_000
+    rec = changes.record({"schema": "vpce-doctor/report/1", "started_at": huge, "exit_code": 1,
+                          "instance": {"instance_id": huge},
+                          "findings": [{"id": "dns:ssm", "status": "fail", "code": huge, "evidence": {huge: "v"}},
+                                       {"id": huge, "status": "fail"}]})
+    assert list(rec["checks"]) == ["dns:ssm"] and rec["checks"]["dns:ssm"]["code"] == "x" * changes.SHORT
+    change = changes.compare("file", rec, changes.record(HEALTHY))
+    assert change["fixed"] == ["dns:ssm"] and len(json.dumps(change)) < 2_000
+    assert len(json.dumps(rec)) < 2_000
