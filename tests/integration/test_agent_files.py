@@ -202,7 +202,7 @@ def test_environ_of_another_users_process_is_a_problem_not_an_exception(tmp_path
 
 # --- ssm:agent-logs -------------------------------------------------------------------------------------------
 
-def test_a_50_mb_log_is_read_from_the_end_only_and_fast(tmp_path):
+def test_a_50_mb_log_is_read_from_the_end_only(tmp_path):
     path = tmp_path / LOG
     path.parent.mkdir(parents=True)
     filler = (f"{stamp(600)} INFO [MessagingDeliveryService] nothing to see here, just filler text\n" * 2000).encode()
@@ -212,9 +212,7 @@ def test_a_50_mb_log_is_read_from_the_end_only_and_fast(tmp_path):
             handle.write(filler)
         handle.write(f"{stamp(2)} ERROR [MessageService] dial tcp 10.0.1.12:443: i/o timeout\n".encode())
     ctx = context(tmp_path)
-    started = time.monotonic()
-    result = agent_logs.run_logs(ctx, {})
-    assert time.monotonic() - started < 0.5
+    result = agent_logs.run_logs(ctx, {})  # fast because bounded: the bytes read below prove it, not a stopwatch
     before = rchar()  # again, warm (the first run also imports _strptime): count the bytes read(2) returned
     agent_logs.run_logs(ctx, {})
     assert LIMIT <= rchar() - before <= LIMIT + 4096
