@@ -110,8 +110,9 @@ def _stated(denial, action: str, resource: str, endpoint_policy: Optional[str], 
 
 
 def _by(explicit: Optional[bool], who: str) -> str:
-    return {True: f"by an explicit deny in {who}", False: f"because nothing in {who} allows it"}.get(
-        explicit, f"by {who}")  # type: ignore[arg-type]
+    if explicit is None:
+        return f"by {who}"
+    return f"by an explicit deny in {who}" if explicit else f"because nothing in {who} allows it"
 
 
 def _kms(denial, action: str, resource: str, by: str = "") -> Verdict:

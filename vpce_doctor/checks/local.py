@@ -58,7 +58,7 @@ def assess_hosts(entries: Sequence[Tuple[str, str]], names: Sequence[str], domai
         return Result(Status.PASS, f"no /etc/hosts entry for *.{domain}", evidence=evidence)
     dead = [(ip, name) for ip, name in overrides if (probes or {}).get(ip, {}).get("result", "open") != "open"]
     if dead:
-        shown = ", ".join(f"{name} → {ip} ({probes[ip]['result']} on 443)" for ip, name in dead)  # type: ignore[index]
+        shown = ", ".join(f"{name} → {ip} ({(probes or {})[ip]['result']} on 443)" for ip, name in dead)
         return Result(Status.FAIL, f"/etc/hosts pins {shown}", code="hosts-pin-dead", evidence=evidence,
                       cause="The SSM agent, the AWS CLI and every SDK resolve through /etc/hosts first, so they dial "
                             "this dead address while DNS (and the checks of the name) point at the live endpoint.",
@@ -138,11 +138,12 @@ def assess_proxy(environ: Mapping[str, str], names: Sequence[str], probe: Option
 
 
 def _fault(probe: Optional[Mapping]) -> Optional[str]:
-    result = (probe or {}).get("result")
+    probe = probe or {}
+    result = probe.get("result")
     if result in (None, "tunnel", "connected"):
         return None
     if result == "status":
-        return "proxy-auth" if probe.get("status") == HTTPStatus.PROXY_AUTHENTICATION_REQUIRED else "proxy-refused"  # type: ignore[union-attr]
+        return "proxy-auth" if probe.get("status") == HTTPStatus.PROXY_AUTHENTICATION_REQUIRED else "proxy-refused"
     return "proxy-refused" if result == "not-http" else "proxy-unreachable"
 
 

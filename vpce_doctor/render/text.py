@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Dict, List
+from typing import Any, Dict, List, Mapping
 
 from ..model import Finding, Report, Status
 from ..redact import line as shown
@@ -17,11 +17,11 @@ def _paint(text: str, code: str, color: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if color else text
 
 
-def header(tool_version: str, instance: Dict[str, object]) -> str:
+def header(tool_version: str, instance: Mapping[str, Any]) -> str:
     parts = [f"vpce-doctor {tool_version}", str(instance.get("instance_id") or "instance unknown"),
              str(instance.get("availability_zone") or instance.get("region") or "region unknown")]
     if instance.get("vpc_id"):
-        parts.append(f"{instance['vpc_id']} {' '.join(instance.get('vpc_cidrs') or [])}".strip())  # type: ignore
+        parts.append(f"{instance['vpc_id']} {' '.join(instance.get('vpc_cidrs') or [])}".strip())
     return shown(" · ".join(parts)) + "\n\n"
 
 
@@ -113,17 +113,17 @@ def summary(report: Report, limit: int = 2400) -> str:
     return text if len(text) <= limit else text[:limit - 40] + "\n... (full report: --output json)\n"
 
 
-def changes(document: Dict[str, object]) -> str:
+def changes(document: Mapping[str, Any]) -> str:
     """What changed since the last run, the last healthy one and --since FILE, after the verdict."""
     from ..changes import lines
     found = document.get("changes") or {}
-    out = [line for comparison in found.get("comparisons") or () for line in lines(comparison)]  # type: ignore
-    out += [f"note: {note}" for note in found.get("notes") or ()]  # type: ignore
+    out = [line for comparison in found.get("comparisons") or () for line in lines(comparison)]
+    out += [f"note: {note}" for note in found.get("notes") or ()]
     return "".join(shown(line) + "\n" for line in out)
 
 
-def summary_changes(document: Dict[str, object], limit: int = 3) -> str:
+def summary_changes(document: Mapping[str, Any], limit: int = 3) -> str:
     """The summary's view: the first comparison that found something, in a few lines."""
     from ..changes import empty, lines
-    found = [c for c in (document.get("changes") or {}).get("comparisons") or () if not empty(c)]  # type: ignore
+    found = [c for c in (document.get("changes") or {}).get("comparisons") or () if not empty(c)]
     return "".join(shown(line.strip())[:400] + "\n" for line in lines(found[0], limit)) if found else ""
