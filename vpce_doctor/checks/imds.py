@@ -105,20 +105,30 @@ def assess_token(facts: Facts, region_flag=None, local_families: tuple = ()) -> 
                       cause="Instance facts (VPC CIDRs, instance profile) are unknown, so addresses are judged "
                             "as private or public only.", code="disabled-by-env", evidence=evidence)
     token = imds.token or Reply(error="timeout")
+    if token.status != 200 or token.error in TOKEN_FAILURES:
+        return _no_token(facts, token, local_families, evidence)
+    return _answers(facts, token, region_flag, evidence)
+
+
+def _no_token(facts: Facts, token: Reply, local_families: tuple, evidence: dict) -> Result:
+    imds: Imds = facts.imds
     if token.status != 200 and len(imds.tokens) > 1 and tuple(local_families) == ("IPv6",):
         return _ipv6_disabled(facts, evidence)
     key = token.error or token.status
+    seen = f"HTTP {token.status}" if token.status else token.error
     if key in TOKEN_FAILURES:
         code, cause, remedy = TOKEN_FAILURES[key]
-        seen = f"HTTP {token.status}" if token.status else token.error
         return Result(Status.FAIL, f"IMDSv2 token request to {imds.endpoint} failed: {seen} after "
                       f"{token.elapsed_ms:.0f} ms", cause=cause, code=code, remedy=remedy.filled(instance=facts.instance_id or "<instance-id>"),
                       evidence=evidence)
-    if token.status != 200:
-        seen = f"HTTP {token.status}" if token.status else token.error
-        return Result(Status.FAIL, f"IMDSv2 token request to {imds.endpoint} failed: {seen}",
-                      cause="The answer is not what IMDS gives; something else is listening at its address.",
-                      code="unexpected", evidence=evidence)
+    return Result(Status.FAIL, f"IMDSv2 token request to {imds.endpoint} failed: {seen}",
+                  cause="The answer is not what IMDS gives; something else is listening at its address.",
+                  code="unexpected", evidence=evidence)
+
+
+def _answers(facts: Facts, token: Reply, region_flag, evidence: dict) -> Result:
+    """A token came: judge what IMDS answered with it."""
+    imds: Imds = facts.imds
     if not facts.instance_id or not facts.region or facts.malformed:
         bad = ", ".join(facts.malformed) or "instance-id or placement/region missing"
         return Result(Status.FAIL, f"IMDS gave a token but its answers are unusable: {bad}",
