@@ -108,7 +108,7 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Call], no_write: b
     """policy_read: GetBucketPolicy's call() result, asked for after a 403 (None: not asked)."""
     evidence: Dict[str, Any] = {"bucket": bucket, "key": key,
                                 "steps": {name: step.summary() for name, step in steps.items()},
-                "endpoint": endpoint.get("id")}
+                                "endpoint": endpoint.get("id")}
     for name, action in (("put", "s3:PutObject"), ("get", "s3:GetObject")):
         step = steps.get(name)
         if step is None or step.ok:
@@ -120,21 +120,34 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Call], no_write: b
         if name == "get" and step.code in ("NoSuchKey", "404"):  # S3 says NoSuchKey only to allowed readers
             return Result(Status.PASS, f"put s3://{bucket}/{key}; it was gone before the read-back (removed by another "
                           "vpce-doctor run on this instance?), and S3 answered the read", evidence=evidence)
-        verdict = api.judge(step, action, f"arn:aws:s3:::{bucket}/{key}", principal, endpoint.get("policy"),
-                            endpoint.get("id"), gateway=_gateway(endpoint), context=context)
-        found = bucket_policy.explain(policy_read, action, f"arn:aws:s3:::{bucket}/{key}", principal, context)
-        evidence.update({**verdict.evidence, **({"bucket_policy": found} if found else {})})
-        # A bare or unattributed denial that the bucket policy's own Deny explains is the bucket policy's.
-        code = "resource-policy" if (found or {}).get("effect") == "explicit-deny" and verdict.code in (
-            "access-denied", "not-endpoint-policy") else verdict.code
-        which, commands = s3_paths.explain(endpoint, action, f"arn:aws:s3:::{bucket}/{key}", principal, context) \
-            if code == "endpoint-policy" else ("", ())
-        remedy = bucket_policy.remedy(found, bucket, endpoint.get("id"), (context or {}).get("aws:sourcevpc")) \
-            or verdict.remedy
+        code, cause, remedy, seen = _denied(step, action, bucket, key, endpoint, principal, context, policy_read)
+        evidence.update(seen)
         return Result(Status.FAIL, f"{action} on s3://{bucket}/{key} failed: {step.code}: "
-                      f"{str(step.message)[:160]}", code=code,
-                      cause=verdict.cause + bucket_policy.sentence(found) + which, evidence=evidence,
-                      remedy=replace(remedy, commands=remedy.commands + commands) if remedy and commands else remedy)
+                      f"{str(step.message)[:160]}", code=code, cause=cause, evidence=evidence, remedy=remedy)
+    return _passed(steps, bucket, key, no_write, evidence)
+
+
+def _denied(step: Call, action: str, bucket: str, key: str, endpoint: Mapping[str, Optional[str]],
+            principal: Optional[str], context: Optional[Mapping[str, Optional[str]]],
+            policy_read: Optional[Call]) -> Tuple[str, str, Optional[Remedy], Dict[str, Any]]:
+    """A failed put or get: (code, cause, remedy, evidence), attributed by the endpoint policy and bucket policy."""
+    verdict = api.judge(step, action, f"arn:aws:s3:::{bucket}/{key}", principal, endpoint.get("policy"),
+                        endpoint.get("id"), gateway=_gateway(endpoint), context=context)
+    found = bucket_policy.explain(policy_read, action, f"arn:aws:s3:::{bucket}/{key}", principal, context)
+    # A bare or unattributed denial that the bucket policy's own Deny explains is the bucket policy's.
+    code = "resource-policy" if (found or {}).get("effect") == "explicit-deny" and verdict.code in (
+        "access-denied", "not-endpoint-policy") else verdict.code
+    which, commands = s3_paths.explain(endpoint, action, f"arn:aws:s3:::{bucket}/{key}", principal, context) \
+        if code == "endpoint-policy" else ("", ())
+    remedy = bucket_policy.remedy(found, bucket, endpoint.get("id"), (context or {}).get("aws:sourcevpc")) \
+        or verdict.remedy
+    return (code, verdict.cause + bucket_policy.sentence(found) + which,
+            replace(remedy, commands=remedy.commands + commands) if remedy and commands else remedy,
+            {**verdict.evidence, **({"bucket_policy": found} if found else {})})
+
+
+def _passed(steps: Mapping[str, Call], bucket: str, key: str, no_write: bool, evidence: Dict[str, Any]) -> Result:
+    """Every step S3 answered: the content must have come back as written."""
     if "get" in steps and steps["get"].matches is False:
         return Result(Status.FAIL, f"s3://{bucket}/{key} came back different from what was written", code="corrupted",
                       cause="Something between the instance and S3 rewrites content: a proxy or a bug.",
