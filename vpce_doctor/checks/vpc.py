@@ -43,24 +43,33 @@ def assess(seen: Mapping[str, Call], services: Sequence[str], region: str, vpc_i
                 *(p for s in services for p in path.acl_problems(view, s)),
                 *_s3_prefix_list(view)]
     problems.sort(key=lambda p: not p.explains)  # what breaks a path first, advice (an AZ without an ENI) after
-    pl = view.prefix_list
-    evidence = {"endpoints": view.endpoints, "problems": [p.text for p in problems],
-                "explains": sorted({c for p in problems for c in p.explains}),
-                "explained": _explained(problems),
-                "route_table": {"id": view.table_id, "main": view.implicit} if view.table else None,
-                "s3_prefix_list": {"id": pl.id, "cidrs": pl.cidrs, "error": None if pl.entries.ok else pl.entries.code}
-                if pl else None}
+    evidence = _evidence(view, problems)
     if problems:
-        codes = {p.code for p in problems if p.explains} or {p.code for p in problems}
-        return Result(Status.WARN, "; ".join(p.text for p in problems), evidence=evidence,
-                      code=codes.pop() if len(codes) == 1 else "misconfigured",
-                      cause="The control plane shows why the data-plane checks above fail.",
-                      remedy=Remedy(FIX, tuple(p.command for p in problems)))
+        return _misconfigured(problems, evidence)
     shared = sorted(s for s in services if s not in view.endpoints and _elsewhere(view, s))
     evidence["shared"] = shared
     return Result(Status.PASS, f"{len(view.endpoints)} endpoints in {vpc_id}, consistent with this instance"
                   + (f"; {', '.join(shared)} from endpoints shared by another VPC" if shared else ""),
                   evidence=evidence)
+
+
+def _evidence(view: View, problems: Sequence[Problem]) -> Dict[str, object]:
+    pl = view.prefix_list
+    return {"endpoints": view.endpoints, "problems": [p.text for p in problems],
+            "explains": sorted({c for p in problems for c in p.explains}),
+            "explained": _explained(problems),
+            "route_table": {"id": view.table_id, "main": view.implicit} if view.table else None,
+            "s3_prefix_list": {"id": pl.id, "cidrs": pl.cidrs, "error": None if pl.entries.ok else pl.entries.code}
+            if pl else None}
+
+
+def _misconfigured(problems: Sequence[Problem], evidence: Dict[str, object]) -> Result:
+    """One WARN naming every problem; its code is the one problem that explains a failure, else 'misconfigured'."""
+    codes = {p.code for p in problems if p.explains} or {p.code for p in problems}
+    return Result(Status.WARN, "; ".join(p.text for p in problems), evidence=evidence,
+                  code=codes.pop() if len(codes) == 1 else "misconfigured",
+                  cause="The control plane shows why the data-plane checks above fail.",
+                  remedy=Remedy(FIX, tuple(p.command for p in problems)))
 
 
 def _explained(problems: Sequence[Problem]) -> Dict[str, Dict[str, str]]:
