@@ -14,10 +14,24 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
     authenticated layer (credentials, the control plane, S3, Session Manager), and the clock judged from every
     AWS answer. imds_only: nothing but the instance profile can supply credentials here."""
     services = {t.service for t in targets}
+    network = _network(targets)
+    authenticated = _authenticated(targets, settings)
+    if not authenticated and "sts" not in services:
+        return _resolve_after(network)
+    # Every API call takes the proxy local:proxy judged (botocore honours the environment's proxies, for IMDS
+    # credentials too): behind a broken one the authenticated layer is skipped, one verdict instead of a timeout each.
+    # names:dialled knows when the SDKs' IMDS endpoint mode keeps botocore from the instance profile.
+    api = tuple(replace(c, needs=(*c.needs, "local:proxy"), after=(*c.after, "names:dialled"))
+                if c.id == "creds:source" else c
+                for c in (*identity.checks("sts" in services, imds_only), *authenticated))
+    return _resolve_after((*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source"))))
+
+
+def _network(targets) -> Tuple[Check, ...]:
+    """The instance, its configuration, the agent, then DNS, TCP and TLS for each target."""
+    services = {t.service for t in targets}
     ssm = "ssm" in services
-    # s3:aws-buckets probes anonymously on every run; with the cross-check it waits for the policy it also judges.
-    buckets = (aws_buckets.check(),) if "s3" in services else ()
-    network = (
+    return (
         *imds.checks(),
         *resolver.checks(),
         *local.checks(),
@@ -28,25 +42,22 @@ def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
         *(_channel(ssm, tls.check(t)) for t in targets),
         *(_agent_said(targets) if ssm else ()),
         *((run_command.check(),) if ssm else ()),
-        *(buckets if "ec2" not in services else ()),
+        # s3:aws-buckets probes anonymously on every run; with the cross-check it waits for the policy it also judges.
+        *((aws_buckets.check(),) if "s3" in services and "ec2" not in services else ()),
     )
-    authenticated = (
+
+
+def _authenticated(targets, settings) -> Tuple[Check, ...]:
+    """The checks that sign their calls, for the services the plan has (credentials and the clock come apart)."""
+    services = {t.service for t in targets}
+    return (
         *((vpc.check(tuple(t.service for t in targets)),) if "ec2" in services else ()),
         *s3.checks(settings.bucket if "s3" in services else None, "ec2" in services,
                    ("sts:identity",) if "sts" in services else ()),
-        *(buckets if "ec2" in services else ()),
-        *(_session(settings.session_document) if ssm else ()),
-        *((ssm_view.check(),) if ssm else ()),
+        *((aws_buckets.check(),) if {"ec2", "s3"} <= services else ()),
+        *(_session(settings.session_document) if "ssm" in services else ()),
+        *((ssm_view.check(),) if "ssm" in services else ()),
     )
-    if not authenticated and "sts" not in services:
-        return _resolve_after(network)
-    # Every API call takes the proxy local:proxy judged (botocore honours the environment's proxies, for IMDS
-    # credentials too): behind a broken one the authenticated layer is skipped, one verdict instead of a timeout each.
-    # names:dialled knows when the SDKs' IMDS endpoint mode keeps botocore from the instance profile.
-    api = tuple(replace(c, needs=(*c.needs, "local:proxy"), after=(*c.after, "names:dialled"))
-                if c.id == "creds:source" else c
-                for c in (*identity.checks("sts" in services, imds_only), *authenticated))
-    return _resolve_after((*network, *api, clock.check(tuple(c.id for c in api if c.id != "creds:source"))))
 
 
 def _channel(ssm: bool, check: Check) -> Check:
@@ -87,8 +98,7 @@ def api_services(checks: Sequence[Check]) -> Tuple[str, ...]:
     """The services whose clients these checks will call, to create them ahead of time."""
     ids = {c.id for c in checks}
     wanted = {"sts:identity": "sts", "vpc:endpoints": "ec2", "s3:bucket": "s3", "s3:list": "s3",
-              "session:preferences": "ssm", "session:s3": "s3", "session:logs": "logs", "session:kms": "kms",
-              "ssm:registration": "ssm"}
+              "session:preferences": "ssm", "session:s3": "s3", "session:logs": "logs", "session:kms": "kms"}
     return tuple(dict.fromkeys(service for check_id, service in wanted.items() if check_id in ids))
 
 
