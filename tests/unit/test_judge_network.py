@@ -136,7 +136,7 @@ def test_tls_expired_certificate_points_at_the_clock():
 
 
 def test_a_cname_loop_is_its_own_cause():
-    """Issue 12 item 24: the loop's chain, as dns.lookup records it after the resolver's SERVFAIL."""
+    """Issue 12 item 24: the loop's chain, as dns_query.lookup records it after the resolver's SERVFAIL."""
     from vpce_doctor.checks import dns as dns_check
     name = "ssm.eu-west-1.amazonaws.com"
     loop = [name, "ssm.corp.example", name]

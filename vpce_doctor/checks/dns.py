@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import ipaddress
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from functools import partial
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from ..addresses import dns64_source, inside, parse
 from ..model import Check, Remedy, Result, Severity, Status
+from . import dns_forwarding, dns_query
 
 PRIVATE_DNS_DOC = "https://docs.aws.amazon.com/vpc/latest/privatelink/privatelink-access-aws-services.html"
 PUBLIC_ANSWER = Remedy(
@@ -40,25 +39,6 @@ FIREWALL = Remedy(
      "aws route53resolver list-firewall-rule-group-associations --vpc-id {vpc}"),
     ("https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/hosted-zone-private-considerations.html",))
 
-AMAZON_DNS_DOC = "https://docs.aws.amazon.com/vpc/latest/userguide/AmazonDNS-concepts.html"
-INBOUND_DOC = "https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/resolver-forwarding-inbound-queries.html"
-# A DNS server of your own in the VPC: only the Amazon DNS server (base + 2, 169.254.169.253) knows endpoints'
-# private DNS and private hosted zones, so it must forward the AWS names there.
-FORWARD = Remedy(
-    "Forward {domain} (at least {region}.{domain}) from {resolver} to the VPC resolver {vpc_resolver}: only Amazon "
-    "DNS answers with the endpoints' private addresses and private hosted zones.",
-    ("dig +short @{vpc_resolver} {name}   # what the VPC resolver answers", "dig +short @{resolver} {name}"),
-    (AMAZON_DNS_DOC,))
-# A DNS server outside the VPC (on premises): the VPC resolver answers only inside the VPC, so it forwards to an
-# inbound Route 53 Resolver endpoint instead.
-FORWARD_INBOUND = Remedy(
-    "{resolver} is outside {vpc}: it cannot query the VPC resolver, which answers only inside the VPC. Create an "
-    "inbound Route 53 Resolver endpoint in {vpc} and forward {region}.{domain} from {resolver} to its addresses.",
-    ("aws route53resolver create-resolver-endpoint --name vpce-doctor-inbound --direction INBOUND "
-     "--creator-request-id vpce-doctor-inbound --security-group-ids <sg-admitting-53-from-{resolver}> "
-     "--ip-addresses SubnetId={subnet} SubnetId=<a-subnet-in-another-az>",
-     "aws route53resolver list-resolver-endpoints --filters Name=HostVPCId,Values={vpc}"),
-    (INBOUND_DOC,))
 RESOLVER_RULES = Remedy(
     "Find the Resolver rule that forwards this name (or a parent domain) to a server that does not answer, and fix "
     "its target or disassociate it from the VPC.",
@@ -83,7 +63,6 @@ NO_ADDRESS = {
                    "ever be found; resolvers answer SERVFAIL (RFC 1034 5.2.2: alias loops are an error).", FIREWALL),
     "error": ("looking up {name} failed: {error}", "The lookup failed locally.", None),
 }
-MAX_ALIASES = 8  # CNAME hops followed to tell a loop from another SERVFAIL (dnspython itself gives up at 16)
 
 
 def check(target) -> Check:
@@ -95,69 +74,12 @@ def run(ctx, prior, *, target) -> Result:
     resolver = ctx.resolver()
     timeout = ctx.io_timeout()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        a, aaaa = pool.map(lambda kind: lookup(resolver, target.name, kind, timeout), ("A", "AAAA"))
+        a, aaaa = pool.map(lambda kind: dns_query.lookup(resolver, target.name, kind, timeout), ("A", "AAAA"))
     facts = ctx.facts
     context = {**ctx.placeholders(name=target.name, endpoint_service=ctx.endpoint_service_name(
-        target.service, target.gateway)), **_resolver_context(prior, list(facts.vpc_cidrs))}
+        target.service, target.gateway)), **dns_forwarding.context(prior, list(facts.vpc_cidrs))}
     return assess(target.name, target.gateway, a, aaaa, list(facts.vpc_cidrs) + list(facts.vpc_ipv6_cidrs), context,
                   target.source, facts.families())
-
-
-def _resolver_context(prior, vpc_cidrs: List[str]) -> Dict[str, str]:
-    from . import resolver
-    servers = resolver.in_use(prior["dns:resolver"]) if "dns:resolver" in prior else []
-    mine = [s for s in servers if resolver.custom(s, vpc_cidrs)]
-    if not mine:
-        return {}
-    return {"resolver": mine[0], "vpc_resolver": resolver.vpc_resolver(vpc_cidrs) or "<vpc-cidr-base+2>",
-            "resolver_in_vpc": "yes" if _inside(mine[0], vpc_cidrs) else ""}
-
-
-def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, Any]:
-    """One query through dnspython; the outcome is data ("nxdomain", "timeout", ...), never an exception."""
-    import dns.exception
-    import dns.resolver
-    started = time.monotonic()
-    outcome: Dict[str, object] = {"type": kind}
-    try:
-        answer = resolver.resolve(name, kind, lifetime=timeout, search=False, raise_on_no_answer=False)
-        addresses = sorted(r.to_text() for r in answer.rrset) if answer.rrset is not None else []
-        chain = [str(rr.target).rstrip(".") for rrset in answer.response.answer if rrset.rdtype == 5 for rr in rrset]
-        outcome.update(code="answer" if addresses else "nodata", addresses=addresses, cnames=chain)
-    except dns.resolver.NXDOMAIN:
-        outcome["code"] = "nxdomain"
-    except dns.resolver.NoNameservers as error:
-        outcome["code"] = "refused" if "REFUSED" in str(error) else "servfail"
-        loop = cname_loop(resolver, name, timeout) if outcome["code"] == "servfail" else []
-        if loop:  # name it: "SERVFAIL" alone sends the operator to the VPC's DNS support
-            outcome.update(code="cname-loop", cnames=loop, error=" → ".join(loop))
-    except dns.exception.Timeout:
-        outcome["code"] = "timeout"
-    except (dns.exception.DNSException, OSError, ValueError) as error:
-        outcome.update(code="error", error=f"{error.__class__.__name__}: {error}"[:200])
-    outcome["ms"] = round((time.monotonic() - started) * 1000, 1)
-    outcome["timeout_s"] = timeout
-    return outcome
-
-
-def cname_loop(resolver, name: str, timeout: float) -> List[str]:
-    """The alias chain from name when it comes back to a name already seen, else []. CNAME queries are answered
-    with the CNAME itself, not chased (RFC 1034 5.2.2), so each hop is one query."""
-    import dns.exception
-    import dns.resolver
-    chain, current = [name.rstrip(".").lower()], name
-    for _ in range(MAX_ALIASES):
-        try:
-            answer = resolver.resolve(current, "CNAME", lifetime=timeout, search=False, raise_on_no_answer=False)
-        except (dns.exception.DNSException, OSError, ValueError):
-            return []
-        if answer.rrset is None:
-            return []
-        current = str(answer.rrset[0].target).rstrip(".").lower()
-        chain.append(current)
-        if current in chain[:-1]:
-            return chain
-    return []
 
 
 def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[str],
@@ -167,15 +89,7 @@ def assess(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[st
     then leads with forwarding."""
     context = context or {}
     result = _judge(name, gateway, a, aaaa, vpc_cidrs, context, source, families)
-    if result.status is Status.PASS or not context.get("resolver") or result.code == "error":
-        return result
-    own, vpc_resolver = context["resolver"], context.get("vpc_resolver")
-    remedy = FORWARD if context.get("resolver_in_vpc") else FORWARD_INBOUND
-    where = "a DNS server in this VPC" if context.get("resolver_in_vpc") else "a DNS server outside this VPC"
-    return replace(result, cause=f"This instance asks {own}, {where}, not the VPC resolver {vpc_resolver}: unless it "
-                   f"forwards {context.get('domain', 'amazonaws.com')} there, it answers without the endpoints' "
-                   "private DNS. " + result.cause, remedy=remedy.filled(**{"domain": "amazonaws.com", **context}),
-                   evidence={**result.evidence, "resolver": own})
+    return dns_forwarding.framed(result, context)
 
 
 def _judge(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[str], context: Dict[str, str],
@@ -187,9 +101,9 @@ def _judge(name: str, gateway: bool, a: Dict, aaaa: Dict, vpc_cidrs: Sequence[st
                       cause="Something between this instance and Amazon DNS answers for the name with its own record: "
                             "a Route 53 Resolver DNS Firewall rule with action OVERRIDE (a CNAME to a sinkhole), or a "
                             "response policy zone on a DNS server of your own. The endpoint is not what is missing.",
-                      remedy=FIREWALL.filled(**context),
-                      evidence={"name": name, "name_source": source, "A": a, "AAAA": aaaa, "addresses": [],
-                                "rewritten_to": rewritten})
+                      remedy=FIREWALL.filled(**context), evidence={
+                          "name": name, "name_source": source, "A": a, "AAAA": aaaa, "addresses": [],
+                          "rewritten_to": rewritten})
     addresses: List[str] = list(a.get("addresses") or ()) + list(aaaa.get("addresses") or ())
     evidence = {"name": name, "name_source": source, "A": a, "AAAA": aaaa, "addresses": addresses,
                 "vpc_cidrs": list(vpc_cidrs)}

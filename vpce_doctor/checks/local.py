@@ -8,7 +8,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from .. import redact
 from ..instance_files import read_text
 from ..model import Check, Remedy, Result, Severity, Status
-from . import dns, proxy, tcp
+from . import dns_query, proxy, tcp
 
 IMDS_ADDRESS = "169.254.169.254"
 PROXY_DOC = "https://docs.aws.amazon.com/systems-manager/latest/userguide/configure-proxy-ssm-agent.html"
@@ -81,7 +81,7 @@ def run_proxy(ctx, prior) -> Result:
     seen = None
     if first:
         host = proxy.address(first[1])[0]
-        ip = host if proxy.is_ip(host) else next(iter(dns.lookup(ctx.resolver(), host, "A", ctx.io_timeout())
+        ip = host if proxy.is_ip(host) else next(iter(dns_query.lookup(ctx.resolver(), host, "A", ctx.io_timeout())
                                                       .get("addresses") or ()), None)
         seen = proxy.tunnel(first[1], ip, first[0], ctx.settings.port, ctx.io_timeout()) if ip else \
             {"address": host, "result": "no-address"}

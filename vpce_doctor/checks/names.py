@@ -12,7 +12,7 @@ from .. import dialled
 from ..dialled import Dialled
 from ..model import Check, Remedy, Result, Severity, Status
 from ..settings import GATEWAY_SERVICES
-from . import dns
+from . import dns, dns_query
 
 CONFIG_LIMIT = 256 * 1024
 SDK_DOC = "https://docs.aws.amazon.com/sdkref/latest/guide/feature-endpoints.html"
@@ -75,8 +75,8 @@ def run(ctx, prior, *, services) -> Result:
     resolver, timeout = ctx.resolver(), ctx.io_timeout()
     unique = sorted({n.name for n in names if n.name})[:24]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        found = dict(zip(unique, pool.map(lambda n: (dns.lookup(resolver, n, "A", timeout),
-                                                      dns.lookup(resolver, n, "AAAA", timeout)), unique)))
+        found = dict(zip(unique, pool.map(lambda n: (dns_query.lookup(resolver, n, "A", timeout),
+                                                      dns_query.lookup(resolver, n, "AAAA", timeout)), unique)))
     facts = ctx.facts
     context = ctx.placeholders()
     return assess(names, found, list(facts.vpc_cidrs) + list(facts.vpc_ipv6_cidrs), context,
@@ -97,7 +97,7 @@ def _ipv6_mode_unanswered(ctx, where: str) -> str:
 def assess(names: Sequence[Dialled], found: Mapping[str, tuple], vpc_cidrs: Sequence[str],
            context: Optional[Dict[str, str]] = None, imds_mode: str = "", problem: str = "",
            imds_mode6: str = "") -> Result:
-    """found: {name: (A lookup, AAAA lookup)} as dns.lookup returns them."""
+    """found: {name: (A lookup, AAAA lookup)} as dns_query.lookup returns them."""
     context = context or {}
     verdicts = {n.name: _verdict(n, found.get(n.name), vpc_cidrs) for n in names}
     evidence = {"names": [{"service": n.service, "name": n.name, "kind": n.kind, "setting": n.setting,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Dict, Mapping
 
 from ..model import MET
-from . import dns, tcp, tls
+from . import dns, dns_query, tcp, tls
 
 
 def layers(service: str):
@@ -36,7 +36,7 @@ def probe(ctx, service: str) -> Dict[str, object]:
     target = Target(service, name, gateway, "session preferences")
     timeout = ctx.io_timeout()
     resolver = ctx.resolver()
-    found = dns.assess(name, gateway, dns.lookup(resolver, name, "A", timeout), {"addresses": []},
+    found = dns.assess(name, gateway, dns_query.lookup(resolver, name, "A", timeout), {"addresses": []},
                        list(ctx.facts.vpc_cidrs))
     if found.status not in MET:
         return {"ok": False, "check": f"dns:{service}", "code": found.code, "summary": found.summary}
