@@ -25,7 +25,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from tests.lab import aws_front, aws_owned, iam, netpolicy, ssm_view, trail
+from tests.lab import aws_fleet, aws_front, aws_owned, iam, netpolicy, ssm_view, trail
 from tests.lab.aws_front import AwsRequestHandler  # noqa: F401  (re-exported: the listeners' handler)
 
 ACCOUNT = "123456789012"
@@ -75,7 +75,7 @@ class AwsWorld:
         self.scenario: dict = {}
         self.ssm_ping = "Online"  # DescribeInstanceInformation's PingStatus; None: not registered
         self.agent_version = "3.3.2958.0"
-        self.fleet_runs: dict = {}  # command id -> the [fleet] instances it reached (aws_front.fleet_sent)
+        self.fleet_runs: dict = {}  # command id -> the [fleet] instances it reached (aws_fleet.sent)
         self.denied: list = []  # the instance role's calls the front denied since apply(): "action resource (type)"
         self.apply_seconds = 0.0
         # apply() closes the gate and waits for requests in flight; requests arriving meanwhile wait for it
@@ -116,7 +116,7 @@ class AwsWorld:
     def apply(self, scenario: dict) -> dict:
         with self._apply_lock:
             started = time.perf_counter()
-            aws_front.fleet_validate(scenario.get("fleet", {}).get("instances", []))  # before anything is reset
+            aws_fleet.validate(scenario.get("fleet", {}).get("instances", []))  # before anything is reset
             with self._gate:
                 self._open = False
                 self._gate.wait_for(lambda: self._inflight == 0, timeout=10)

@@ -23,7 +23,7 @@ from moto.iam.access_control import IAMRequestBase
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.s3 import responses as moto_s3_responses
 
-from tests.lab import aws_owned, iam, trail
+from tests.lab import aws_fleet, aws_owned, iam, trail
 
 log = logging.getLogger("vpclab.aws")
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -160,71 +160,7 @@ def ssm_stub(world, req: "Request") -> dict | None:
     if req.operation == "GetConnectionStatus":  # moto lacks it
         from tests.lab.ssm_view import connection_answer
         return connection_answer(world, req.params)
-    if req.operation == "ListCommandInvocations":
-        return list_invocations(world, req.params)
-    if req.operation == "ListCommands" and req.params.get("CommandId") in world.fleet_runs:
-        return fleet_command(world, req.params["CommandId"])
-    if req.operation == "GetCommandInvocation":  # a [fleet] instance's; None: moto answers for its own
-        return next((fleet_invocation(world, c, req.params.get("InstanceId"), listed=False)
-                     for c in world.backend("ssm")._commands if c.command_id == req.params.get("CommandId")), None)
-    return None
-
-
-def list_invocations(world, params: dict) -> dict:
-    """ListCommandInvocations as SSM pages it: MaxResults 1-50 (default 50), NextToken; with Details, each
-    invocation's CommandPlugins (Output cut at 2,500 characters, as CommandPluginOutput's max in the SSM model)."""
-    pairs = [(c, iid) for c in world.backend("ssm")._commands for iid in c.instance_ids
-             if params.get("CommandId") in (None, c.command_id) and params.get("InstanceId") in (None, iid)]
-    start, size = int(params.get("NextToken") or 0), min(50, int(params.get("MaxResults") or 50))
-    page = []
-    for command, iid in pairs[start:start + size]:
-        listed = fleet_invocation(world, command, iid, listed=True, with_plugins=bool(params.get("Details")))
-        page.append(listed or {
-            "CommandId": command.command_id, "InstanceId": iid, "DocumentName": command.document_name,
-            "DocumentVersion": "$DEFAULT", "Comment": command.comment, "Status": command.status,
-            "RequestedDateTime": calendar.timegm(command.requested_date_time.utctimetuple()),
-            "StatusDetails": command.status, "StandardOutputUrl": "", "StandardErrorUrl": "", "CommandPlugins": []})
-    more = {"NextToken": str(start + size)} if start + size < len(pairs) else {}
-    return {"CommandInvocations": page, **more}
-
-
-def fleet_command(world, command_id: str) -> dict:
-    """ListCommands for a command that reached [fleet] instances: its counts as SSM keeps them (CompletedCount: a
-    terminal state; ErrorCount: Failed or Execution Timed Out; DeliveryTimedOutCount;
-    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Command.html)."""
-    command = next(c for c in world.backend("ssm")._commands if c.command_id == command_id)
-    states = [fleet_invocation(world, command, iid, listed=True) for iid in world.fleet_runs[command_id]["instances"]]
-    details = [s["StatusDetails"] for s in states if s]
-    done = [d for d in details if d not in ("Pending", "InProgress")]
-    errors = sum(d in ("Failed", "Execution Timed Out") for d in details)
-    status = "InProgress" if len(done) < len(details) else "Success" if errors == 0 and set(done) <= {"Success"} \
-        else "Failed"
-    answer = {"CommandId": command_id, "DocumentName": command.document_name, "Status": status,
-              "StatusDetails": status, "TargetCount": len(details), "CompletedCount": len(done),
-              "ErrorCount": errors, "DeliveryTimedOutCount": details.count("Delivery Timed Out"),
-              "Targets": command.targets, "Parameters": command.parameters, "MaxErrors": command.max_errors,
-              "MaxConcurrency": command.max_concurrency,
-              "RequestedDateTime": calendar.timegm(command.requested_date_time.utctimetuple())}
-    return {"Commands": [answer]}
-
-
-def throttled(world, operation: str) -> bool:
-    """[fleet] rates: a token bucket per operation (requests per second, burst of one second's worth), so the fleet
-    view meets the rates AWS documents; over it, the call is refused as AWS refuses it (ThrottlingException)."""
-    rate = (world.scenario.get("fleet", {}).get("rates") or {}).get(operation)
-    if not rate:
-        return False
-    now, buckets = time.monotonic(), world.__dict__.setdefault("rate_buckets", {})
-    tokens, last = buckets.get(operation, (float(rate), now))
-    tokens = min(float(rate), tokens + (now - last) * float(rate))
-    counts = world.__dict__.setdefault("rate_counts", {})
-    counts[operation] = counts.get(operation, 0) + 1
-    if tokens < 1:
-        buckets[operation] = (tokens, now)
-        counts[operation + ":throttled"] = counts.get(operation + ":throttled", 0) + 1
-        return True
-    buckets[operation] = (tokens - 1, now)
-    return False
+    return aws_fleet.run_command(world, req.operation, req.params)
 
 
 def iam_simulate(world, req: "Request"):
@@ -252,87 +188,6 @@ def iam_simulate(world, req: "Request"):
 
 def _member_order(key: str):
     return (key.rsplit(".", 1)[0], int(key.rsplit(".", 1)[1]) if key.rsplit(".", 1)[-1].isdigit() else 0)
-
-
-# -- the fleet simulation: scenario [fleet] instances, seen only by Run Command ---------------------------------
-# moto resolves a SendCommand's Targets against its EC2 instances and reports Success at once with no output. The
-# scenario's [fleet] instances exist only here: SendCommand reaches those whose tags match its Targets, their
-# invocations reach the scenario's outcome after `seconds`, and with ship=true the doctor's report (a JSON report
-# file made by a real doctor run) is in the log group from the moment the command is sent.
-FLEET_OUTCOMES = {"Success": ("Success", "Success"), "Failed": ("Failed", "Failed"),  # outcome: (Status, details)
-                  "Undeliverable": ("Failed", "Undeliverable"),
-                  "Delivery Timed Out": ("TimedOut", "Delivery Timed Out"),
-                  "Execution Timed Out": ("TimedOut", "Execution Timed Out")}
-FLEET_KEYS = {"id", "tags", "outcome", "exit_code", "report", "output", "seconds"}
-
-
-def fleet_validate(instances: list) -> None:
-    for spec in instances:
-        if not isinstance(spec, dict) or not re.fullmatch(r"i-[0-9a-f]{8,17}", str(spec.get("id"))) or \
-                spec.get("outcome") not in FLEET_OUTCOMES or set(spec) - FLEET_KEYS:
-            raise ValueError(f"[fleet] instance {spec!r}: needs id = 'i-<hex>' and outcome in "
-                             f"{', '.join(FLEET_OUTCOMES)}; keys {', '.join(sorted(FLEET_KEYS))}")
-
-
-def _fleet_targeted(spec: dict, params: dict) -> bool:
-    if spec["id"] in (params.get("InstanceIds") or []):
-        return True
-    targets = params.get("Targets") or []
-    tags = spec.get("tags") or {}
-    return bool(targets) and all(
-        (t["Key"].startswith("tag:") and tags.get(t["Key"][4:]) in t.get("Values", [])) or
-        (t["Key"].lower() == "instanceids" and spec["id"] in t.get("Values", [])) for t in targets)
-
-
-def fleet_sent(world, command_id: str, params: dict) -> None:
-    """After moto's SendCommand: add the [fleet] instances it targets; ship their reports when ship=true."""
-    specs = [s for s in world.scenario.get("fleet", {}).get("instances", []) if _fleet_targeted(s, params)]
-    if not specs:
-        return
-    command = next(c for c in world.backend("ssm")._commands if c.command_id == command_id)
-    command.instance_ids += [s["id"] for s in specs if s["id"] not in command.instance_ids]
-    command.target_count = len(command.instance_ids)
-    world.fleet_runs[command_id] = {"sent": time.time(), "instances": {s["id"]: s for s in specs}}
-    parameters = params.get("Parameters") or {}
-    if parameters.get("ship") != ["true"]:
-        return
-    group, logs = (parameters.get("logGroup") or ["/vpce-doctor/reports"])[0], world.client("logs")
-    for spec in specs:
-        if spec.get("report") and spec["outcome"] in ("Success", "Failed"):
-            with open(spec["report"]) as handle:
-                report = json.load(handle)
-            report["instance"]["instance_id"] = spec["id"]
-            try:
-                logs.create_log_stream(logGroupName=group, logStreamName=spec["id"])
-            except logs.exceptions.ResourceAlreadyExistsException:
-                pass
-            logs.put_log_events(logGroupName=group, logStreamName=spec["id"], logEvents=[
-                {"timestamp": int(time.time() * 1000), "message": json.dumps(report)}])
-
-
-def fleet_invocation(world, command, instance_id, listed: bool, with_plugins: bool = False) -> dict | None:
-    """A [fleet] instance's invocation (ListCommandInvocations' shape, or GetCommandInvocation's)."""
-    run = world.fleet_runs.get(command.command_id) or {"instances": {}}
-    spec = run["instances"].get(instance_id)
-    if spec is None:
-        return None
-    status, details = FLEET_OUTCOMES[spec["outcome"]]
-    ran = spec["outcome"] in ("Success", "Failed")
-    if time.time() < run["sent"] + float(spec.get("seconds", 0)):
-        status = details = "InProgress" if ran or spec["outcome"] == "Execution Timed Out" else "Pending"
-    done = status in ("Success", "Failed", "TimedOut")
-    answer = {"CommandId": command.command_id, "InstanceId": instance_id, "DocumentName": command.document_name,
-              "DocumentVersion": "$DEFAULT", "Comment": command.comment, "Status": status, "StatusDetails": details,
-              "StandardOutputUrl": "", "StandardErrorUrl": ""}
-    code = int(spec.get("exit_code", 0 if spec["outcome"] == "Success" else 1))
-    if listed:
-        plugins = [{"Name": "runVpceDoctor", "Status": status, "StatusDetails": details,
-                    "ResponseCode": code if done and ran else -1,
-                    "Output": (spec.get("output", "") if done and ran else "")[:2500]}] if with_plugins else []
-        return {**answer, "RequestedDateTime": calendar.timegm(command.requested_date_time.utctimetuple()),
-                "CommandPlugins": plugins}
-    return {**answer, "PluginName": "runVpceDoctor", "ResponseCode": code if done and ran else -1,
-            "StandardOutputContent": spec.get("output", "") if done and ran else "", "StandardErrorContent": ""}
 
 
 class Front:
@@ -381,7 +236,7 @@ class Front:
         denied = self._authorize(req, arn, resource) if arn else None
         if denied:
             return denied
-        if throttled(world, req.operation):
+        if aws_fleet.throttled(world, req.operation):
             return self._error(req, 400, "ThrottlingException", "Rate exceeded")
         denied = self._user(req) if not arn else None
         if denied:
@@ -403,7 +258,7 @@ class Front:
     def _answer(self, req: Request, arn: str | None, status: int, headers: list, body: bytes):
         """moto's answer, made AWS's."""
         if req.protocol == "json" and req.action == "ssm:SendCommand" and status == 200:
-            fleet_sent(self.world, json.loads(body)["Command"]["CommandId"], req.params)
+            aws_fleet.sent(self.world, json.loads(body)["Command"]["CommandId"], req.params)
         if arn and status == 404 and req.action in ("s3:GetObject", "s3:GetObjectVersion") and \
                 self._judge(arn, req, "s3:ListBucket", f"arn:aws:s3:::{req.bucket}") is not None:
             # S3 answers 403, not 404, for a missing key to a caller without s3:ListBucket (GetObject API
