@@ -77,11 +77,11 @@ def judge(status: str, details: str, exit_code: Optional[int]) -> str:
     if details in ("Undeliverable", "Delivery Timed Out") or status == "TimedOut":
         return "not delivered" if details != "Execution Timed Out" else "timed out"
     if exit_code in VERDICTS:
-        return VERDICTS[exit_code]  # type: ignore[index]
+        return VERDICTS[exit_code]
     return "healthy" if status == "Success" else "failed" if details == "Failed" else "not run"
 
 
-def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[str, Mapping]) -> Dict[str, object]:
+def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[str, Mapping]) -> Dict[str, Any]:
     """The fleet document (schema vpce-doctor/fleet/1) from the invocations and what was read for each."""
     rows = []
     for inv in invocations:
@@ -89,7 +89,8 @@ def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[st
         details, code = inv.get("StatusDetails") or status, got.get("exit_code")
         rows.append({"instance_id": inv["InstanceId"], "invocation_status": details, "status": status,
                      "exit_code": code, "verdict": judge(status, details, code),
-                     "root_causes": list(got.get("root_causes") or [])[:MAX_CAUSES], "source": got.get("source", "none"),
+                     "root_causes": list(got.get("root_causes") or [])[:MAX_CAUSES],
+                     "source": got.get("source", "none"),
                      **({"conflict": got["conflict"]} if got.get("conflict") else {}),
                      **({"changed": got["changed"]} if got.get("changed") else {}),
                      **({"first_broken": got["first_broken"]} if got.get("first_broken") else {}),

@@ -5,8 +5,29 @@ from dataclasses import replace
 from typing import Sequence, Tuple
 
 from ..model import Check
-from . import (agent, agent_logs, aws_buckets, clock, diagnostics, dns, identity, imds, local, names, remote, resolver,
-               run_command, s3, session, session_logs, ssm_view, tcp, tls, vpc, vpc_remote)
+from . import (
+    agent,
+    agent_logs,
+    aws_buckets,
+    clock,
+    diagnostics,
+    dns,
+    identity,
+    imds,
+    local,
+    names,
+    remote,
+    resolver,
+    run_command,
+    s3,
+    session,
+    session_logs,
+    ssm_view,
+    tcp,
+    tls,
+    vpc,
+    vpc_remote,
+)
 
 
 def catalogue(targets, settings, imds_only: bool = True) -> Tuple[Check, ...]:
@@ -98,7 +119,8 @@ def api_services(checks: Sequence[Check]) -> Tuple[str, ...]:
     """The services whose clients these checks will call, to create them ahead of time."""
     ids = {c.id for c in checks}
     wanted = {"sts:identity": "sts", "vpc:endpoints": "ec2", "s3:bucket": "s3", "s3:list": "s3",
-              "session:preferences": "ssm", "session:s3": "s3", "session:logs": "logs", "session:kms": "kms"}
+              "session:preferences": "ssm", "session:s3": "s3", "session:logs": "logs", "session:kms": "kms",
+              "ssm:registration": "ssm"}
     return tuple(dict.fromkeys(service for check_id, service in wanted.items() if check_id in ids))
 
 

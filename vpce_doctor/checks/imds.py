@@ -119,8 +119,8 @@ def _no_token(facts: Facts, token: Reply, local_families: tuple, evidence: dict)
     if key in TOKEN_FAILURES:
         code, cause, remedy = TOKEN_FAILURES[key]
         return Result(Status.FAIL, f"IMDSv2 token request to {imds.endpoint} failed: {seen} after "
-                      f"{token.elapsed_ms:.0f} ms", cause=cause, code=code, remedy=remedy.filled(instance=facts.instance_id or "<instance-id>"),
-                      evidence=evidence)
+                      f"{token.elapsed_ms:.0f} ms", cause=cause, code=code,
+                      remedy=remedy.filled(instance=facts.instance_id or "<instance-id>"), evidence=evidence)
     return Result(Status.FAIL, f"IMDSv2 token request to {imds.endpoint} failed: {seen}",
                   cause="The answer is not what IMDS gives; something else is listening at its address.",
                   code="unexpected", evidence=evidence)
@@ -166,11 +166,12 @@ def assess_profile(facts: Facts, dhmc: bool = False) -> Result:
         role = facts.role_name or "<role>"
         trust = code == "AssumeRoleUnauthorizedAccess"
         return Result(Status.FAIL, f"instance profile {facts.instance_profile_arn} is attached, but IMDS gives no "
-                      f"credentials for its role {role}: Code {code}", code="trust-policy" if trust else "no-credentials",
-                      cause=("iam/info says Success, yet iam/security-credentials/ answers AssumeRoleUnauthorizedAccess: "
-                             "the role's trust policy does not let ec2.amazonaws.com assume it (aws/aws-cli#2060), so "
-                             "the agent, the CLI and every SDK on the instance have no credentials." if trust else
-                             "IMDS could not issue the role's credentials."),
+                      f"credentials for its role {role}: Code {code}",
+                      code="trust-policy" if trust else "no-credentials",
+                      cause=("iam/info says Success, yet iam/security-credentials/ answers "
+                             "AssumeRoleUnauthorizedAccess: the role's trust policy does not let ec2.amazonaws.com "
+                             "assume it (aws/aws-cli#2060), so the agent, the CLI and every SDK on the instance have "
+                             "no credentials." if trust else "IMDS could not issue the role's credentials."),
                       remedy=TRUST_EC2.filled(role=role) if trust else None, evidence=evidence)
     if facts.instance_profile_arn:
         return Result(Status.PASS, f"instance profile {facts.instance_profile_arn}", evidence=evidence)
@@ -186,7 +187,8 @@ def assess_profile(facts: Facts, dhmc: bool = False) -> Result:
         return Result(Status.FAIL, "no instance profile is attached (IMDS iam/info: 404)",
                       cause="Without an instance profile the SSM agent has no credentials, unless Default Host "
                             "Management Configuration is on; the instance never shows as managed.",
-                      code="none", remedy=ATTACH_PROFILE.filled(instance=facts.instance_id or "<instance-id>"), evidence=evidence)
+                      code="none", remedy=ATTACH_PROFILE.filled(instance=facts.instance_id or "<instance-id>"),
+                      evidence=evidence)
     seen = f"HTTP {reply.status}" if reply and reply.status else (reply.error if reply else "no answer")
     return Result(Status.FAIL, f"IMDS iam/info could not be read: {seen}",
                   cause="IMDS answered the other paths but not this one, or answered it with something that is "

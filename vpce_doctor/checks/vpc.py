@@ -22,7 +22,8 @@ def check(services: Sequence[str] = ()) -> Check:
 
 def run(ctx, prior) -> Result:
     facts = ctx.facts
-    addresses = {t.service: dns.addresses(prior[f"dns:{t.service}"]) for t in ctx.targets if f"dns:{t.service}" in prior}
+    addresses = {t.service: dns.addresses(prior[f"dns:{t.service}"]) for t in ctx.targets
+                 if f"dns:{t.service}" in prior}
     seen = vpc_observe.observe(ctx.clients.client("ec2"), facts.vpc_id, facts.subnet_id, facts.security_groups,
                    ctx.endpoint_service_name("s3", gateway=True) if addresses.get("s3") else None)
     return assess(seen, [t.service for t in ctx.targets], ctx.region, facts.vpc_id, list(facts.vpc_cidrs),
@@ -161,8 +162,9 @@ def _missing(view: View, service: str) -> List[Problem]:
         f"--security-group-ids {group} --private-dns-enabled"
     text = f"no endpoint for {service} in {view.vpc_id} ({name})"
     if hub and not gateway:
-        text += (f", and unlike {', '.join(hub)} its name has no private record shared from another VPC: create it "
-                 f"where the shared endpoints live, with its private hosted zone associated with {view.vpc_id}, or here")
+        text += (f", and unlike {', '.join(hub)} its name has no private record shared from another VPC: create "
+                 f"it where the shared endpoints live, with its private hosted zone associated with {view.vpc_id}, "
+                 "or here")
     return [Problem(text,
                     f"aws ec2 create-vpc-endpoint --vpc-id {view.vpc_id or '<vpc-id>'} --vpc-endpoint-type "
                     f"{'Gateway' if gateway else 'Interface'} --service-name {name} {where}", "no-endpoint",
