@@ -69,10 +69,7 @@ def assess(buckets: Sequence[Bucket], answers: Mapping[str, Mapping[str, object]
             denied.append((bucket, answer))
         elif seen is None and effect in BLOCKED:
             predicted.append(bucket)
-        if seen in ("allowed", "denied") and effect in (*BLOCKED, "allow") and (seen == "allowed") != (
-                effect == "allow"):
-            contradicted.append(f"{bucket.name}: S3 {'let the read through' if seen == 'allowed' else 'denied it'}"
-                                f" though the policy as read {'allows' if effect == 'allow' else 'blocks'} it")
+        contradicted.extend(_contradiction(bucket, seen, effect))
     evidence = {"endpoint": where.endpoint, "os": where.os_name or None, "repository_url": where.repo_url,
                 "buckets": rows, **({"disagreements": contradicted} if contradicted else {})}
     if denied or predicted:
@@ -82,6 +79,15 @@ def assess(buckets: Sequence[Bucket], answers: Mapping[str, Mapping[str, object]
         return replace(result, summary=f"{result.summary}; dnf's mirror list is {where.repo_url}, not on S3 "
                                        "(not judged here)")
     return result
+
+
+def _contradiction(bucket: Bucket, seen: Optional[str], effect: Optional[str]) -> List[str]:
+    """S3's answer against the endpoint policy as evaluated here, when they disagree (S3's answer stands)."""
+    if seen not in ("allowed", "denied") or effect not in (*BLOCKED, "allow") or (seen == "allowed") == (
+            effect == "allow"):
+        return []
+    return [f"{bucket.name}: S3 {'let the read through' if seen == 'allowed' else 'denied it'}"
+            f" though the policy as read {'allows' if effect == 'allow' else 'blocks'} it"]
 
 
 def _not_blocked(buckets, answers, judged: Optional[Result], where: Where, evidence) -> Result:
