@@ -83,18 +83,7 @@ def judge(status: str, details: str, exit_code: Optional[int]) -> str:
 
 def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[str, Mapping]) -> Dict[str, Any]:
     """The fleet document (schema vpce-doctor/fleet/1) from the invocations and what was read for each."""
-    rows = []
-    for inv in invocations:
-        got, status = found.get(inv["InstanceId"]) or {}, inv.get("Status", "")
-        details, code = inv.get("StatusDetails") or status, got.get("exit_code")
-        rows.append({"instance_id": inv["InstanceId"], "invocation_status": details, "status": status,
-                     "exit_code": code, "verdict": judge(status, details, code),
-                     "root_causes": list(got.get("root_causes") or [])[:MAX_CAUSES],
-                     "source": got.get("source", "none"),
-                     **({"conflict": got["conflict"]} if got.get("conflict") else {}),
-                     **({"changed": got["changed"]} if got.get("changed") else {}),
-                     **({"first_broken": got["first_broken"]} if got.get("first_broken") else {}),
-                     **({"remote_exit_code": got["remote_exit_code"]} if "remote_exit_code" in got else {})})
+    rows = [_row(inv, found.get(inv["InstanceId"]) or {}) for inv in invocations]
     # grouped by the change that broke them: instances broken by one change sit together
     rows.sort(key=lambda r: (ORDER.index(r["verdict"]), r.get("changed") or "~", r["instance_id"]))
     verdicts = {r["verdict"] for r in rows}
@@ -104,6 +93,19 @@ def summarize(command_id: str, invocations: Sequence[Mapping], found: Mapping[st
               "changes": dict(Counter(r["changed"] for r in rows if r.get("changed")))}
     return {"schema": SCHEMA, "tool_version": __version__, "command_id": command_id, "instances": rows,
             "totals": totals, "exit_code": 1 if verdicts & set(FAILING) else 2 if verdicts != {"healthy"} else 0}
+
+
+def _row(inv: Mapping, got: Mapping) -> Dict[str, Any]:
+    """One instance's row: its invocation's status, and what was read for it (see fleet_read.believed)."""
+    status = inv.get("Status", "")
+    details, code = inv.get("StatusDetails") or status, got.get("exit_code")
+    return {"instance_id": inv["InstanceId"], "invocation_status": details, "status": status,
+            "exit_code": code, "verdict": judge(status, details, code),
+            "root_causes": list(got.get("root_causes") or [])[:MAX_CAUSES], "source": got.get("source", "none"),
+            **({"conflict": got["conflict"]} if got.get("conflict") else {}),
+            **({"changed": got["changed"]} if got.get("changed") else {}),
+            **({"first_broken": got["first_broken"]} if got.get("first_broken") else {}),
+            **({"remote_exit_code": got["remote_exit_code"]} if "remote_exit_code" in got else {})}
 
 
 def matrix(doc: Mapping) -> str:
