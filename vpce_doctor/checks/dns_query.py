@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List
 
+CNAME = 5  # the CNAME record type (RFC 1035 3.2.2)
 MAX_ALIASES = 8  # CNAME hops followed to tell a loop from another SERVFAIL (dnspython itself gives up at 16)
 
 
@@ -16,7 +17,8 @@ def lookup(resolver, name: str, kind: str, timeout: float) -> Dict[str, Any]:
     try:
         answer = resolver.resolve(name, kind, lifetime=timeout, search=False, raise_on_no_answer=False)
         addresses = sorted(r.to_text() for r in answer.rrset) if answer.rrset is not None else []
-        chain = [str(rr.target).rstrip(".") for rrset in answer.response.answer if rrset.rdtype == 5 for rr in rrset]
+        chain = [str(rr.target).rstrip(".") for rrset in answer.response.answer if rrset.rdtype == CNAME
+                 for rr in rrset]
         outcome.update(code="answer" if addresses else "nodata", addresses=addresses, cnames=chain)
     except dns.resolver.NXDOMAIN:
         outcome["code"] = "nxdomain"
