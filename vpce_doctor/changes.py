@@ -24,11 +24,12 @@ def record(report: Mapping[str, Any]) -> Dict[str, Any]:
         if not (isinstance(finding, Mapping) and isinstance(finding.get("id"), str) and len(finding["id"]) <= SHORT):
             continue
         evidence = found if isinstance(found := finding.get("evidence"), Mapping) else {}
+        causes = [c[:SHORT] for c in _list(finding.get("caused_by")) if isinstance(c, str)][:SHORT]
         checks[finding["id"]] = {"status": str(finding.get("status"))[:SHORT],
                                  "code": _short(finding.get("code") or ""),
                                  "needs": [n for n in _list(finding.get("needs")) if isinstance(n, str)][:SHORT],
                                  "summary": str(finding.get("summary") or "")[:300],
-                                 "seen": fingerprint.seen(finding["id"], evidence, instance)}
+                                 "seen": fingerprint.seen(finding["id"], evidence, instance, causes)}
     return {"schema": RECORD, "started_at": _short(report.get("started_at") or ""),
             "exit_code": code if type(code) is int else None, "instance_id": _short(instance.get("instance_id")),
             "checks": checks}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import redact
 
@@ -28,11 +28,13 @@ INSTANCE_FACTS = ("region", "availability_zone", "vpc_id", "vpc_cidrs", "subnet_
                   "security_groups", "private_ip", "instance_profile_arn")
 
 
-def seen(check_id: str, evidence: Mapping[str, Any], instance: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """The stable part of one check's evidence, as a small JSON-safe dict."""
+def seen(check_id: str, evidence: Mapping[str, Any], instance: Optional[Mapping[str, Any]] = None,
+         caused_by: Sequence[str] = ()) -> Dict[str, Any]:
+    """The stable part of one check's evidence and of the findings it names as its cause, as a small JSON-safe dict."""
+    evidence = _with_causes(evidence if isinstance(evidence, Mapping) else {}, caused_by)
     special = _SPECIAL[check_id] if check_id in _SPECIAL else _dns_name if check_id.startswith("dns:") else None
     if special is not None:
-        return special(evidence if isinstance(evidence, Mapping) else {}, instance or {})
+        return special(evidence, instance or {})
     value = _stable(evidence, 0)
     return value if isinstance(value, dict) else {}
 
@@ -43,8 +45,17 @@ def digest(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def of(check_id: str, evidence: Mapping[str, Any], instance: Optional[Mapping[str, Any]] = None) -> str:
-    return digest(seen(check_id, evidence, instance))
+def of(check_id: str, evidence: Mapping[str, Any], instance: Optional[Mapping[str, Any]] = None,
+       caused_by: Sequence[str] = ()) -> str:
+    return digest(seen(check_id, evidence, instance, caused_by))
+
+
+def _with_causes(evidence: Mapping[str, Any], caused_by: Sequence[str]) -> Dict[str, Any]:
+    """A finding's caused_by (an evidence key in reports before it became a field of its own) counts as part of what
+    it saw, whichever report it comes from; an empty one is no cause at all."""
+    causes = list(caused_by) or (evidence.get("caused_by") if isinstance(evidence.get("caused_by"), list) else [])
+    rest = {k: v for k, v in evidence.items() if k != "caused_by"}
+    return {**rest, "caused_by": [str(c) for c in causes]} if causes else rest
 
 
 def _stable(value: Any, depth: int) -> Any:

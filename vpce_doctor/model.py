@@ -94,6 +94,9 @@ class Result:
     code: str = ""               # a stable slug for the cause ("timeout", "nxdomain"), for machines
     remedy: Optional[Remedy] = None
     evidence: Mapping[str, Any] = field(default_factory=dict)  # JSON-safe facts behind the verdict
+    # The checks this one names as the reason it did not pass, when the dependency is known only at run time (a
+    # session-log bucket's path, the channel Run Command fell back to): Report.root_causes leaves it out behind them.
+    caused_by: Tuple[str, ...] = ()
 
 
 Prior = Mapping[str, Result]  # results of the checks named in `needs`, and nothing else
@@ -142,8 +145,8 @@ class Report:
 
     @property
     def root_causes(self) -> Tuple[Finding, ...]:
-        """Failures whose prerequisites passed and that nothing else explains: a skipped check, or one whose
-        evidence names a finding that did not pass as its reason (caused_by), is a consequence. A warning that
+        """Failures whose prerequisites passed and that nothing else explains: a skipped check, or one that
+        names a finding that did not pass as its reason (Result.caused_by), is a consequence. A warning that
         explains a failure (credentials shadowing the instance profile) is a root cause itself."""
         status = {f.check.id: f.status for f in self.findings}
 
@@ -178,9 +181,5 @@ class Report:
 
 
 def caused_by(finding: Finding) -> Tuple[str, ...]:
-    """The checks a finding names as the reason it did not pass (checks whose dependency is known only at run
-    time, such as a session-log bucket's path, say so in their evidence)."""
-    if finding.status in MET:
-        return ()
-    named = finding.result.evidence.get("caused_by") or ()
-    return tuple(named) if isinstance(named, (list, tuple)) else ()
+    """The checks a finding names as the reason it did not pass (Result.caused_by); none when it passed."""
+    return () if finding.status in MET else finding.result.caused_by

@@ -104,6 +104,12 @@ class Interrupted(Exception):
         self.findings = findings
 
 
+def blocker(result: Result) -> Optional[str]:
+    """The prerequisite that kept a skipped check from running (what the runner named when it skipped it)."""
+    named = result.evidence.get("blocked_by") if result.status is Status.SKIP else None
+    return str(named) if named else None
+
+
 def _settle_rest(checks, findings, settle, summary: str, code: str) -> None:
     for check in checks:
         if check.id not in findings:

@@ -97,20 +97,20 @@ def test_a_network_root_cause_is_named_as_the_cause_of_the_agents_line():
     case = CORPUS[0]  # DNS timeout behind the health ping (#312)
     network = {"dns:resolver": ("fail", "timeout"), "dns:ssm": ("skip", "blocked")}
     result = agent_logs.assess_logs(tails([case]), now_for([case]), VALUES, network)
-    assert result.code == "dns-timeout" and result.evidence["caused_by"] == ["dns:resolver"]
+    assert result.code == "dns-timeout" and result.caused_by == ("dns:resolver",)
     assert "explained by dns:resolver" in result.summary
 
 
 def test_no_role_without_its_cause_is_judged_with_imds():
     case = next(c for c in CORPUS if c.get("group") == "no-role-imds-unreachable-609" and c["code"] == "no-role")
     unreachable = agent_logs.assess_logs(tails([case]), now_for([case]), VALUES, {"imds:token": ("fail", "timeout")})
-    assert unreachable.evidence["caused_by"] == ["imds:token"] and "cannot reach IMDS" in unreachable.cause
+    assert unreachable.caused_by == ("imds:token",) and "cannot reach IMDS" in unreachable.cause
     absent = agent_logs.assess_logs(tails([case]), now_for([case]), VALUES,
                                     {"imds:token": ("pass", ""), "imds:profile": ("fail", "none")})
-    assert absent.evidence["caused_by"] == ["imds:profile"]
+    assert absent.caused_by == ("imds:profile",)
     attached = agent_logs.assess_logs(tails([case]), now_for([case]), VALUES,
                                       {"imds:token": ("pass", ""), "imds:profile": ("pass", "")})
-    assert "caused_by" not in attached.evidence and "profile attached" in attached.cause
+    assert attached.caused_by == () and "profile attached" in attached.cause
 
 
 def test_a_reset_while_the_doctors_tls_passes_names_the_go_client_hello():
@@ -122,7 +122,7 @@ def test_a_reset_while_the_doctors_tls_passes_names_the_go_client_hello():
     older = agent_logs.assess_logs(tails([case]), now_for([case]), VALUES, network, "3.3.1142.0")
     assert "ClientHello" not in older.cause
     failing = agent_logs.assess_logs(tails([case]), now_for([case]), VALUES, {"tls:ssm": ("fail", "reset")})
-    assert failing.evidence["caused_by"] == ["tls:ssm"] and "ClientHello" not in failing.cause
+    assert failing.caused_by == ("tls:ssm",) and "ClientHello" not in failing.cause
 
 
 def test_dial_timeouts_on_private_and_public_addresses_are_explained_apart():

@@ -248,13 +248,13 @@ def test_run_command_channels_for_each_agent_generation():
     no_fallback = run_command.assess("pass", "fail", (3, 2, 0, 0), {})
     assert (no_fallback.status, no_fallback.code) == (Status.WARN, "no-fallback")
     fallback = run_command.assess("skip", "pass", current, {"region": "eu-west-1"})
-    assert (fallback.code, fallback.evidence["caused_by"]) == ("fallback-only", ["tls:ssmmessages"])
+    assert (fallback.code, fallback.caused_by) == ("fallback-only", ("tls:ssmmessages",))
     assert "com.amazonaws.eu-west-1.ssmmessages" in fallback.remedy.commands[0]
     assert run_command.assess("pass", "fail", old, {}).code == "undeliverable"
     assert run_command.assess("fail", "pass", old, {}).status is Status.PASS
     dead = run_command.assess("fail", "skip", current, {})
-    assert (dead.status, dead.code, dead.evidence["caused_by"]) == (
-        Status.FAIL, "undeliverable", ["tls:ssmmessages", "tls:ec2messages"])
+    assert (dead.status, dead.code, dead.caused_by) == (
+        Status.FAIL, "undeliverable", ("tls:ssmmessages", "tls:ec2messages"))
 
 
 def test_control_plane_names_s3_outside_the_prefix_list_and_a_missing_zone():

@@ -100,7 +100,7 @@ def test_imds_turned_off_means_no_session_not_probably_one():
              "session:preferences": ("skip", "blocked", "not run")}
     found = session.predict(prior, {})
     assert (found.status, found.code) == (Status.FAIL, "fails")
-    assert "no credentials from IMDS" in found.summary and found.evidence["caused_by"] == ["imds:token"]
+    assert "no credentials from IMDS" in found.summary and found.caused_by == ("imds:token",)
     # a container behind a hop limit of 1 loses IMDS while the agent on the host keeps it: not a prediction
     hop = session.predict({**prior, "imds:token": ("fail", "timeout", "no answer")}, {})
     assert hop.code == "unknown"

@@ -149,5 +149,5 @@ def test_missing_credentials_follow_from_the_imds_endpoint_mode():
     from vpce_doctor.checks import identity
     result = identity.assess_source(None, "Unable to retrieve token", "arn:aws:iam::123456789012:instance-profile/p",
                                     "i-0123456789abcdef0", imds_mode=True)
-    assert result.code == "no-credentials" and result.evidence["caused_by"] == ["names:dialled"]
-    assert "caused_by" not in identity.assess_source(None, "x", None).evidence
+    assert result.code == "no-credentials" and result.caused_by == ("names:dialled",)
+    assert identity.assess_source(None, "x", None).caused_by == ()

@@ -77,7 +77,7 @@ def test_registration_is_explained_by_what_failed_before_it():
     alone = judge.assess_registration(nothing, IID)
     assert alone.code == "not-registered" and "only the instance sees" in alone.cause
     explained = judge.assess_registration(nothing, IID, ["iam:role"])
-    assert explained.evidence["caused_by"] == ["iam:role"]
+    assert explained.caused_by == ("iam:role",)
     lost = Call(ok=True, response={"InstanceInformationList": [
         {"InstanceId": IID, "PingStatus": "ConnectionLost", "LastPingDateTime": "2026-11-28T09:12:44Z",
          "AgentVersion": "3.3.2958.0", "PlatformName": "Amazon Linux", "PlatformVersion": "2023"}]})

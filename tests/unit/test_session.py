@@ -21,8 +21,8 @@ def seconds(result):
 def test_a_healthy_session_and_the_connection_failures_that_fail_at_once():
     assert session.predict({"tls:ssm": ("pass", "", "")}, {"s3BucketName": "b"}).status is Status.PASS
     at_once = session.predict({"ssm:agent": ("fail", "not-running", "amazon-ssm-agent is not running")}, {})
-    assert at_once.code == "fails" and "fails at once" in at_once.summary and at_once.evidence["caused_by"] == \
-        ["ssm:agent"]
+    assert at_once.code == "fails" and "fails at once" in at_once.summary and at_once.caused_by == \
+        ("ssm:agent",)
     skipped = session.predict({"tls:ssmmessages": ("skip", "blocked", "not run: tcp:ssmmessages is fail")}, {})
     assert skipped.code == "fails" and "TargetNotConnected" in skipped.summary
 

@@ -42,7 +42,7 @@ def test_connection_lost_is_explained_by_what_fails_here_and_dated_by_the_kept_r
     assert result.status is Status.FAIL and result.code == "connection-lost"
     assert result.summary.startswith(f"SSM says {IID} is ConnectionLost (last ping 2026-11-28T11:58:04Z)")
     assert "dns:ssm fails here: ssm.eu-west-1.amazonaws.com resolves to 52.119.196.10" in result.summary
-    assert result.evidence["caused_by"] == ["dns:ssm"] and result.remedy is None
+    assert result.caused_by == ("dns:ssm",) and result.remedy is None
     assert "last healthy run was 2026-11-28T11:45:02Z" in result.cause
     assert "first broken run 2026-11-28T12:00:03Z, when dns:ssm began to fail" in result.cause
     assert "stopped reporting" not in result.cause  # the last ping came after the healthy run
@@ -57,7 +57,7 @@ def test_connection_lost_while_every_probe_passes_points_at_the_agent():
     result = ssm_view.assess(listed(PingStatus="ConnectionLost"), None, IID, {**PASSING, **logs},
                              {"last_healthy": "2026-11-28T12:15:00Z"})
     assert result.status is Status.FAIL and result.code == "connection-lost"
-    assert result.evidence["caused_by"] == []  # a root cause: nothing here explains it
+    assert result.caused_by == ()  # a root cause: nothing here explains it
     assert "while every probe of the agent's path to ssm passes here" in result.summary
     assert "ssm:UpdateInstanceInformation" in result.cause and "access-denied (3 lines" in result.cause
     # SSM lost the agent at 11:58, before a run at 12:15 that was healthy: the agent, not the path
@@ -69,13 +69,13 @@ def test_a_broken_session_channel_does_not_explain_connection_lost():
     # PingStatus follows UpdateInstanceInformation on the ssm endpoint (agent/health/healthcheck.go), not ssmmessages
     result = ssm_view.assess(listed(PingStatus="ConnectionLost"), None, IID,
                              local(dns_ssmmessages="resolves to 203.0.113.10"), {})
-    assert result.code == "connection-lost" and result.evidence["caused_by"] == []
+    assert result.code == "connection-lost" and result.caused_by == ()
 
 
 def test_never_registered_with_the_agent_stopped():
     result = ssm_view.assess(Call(ok=True, response={"InstanceInformationList": []}), None, IID,
                              local(ssm_agent="amazon-ssm-agent is installed but not running"), {})
-    assert result.code == "not-registered" and result.evidence["caused_by"] == ["ssm:agent"]
+    assert result.code == "not-registered" and result.caused_by == ("ssm:agent",)
     assert result.summary == (f"SSM has never heard from {IID}, and ssm:agent fails here: amazon-ssm-agent is "
                               "installed but not running")
 
@@ -86,12 +86,12 @@ def test_online_but_session_manager_not_connected_because_ssmmessages_fails_here
     assert result.status is Status.FAIL and result.code == "session-not-connected"
     assert "is Online (last ping 2026-11-28T11:58:04Z, agent 3.3.2958.0) but Session Manager says notconnected: " \
            "tls:ssmmessages failed here" in result.summary
-    assert result.evidence["caused_by"] == ["tls:ssmmessages"] and result.evidence["connection"] == "notconnected"
+    assert result.caused_by == ("tls:ssmmessages",) and result.evidence["connection"] == "notconnected"
 
 
 def test_online_but_not_connected_while_ssmmessages_works_here():
     result = ssm_view.assess(listed(), connection("notconnected"), IID, PASSING, {})
-    assert result.code == "session-not-connected" and result.evidence["caused_by"] == []
+    assert result.code == "session-not-connected" and result.caused_by == ()
     assert "ssmmessages:CreateControlChannel" in result.cause and result.remedy is not None
 
 

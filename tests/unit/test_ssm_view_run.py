@@ -52,7 +52,7 @@ def test_run_asks_ssm_about_this_instance_and_dates_it_by_the_kept_runs(tmp_path
     assert sorted(ssm.calls) == [("describe_instance_information", {"Filters": [{"Key": "InstanceIds",
                                                                                  "Values": [IID]}]}),
                                  ("get_connection_status", {"Target": IID})]  # made at once
-    assert result.code == "connection-lost" and result.evidence["caused_by"] == ["dns:ssm"]
+    assert result.code == "connection-lost" and result.caused_by == ("dns:ssm",)
     assert "last healthy run was 2026-11-28T11:45:02Z; its first broken run 2026-11-28T12:00:03Z, when dns:ssm " \
            "began to fail" in result.cause
 

@@ -140,11 +140,10 @@ def _warn(top: dict, causes: Sequence[dict], evidence: Dict[str, object], values
     others = ", ".join(f"{m['code']} ({m['recent']}×)" for m in causes if m is not top)
     also = f" Also seen: {others}." if others else ""
     explained = f"; explained by {', '.join(judged.caused_by)}" if judged.caused_by else ""
-    if judged.caused_by:
-        evidence = {**evidence, "caused_by": list(judged.caused_by)}
     remedy = (judged.remedy or top["remedy"]).filled(**values)
     return Result(Status.WARN, f"agent log: {top['meaning'].split(':')[0]} ({top['recent']}× in 24 h, last "
                   f"{top['last'] or 'time unknown'}){explained}", code=top["code"], evidence=evidence,
+                  caused_by=tuple(judged.caused_by),
                   cause=f"The agent logged \"{top['example']}\": {judged.meaning or top['meaning']}.{judged.note}"
                         f"{also}", remedy=remedy)
 

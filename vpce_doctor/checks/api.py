@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..aws import Call
 from ..model import Remedy
+from . import vpc
 
 POLICY_DOC = "https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html"
 S3_ENDPOINT_POLICIES_DOC = ("https://docs.aws.amazon.com/AmazonS3/latest/userguide/"
@@ -39,8 +40,13 @@ class Verdict:
 
     @property
     def evidence(self) -> Dict[str, object]:
-        """What goes into the finding's evidence: the certainty, and the finding this one follows from."""
-        return {"certainty": self.certainty, **({"caused_by": [FOLLOWS[self.code]]} if self.code in FOLLOWS else {})}
+        """What goes into the finding's evidence: the certainty."""
+        return {"certainty": self.certainty}
+
+    @property
+    def caused_by(self) -> Tuple[str, ...]:
+        """The finding this one follows from (clock:skew for a signature refused as expired, ...), if any."""
+        return (FOLLOWS[self.code],) if self.code in FOLLOWS else ()
 
 
 def judge(call: Call, action: str, resource: str = "*", principal: Optional[str] = None,
@@ -207,8 +213,4 @@ def policy_context(principal: Optional[str]) -> Mapping[str, Optional[str]]:
 def endpoint_of(prior: Mapping[str, object], service: str) -> Dict[str, Any]:
     """The endpoint id and policy the control-plane cross-check read for a service, when it ran and could read it:
     the one on this instance's path, with the one it bypasses as "other" (S3's gateway and interface endpoints)."""
-    cross = prior.get("vpc:endpoints")
-    endpoints = getattr(cross, "evidence", {}).get("endpoints", {}) if cross is not None else {}
-    found = endpoints.get(service) or {}
-    return {"id": found.get("id"), "policy": found.get("policy"), "type": found.get("type"),
-            **({"other": found["other"]} if found.get("other") else {})}
+    return vpc.endpoint(prior.get("vpc:endpoints"), service)

@@ -16,7 +16,7 @@ from .. import anonymous_get, aws_buckets, dnf_repo, instance_files, policy
 from ..aws_buckets import ANONYMOUS, Bucket
 from ..context import CaBundleError
 from ..model import Check, Remedy, Result, Severity, Status
-from . import api, aws_buckets_probe
+from . import api, aws_buckets_probe, identity
 
 BLOCKED = ("explicit-deny", "implicit-deny")
 PROBE_S = 3.0  # one probe's whole time, cut to what is left of the run: a small object from an endpoint in-Region
@@ -41,8 +41,7 @@ def run(ctx, prior) -> Result:
     except CaBundleError:  # tls:s3 has said why; nothing could be verified
         answers = {}
     endpoint = api.endpoint_of(prior, "s3")
-    identity = prior.get("sts:identity")
-    principal = identity.evidence.get("arn") if identity is not None else None
+    principal = identity.arn(prior.get("sts:identity"))
     os_name = release.get("PRETTY_NAME") or release.get("ID") or ""
     judged = assess(endpoint, buckets, principal,
                     policy.request_context(None, endpoint.get("id"), ctx.facts.vpc_id, ctx.facts.private_ip),

@@ -22,7 +22,7 @@ def assess(dates: Sequence[Tuple[float, float]], not_run: Sequence[str] = ()) ->
     """dates: (local epoch when the response arrived, the response's Date header); Date has 1 s resolution."""
     if not dates:
         return Result(Status.SKIP, "not measured: no AWS response to compare the clock with", code="unmeasured",
-                      evidence={"caused_by": list(not_run)})
+                      caused_by=tuple(not_run))
     skew = statistics.median(local - server for local, server in dates)
     evidence = {"skew_s": round(skew, 1), "responses": len(dates)}
     direction = "ahead of" if skew > 0 else "behind"

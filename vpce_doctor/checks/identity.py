@@ -5,7 +5,7 @@ from typing import Mapping, Optional
 
 from ..aws import PROVIDERS, Call, call
 from ..model import Check, Remedy, Result, Severity, Status
-from . import api
+from . import api, names
 
 ATTACH = Remedy("Attach an instance profile to the instance, or run where credentials are configured.",
                 ("aws ec2 associate-iam-instance-profile --instance-id {instance} "
@@ -32,18 +32,17 @@ def checks(sts_planned: bool, imds_only: bool):
 
 def run_source(ctx, prior) -> Result:
     method, problem = ctx.clients.credentials()
-    names = prior.get("names:dialled")
-    imds_mode = bool(names) and names.code in ("imds-mode-ipv4", "imds-mode-ipv6")
+    imds_mode = names.imds_mode_broken(prior.get("names:dialled"))
     return assess_source(method, problem, ctx.facts.instance_profile_arn, ctx.facts.instance_id, imds_mode)
 
 
 def assess_source(method: Optional[str], problem: str, profile_arn: Optional[str],
                   instance: Optional[str] = None, imds_mode: bool = False) -> Result:
     """imds_mode: names:dialled found the SDKs' IMDS endpoint mode pointing at an IMDS that does not answer."""
-    evidence = {"provider": method, "instance_profile_arn": profile_arn,
-                **({"caused_by": ["names:dialled"]} if imds_mode and method is None else {})}
+    evidence = {"provider": method, "instance_profile_arn": profile_arn}
     if method is None:
         return Result(Status.FAIL, f"no credentials: {problem}", code="no-credentials", evidence=evidence,
+                      caused_by=("names:dialled",) if imds_mode else (),
                       cause="Neither the environment, ~/.aws nor the instance profile gave credentials"
                             + ("." if profile_arn else ": no instance profile is attached (see imds:profile)."),
                       remedy=ATTACH.filled(instance=instance or "<instance-id>"))
@@ -62,6 +61,12 @@ def run_identity(ctx, prior) -> Result:
     return assess_identity(result, ctx.clients.endpoint("sts"), context)
 
 
+def arn(result) -> Optional[str]:
+    """The caller ARN an sts:identity finding got from GetCallerIdentity; None when it did not run or failed."""
+    found = result.evidence.get("arn") if result is not None else None
+    return str(found) if found else None
+
+
 def assess_identity(result: Call, endpoint: str, context: Mapping[str, object]) -> Result:
     evidence = result.evidence()
     evidence["endpoint"] = endpoint
@@ -77,4 +82,4 @@ def assess_identity(result: Call, endpoint: str, context: Mapping[str, object]) 
                             + verdict.cause, remedy=STS_ENDPOINT.filled(**context), evidence=evidence)
     return Result(Status.FAIL, f"GetCallerIdentity failed: {result.code}: {str(result.message)[:200]}",
                   code=verdict.code, cause=verdict.cause, remedy=verdict.remedy,
-                  evidence={**evidence, **verdict.evidence})
+                  evidence={**evidence, **verdict.evidence}, caused_by=verdict.caused_by)

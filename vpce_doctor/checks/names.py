@@ -133,6 +133,12 @@ def assess(names: Sequence[Dialled], found: Mapping[str, tuple], vpc_cidrs: Sequ
                   evidence=evidence)
 
 
+def imds_mode_broken(result) -> bool:
+    """A names:dialled finding that found the SDKs' IMDS endpoint mode pointing at an IMDS that does not answer, so
+    botocore gets no instance-profile credentials."""
+    return result is not None and result.code in ("imds-mode-ipv4", "imds-mode-ipv6")
+
+
 def _grouped(bad: Sequence[Dialled], verdicts) -> str:
     """One clause per setting: the names it produces, what each answered, and who dials them."""
     by_setting: Dict[tuple, List[str]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Dict, Mapping
 
 from ..model import MET
+from ..runner import blocker
 from . import dns, dns_query, tcp, tls
 
 
@@ -22,9 +23,8 @@ def reach(ctx, prior: Mapping, service: str) -> Dict[str, object]:
     if len(planned) == len(layers(service)):
         for check_id, result in zip(layers(service), planned):
             if result.status not in MET:
-                blocker = result.evidence.get("blocked_by") if result.status.value == "skip" else None
-                return {"ok": False, "check": blocker or check_id, "code": result.code, "summary": result.summary,
-                        "planned": True}
+                return {"ok": False, "check": blocker(result) or check_id, "code": result.code,
+                        "summary": result.summary, "planned": True}
         return {"ok": True, "check": layers(service)[2], "code": "", "summary": planned[2].summary}
     return probe(ctx, service)
 
@@ -40,7 +40,7 @@ def probe(ctx, service: str) -> Dict[str, object]:
                        list(ctx.facts.vpc_cidrs))
     if found.status not in MET:
         return {"ok": False, "check": f"dns:{service}", "code": found.code, "summary": found.summary}
-    addresses = found.evidence["addresses"]
+    addresses = dns.addresses(found)
     port = ctx.settings.port
     probes = {ip: tcp.connect(ip, port, ctx.io_timeout()) for ip in addresses[:4]}
     opened = tcp.assess(service, port, gateway, probes)

@@ -261,14 +261,14 @@ def assess_registration(listed: Call, instance_id: str, explaining: Sequence[str
     info = (listed.response.get("InstanceInformationList") or [{}])[0]
     evidence = {k: info.get(k) for k in ("PingStatus", "AgentVersion", "IsLatestVersion", "PlatformName",
                                          "PlatformVersion")}
-    evidence.update({"last_ping": ping_time(info.get("LastPingDateTime")), "caused_by": list(explaining)})
+    evidence["last_ping"] = ping_time(info.get("LastPingDateTime"))
     why = f"Explained by {', '.join(explaining)} above." if explaining else unexplained
     if not info.get("InstanceId"):
         return Result(Status.FAIL, f"Systems Manager has never heard from {instance_id}", code="not-registered",
-                      cause=why, evidence=evidence)
+                      cause=why, evidence=evidence, caused_by=tuple(explaining))
     if info.get("PingStatus") != "Online":
         return Result(Status.FAIL, f"{instance_id} is {info.get('PingStatus')} since {evidence['last_ping']}",
-                      code="connection-lost", cause=why, evidence=evidence)
+                      code="connection-lost", cause=why, evidence=evidence, caused_by=tuple(explaining))
     return Result(Status.PASS, f"{instance_id} is Online, agent {info.get('AgentVersion')} on "
                   f"{info.get('PlatformName')} {info.get('PlatformVersion')}", evidence=evidence)
 

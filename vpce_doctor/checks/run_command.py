@@ -77,8 +77,8 @@ def assess(mgs: str, mds: str, version: Optional[Tuple[int, ...]], context: Mapp
         if works_mds or mds == "unplanned":
             return Result(Status.PASS, f"Run Command arrives over ssmmessages (agent {shown})", evidence=evidence)
         return Result(Status.WARN, f"Run Command arrives over ssmmessages (agent {shown}); ec2messages, its "
-                      f"fallback, is {mds}", code="no-fallback",
-                      evidence={**evidence, "caused_by": ["tls:ec2messages"]},
+                      f"fallback, is {mds}", code="no-fallback", evidence=evidence,
+                      caused_by=("tls:ec2messages",),
                       cause="This agent turns ec2messages back on when ssmmessages fails "
                             "(ssmconnectionchannel.go); without it, commands end as Delivery Timed Out whenever "
                             "ssmmessages is down.",
@@ -88,7 +88,7 @@ def assess(mgs: str, mds: str, version: Optional[Tuple[int, ...]], context: Mapp
                       evidence=evidence)
     if works_mds:
         return Result(Status.WARN, f"Run Command arrives over ec2messages only: ssmmessages is {mgs} (agent {shown})",
-                      code="fallback-only", evidence={**evidence, "caused_by": ["tls:ssmmessages"]},
+                      code="fallback-only", evidence=evidence, caused_by=("tls:ssmmessages",),
                       cause="Commands still arrive, through the fallback; Session Manager needs ssmmessages.",
                       remedy=_endpoint("ssmmessages", context))
     if mgs == mds == "unplanned":
@@ -96,6 +96,6 @@ def assess(mgs: str, mds: str, version: Optional[Tuple[int, ...]], context: Mapp
                       evidence=evidence)
     broken = [f"tls:{name}" for name, status in (("ssmmessages", mgs), ("ec2messages", mds)) if status != "unplanned"]
     return Result(Status.FAIL, f"no channel delivers Run Command: ssmmessages is {mgs}, ec2messages is {mds} "
-                  f"(agent {shown})", code="undeliverable", evidence={**evidence, "caused_by": broken},
+                  f"(agent {shown})", code="undeliverable", evidence=evidence, caused_by=tuple(broken),
                   cause="Commands sent to this instance end as Delivery Timed Out.",
                   remedy=_endpoint("ssmmessages" if uses_mgs else "ec2messages", context))

@@ -9,7 +9,7 @@ from .. import denials, policy
 from ..aws import Call, call
 from ..model import Check, Remedy, Result, Severity, Status
 from ..plan import domain_for, endpoint_service_name
-from . import api, bucket_policy, s3_paths
+from . import api, bucket_policy, identity, s3_paths
 
 # A gateway endpoint carries only its own Region's S3 (https://docs.aws.amazon.com/vpc/latest/privatelink/
 # vpc-endpoints-s3.html); cross-Region PrivateLink lets an interface endpoint reach a list of services, S3 among them,
@@ -78,7 +78,8 @@ def assess_bucket(bucket: str, region: str, result: Call, request: Optional[Seen
         return _head_denied(bucket, found, result, seen, evidence)
     verdict = api.judge(result, "s3:ListBucket", f"arn:aws:s3:::{bucket}")
     return Result(Status.FAIL, f"HeadBucket {bucket} failed: {result.code}", code=verdict.code,
-                  cause=verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
+                  cause=verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence},
+                  caused_by=verdict.caused_by)
 
 
 def run_get_put(ctx, prior) -> Result:
@@ -120,17 +121,19 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Call], no_write: b
         if name == "get" and step.code in ("NoSuchKey", "404"):  # S3 says NoSuchKey only to allowed readers
             return Result(Status.PASS, f"put s3://{bucket}/{key}; it was gone before the read-back (removed by another "
                           "vpce-doctor run on this instance?), and S3 answered the read", evidence=evidence)
-        code, cause, remedy, seen = _denied(step, action, bucket, key, endpoint, principal, context, policy_read)
+        code, cause, remedy, seen, caused_by = _denied(step, action, bucket, key, endpoint, principal, context,
+                                                       policy_read)
         evidence.update(seen)
         return Result(Status.FAIL, f"{action} on s3://{bucket}/{key} failed: {step.code}: "
-                      f"{str(step.message)[:160]}", code=code, cause=cause, evidence=evidence, remedy=remedy)
+                      f"{str(step.message)[:160]}", code=code, cause=cause, evidence=evidence, remedy=remedy,
+                      caused_by=caused_by)
     return _passed(steps, bucket, key, no_write, evidence)
 
 
 def _denied(step: Call, action: str, bucket: str, key: str, endpoint: Mapping[str, Optional[str]],
             principal: Optional[str], context: Optional[Mapping[str, Optional[str]]],
-            policy_read: Optional[Call]) -> Tuple[str, str, Optional[Remedy], Dict[str, Any]]:
-    """A failed put or get: (code, cause, remedy, evidence), attributed by the endpoint policy and bucket policy."""
+            policy_read: Optional[Call]) -> Tuple[str, str, Optional[Remedy], Dict[str, Any], Tuple[str, ...]]:
+    """A failed put or get: (code, cause, remedy, evidence, caused_by), attributed by the endpoint and bucket policies."""
     verdict = api.judge(step, action, f"arn:aws:s3:::{bucket}/{key}", principal, endpoint.get("policy"),
                         endpoint.get("id"), gateway=_gateway(endpoint), context=context)
     found = bucket_policy.explain(policy_read, action, f"arn:aws:s3:::{bucket}/{key}", principal, context)
@@ -143,7 +146,7 @@ def _denied(step: Call, action: str, bucket: str, key: str, endpoint: Mapping[st
         or verdict.remedy
     return (code, verdict.cause + bucket_policy.sentence(found) + which,
             replace(remedy, commands=remedy.commands + commands) if remedy and commands else remedy,
-            {**verdict.evidence, **({"bucket_policy": found} if found else {})})
+            {**verdict.evidence, **({"bucket_policy": found} if found else {})}, verdict.caused_by)
 
 
 def _passed(steps: Mapping[str, Call], bucket: str, key: str, no_write: bool, evidence: Dict[str, Any]) -> Result:
@@ -183,7 +186,7 @@ def assess_list(result: Call, get_put, endpoint: Mapping[str, Optional[str]],
         return Result(Status.PASS, f"ListBuckets denied ({verdict.code}); least-privilege policies often do this",
                       code="denied", evidence={**evidence, "cause": verdict.cause})
     return Result(Status.WARN, f"ListBuckets failed: {result.code}", code=verdict.code, cause=verdict.cause,
-                  remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
+                  remedy=verdict.remedy, evidence={**evidence, **verdict.evidence}, caused_by=verdict.caused_by)
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,7 @@ def request_of(ctx, prior, service: str = "s3") -> Seen:
     """The endpoint on the service's path, the caller and the request's condition keys: what a denial is judged
     with (the agent's own calls, made as the same role through the same endpoint, too)."""
     endpoint = api.endpoint_of(prior, service)
-    identity = prior.get("sts:identity")
-    principal = identity.evidence.get("arn") if identity is not None else None
+    principal = identity.arn(prior.get("sts:identity"))
     facts = ctx.facts
     context = policy.request_context(principal, endpoint.get("id"), facts.vpc_id, facts.private_ip)
     return Seen(endpoint, principal, context, facts.vpc_id, facts.subnet_id)
@@ -245,6 +247,6 @@ def _head_denied(bucket: str, region: str, result: Call, seen: Seen, evidence) -
     else:
         why = "HeadBucket needs s3:ListBucket, which the role, the bucket policy or the endpoint policy does not grant."
     return Result(Status.WARN, f"bucket {bucket} is in {region}, but HeadBucket is denied", code="head-denied",
-                  evidence={**evidence, "attributed": verdict.code, **verdict.evidence},
+                  evidence={**evidence, "attributed": verdict.code, **verdict.evidence}, caused_by=verdict.caused_by,
                   cause=why + " Object reads and writes may still work.", remedy=verdict.remedy)
 

@@ -46,7 +46,7 @@ def assess_preferences(document: str, result: Call) -> Result:
         return Result(Status.WARN, f"{document} cannot be read: {result.code}", code="unreadable",
                       cause=verdict.cause + " The log destinations are then judged by their paths only.",
                       remedy=verdict.remedy, evidence={"document": document, "error": result.code,
-                                                       **verdict.evidence})
+                                                       **verdict.evidence}, caused_by=verdict.caused_by)
     try:
         content = json.loads(str(result.response.get("Content") or "{}"))
         inputs = content.get("inputs") or {}
@@ -156,7 +156,6 @@ def predict(prior: Mapping[str, tuple], inputs: Mapping[str, object]) -> Result:
         if broken(check_id):
             return _fails(f"{then} ({check_id}: {seen(check_id)[2]})", [check_id], evidence)
     waits, lost, causes, fatal = _steps(broken, seen, inputs)
-    evidence["caused_by"] = causes
     if fatal and not waits:
         return _fails(fatal, causes, evidence)
     if waits:
@@ -165,24 +164,25 @@ def predict(prior: Mapping[str, tuple], inputs: Mapping[str, object]) -> Result:
             DESTINATION[c] for c in lost)
         steps = "; ".join(f"{w['what']}: about {w['seconds']} s ({w['source']})" for w in waits)
         return Result(Status.FAIL, f"a session started now opens and stays blank for about {seconds} s, {then}",
-                      code="hangs", evidence={**evidence, "waits": waits},
+                      code="hangs", evidence={**evidence, "waits": waits}, caused_by=tuple(causes),
                       cause=f"The agent checks the session's destinations in this order when a session starts and "
                             f"waits on each unreachable one: {steps}.")
     if lost:
         return Result(Status.WARN, "a session started now works, but its logs are lost: "
-                      + " and ".join(DESTINATION[c] for c in lost), code="logs-lost", evidence=evidence)
+                      + " and ".join(DESTINATION[c] for c in lost), code="logs-lost", evidence=evidence,
+                      caused_by=tuple(causes))
     unknown = [c for c, (status, _, _) in prior.items() if status in ("skip", "error")]
     if unknown:
         return Result(Status.WARN, f"a session will probably work, but {', '.join(unknown)} could not be checked",
-                      code="unknown", evidence={**evidence, "caused_by": unknown})
+                      code="unknown", evidence=evidence, caused_by=tuple(unknown))
     return Result(Status.PASS, "a session started now works" + (" and logs where the preferences say"
-                                                                if inputs else ""), evidence=evidence)
+                                                                if inputs else ""), evidence=evidence,
+                  caused_by=tuple(causes))
 
 
 def _fails(fatal: str, causes, evidence) -> Result:
-    return Result(Status.FAIL, f"a session started now fails at once: {fatal}", code="fails",
-                  evidence={**evidence, "caused_by": list(causes)}, cause="Fix the finding named here and this one "
-                                                                         "follows.")
+    return Result(Status.FAIL, f"a session started now fails at once: {fatal}", code="fails", evidence=evidence,
+                  caused_by=tuple(causes), cause="Fix the finding named here and this one follows.")
 
 
 def _wait(key: str, summary: str) -> dict:

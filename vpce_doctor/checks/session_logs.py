@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 from ..aws import Call, call
 from ..model import Check, Remedy, Result, Severity, Status
@@ -98,11 +98,11 @@ def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, 
     """request: the caller and condition keys (s3.request_of): the agent writes as the instance role, through the
     same endpoint, so its policy is judged as for the doctor's own probe (gateway principals, aws:SourceVpce ...)."""
     seen = request or Seen(endpoint)
-    evidence = {"bucket": bucket, "path": dict(reach), "steps": {k: v.summary() for k, v in steps.items()},
-                **_caused_by(reach)}
+    evidence = {"bucket": bucket, "path": dict(reach), "steps": {k: v.summary() for k, v in steps.items()}}
     if not reach["ok"]:
         return Result(Status.FAIL, f"session-log bucket {bucket} is unreachable: {reach['check']} {reach['code']}",
-                      code="unreachable", cause=S3_SLOW, remedy=GATEWAY, evidence=evidence)
+                      code="unreachable", cause=S3_SLOW, remedy=GATEWAY, evidence=evidence,
+                      caused_by=_caused_by(reach))
     head = steps.get("head") or Call(False)
     found = head.headers.get("x-amz-bucket-region") or (
         head.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region"))
@@ -120,7 +120,7 @@ def assess_s3(bucket: str, inputs: Mapping, reach: Mapping, steps: Mapping[str, 
         verdict = _judge(put, "s3:PutObject", f"arn:aws:s3:::{bucket}/{prefix}*", seen)
         return Result(Status.FAIL, f"PutObject (with the ACL and SSE headers the agent sends) to {bucket}/{prefix} "
                       f"failed: {put.code}", code=verdict.code, remedy=verdict.remedy,
-                      evidence={**evidence, **verdict.evidence},
+                      evidence={**evidence, **verdict.evidence}, caused_by=verdict.caused_by,
                       cause="The agent uploads the session log at the end of the session and fails the same way: "
                             "the log is lost. " + verdict.cause)
     wrote = "writable" if put is not None else "not written (writes are off)"
@@ -157,7 +157,8 @@ def _encryption_refused(bucket: str, encryption: Call, request: Seen, evidence: 
     return Result(Status.FAIL, f"GetBucketEncryption on {bucket} failed: {code}", code="encryption-unverifiable",
                   cause="With s3EncryptionEnabled the agent refuses the session: 'Couldn't start the session "
                         f"because we are unable to validate encryption on Amazon S3 bucket. Error: {code}'. "
-                        + verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
+                        + verdict.cause, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence},
+                  caused_by=verdict.caused_by)
 
 
 def run_logs(ctx, prior) -> Result:
@@ -186,13 +187,14 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
                 request: Optional[Seen] = None) -> Result:
     seen = request or Seen(endpoint)
     encrypted = bool(inputs.get("cloudWatchEncryptionEnabled"))
-    evidence = {"group": group, "path": dict(reach), "steps": {k: v.summary() for k, v in steps.items()},
-                **_caused_by(reach)}
+    evidence: Dict[str, object] = {"group": group, "path": dict(reach),
+                                   "steps": {k: v.summary() for k, v in steps.items()}}
     misreport = MISREPORT if encrypted else (" Without encryption required, the agent turns streaming off and the "
                                              "logs are lost.")
     if not reach["ok"]:
         return Result(Status.FAIL, f"CloudWatch Logs is unreachable: {reach['check']} {reach['code']}",
                       code="unreachable", evidence=evidence, remedy=LOGS_ENDPOINT.filled(**context),
+                      caused_by=_caused_by(reach),
                       cause="The agent calls DescribeLogGroups at session start with 5 retries and a 30 s dial timeout "
                             "(cloudwatchlogsservice.go): about 180 s of blank console."
                             + misreport)
@@ -200,7 +202,8 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
     if not describe.ok:
         verdict = _judge(describe, "logs:DescribeLogGroups", "*", seen)
         return Result(Status.FAIL, f"DescribeLogGroups failed: {describe.code}", code=verdict.code,
-                      cause=verdict.cause + misreport, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
+                      cause=verdict.cause + misreport, remedy=verdict.remedy, evidence={**evidence, **verdict.evidence},
+                      caused_by=verdict.caused_by)
     found = _group(describe, group)
     if found is None:
         return Result(Status.FAIL, f"log group {group} does not exist", code="no-log-group", evidence=evidence,
@@ -223,7 +226,7 @@ def assess_logs(group: str, inputs: Mapping, reach: Mapping, steps: Mapping[str,
             verdict = _judge(step, action, "*", seen)
             return Result(Status.FAIL, f"{action} on {group} failed: {step.code}", code=verdict.code,
                           cause="The agent writes session logs the same way; they are lost. " + verdict.cause,
-                          remedy=verdict.remedy, evidence={**evidence, **verdict.evidence})
+                          remedy=verdict.remedy, evidence={**evidence, **verdict.evidence}, caused_by=verdict.caused_by)
     wrote = "writable" if "put" in steps else "not written (writes are off)"
     return Result(Status.PASS, f"log group {group} exists" + (", KMS-encrypted" if found.get("kmsKeyId") else "")
                   + f", {wrote}", evidence=evidence)
@@ -239,13 +242,12 @@ def run_kms(ctx, prior) -> Result:
 
 
 def assess_kms(key: str, reach: Mapping, described: Optional[Call], context: Mapping[str, object]) -> Result:
-    evidence = {"key": key, "path": dict(reach), "describe": described.summary() if described else {},
-                **_caused_by(reach)}
+    evidence = {"key": key, "path": dict(reach), "describe": described.summary() if described else {}}
     proof = " kms:Decrypt itself cannot be proven without ciphertext: the session handshake is the only test."
     if not reach["ok"]:
         return Result(Status.FAIL, f"KMS is unreachable: {reach['check']} {reach['code']}", code="unreachable",
                       cause="The session handshake calls KMS Decrypt and times out after 15 s.",
-                      remedy=KMS_ENDPOINT.filled(**context), evidence=evidence)
+                      remedy=KMS_ENDPOINT.filled(**context), evidence=evidence, caused_by=_caused_by(reach))
     if described is not None and described.ok:
         state = described.response.get("KeyMetadata", {}).get("KeyState")
         if state != "Enabled":
@@ -258,9 +260,9 @@ def assess_kms(key: str, reach: Mapping, described: Optional[Call], context: Map
                         "fine." + proof)
 
 
-def _caused_by(reach: Mapping) -> Dict[str, object]:
+def _caused_by(reach: Mapping) -> Tuple[str, ...]:
     """An unreachable destination that a network check in the report already failed on follows from that check."""
-    return {"caused_by": [reach["check"]]} if not reach["ok"] and reach.get("planned") else {}
+    return (str(reach["check"]),) if not reach["ok"] and reach.get("planned") else ()
 
 
 def _group(describe: Call, name: str) -> Optional[dict]:

@@ -169,19 +169,19 @@ def _online(base: Result, instance_id: str, connection: Optional[Call], channel:
     status = connection.response.get("Status") if connection and connection.ok else None
     unread = None if connection is None or connection.ok else str(connection.code or "failed")
     head = f"SSM says {instance_id} is Online (last ping {ping}, agent {version})"
-    evidence = {**base.evidence, "connection": status or {"error": unread}, "caused_by": channel}
+    evidence = {**base.evidence, "connection": status or {"error": unread}}
     first = f"{channel[0]} failed here: {local[channel[0]].get('summary')}" if channel else ""
     if status == NOT_CONNECTED:
         return _not_connected(head, first, channel, evidence)
     if channel and status is None:
         return Result(Status.FAIL, f"{head} but no session channel works: {first}", code="online-channel-broken",
-                      evidence=evidence,
+                      evidence=evidence, caused_by=tuple(channel),
                       cause=f"Explained by {', '.join(channel)} above. Online says only that the agent's pings "
                             "reach ssm; Session Manager needs the control channel to ssmmessages. (GetConnectionStatus "
                             f"was not read: {unread}.)")
     if channel:
         return Result(Status.WARN, f"{head} and Session Manager connected, yet {first}", code="channel-outlives-path",
-                      evidence=evidence,
+                      evidence=evidence, caused_by=tuple(channel),
                       cause="The agent's control channel was opened before the path broke (an open WebSocket "
                             "outlives a DNS or rule change) or it goes another way (its own proxy): sessions work now, "
                             "and stop when the channel drops and cannot be reopened.")
@@ -192,7 +192,7 @@ def _online(base: Result, instance_id: str, connection: Optional[Call], channel:
 def _not_connected(head: str, first: str, channel: List[str], evidence: Dict[str, Any]) -> Result:
     if channel:
         return Result(Status.FAIL, f"{head} but Session Manager says notconnected: {first}",
-                      code="session-not-connected", evidence=evidence,
+                      code="session-not-connected", evidence=evidence, caused_by=tuple(channel),
                       cause=f"Explained by {', '.join(channel)} above: the agent's pings go to ssm, Session Manager's "
                             "control channel to ssmmessages.")
     return Result(Status.FAIL, f"{head} but Session Manager says notconnected, while this instance reaches "

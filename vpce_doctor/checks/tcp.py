@@ -6,7 +6,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from ..addresses import dns64_source, family
 from ..model import Check, Remedy, Result, Severity, Status
@@ -170,6 +170,12 @@ def _partial(port, open_, bad, cause, remedy, context, evidence) -> Result:
     return Result(Status.WARN, f"{port} open on {shown}; but {failed}", code="partial", evidence=evidence,
                   cause="One endpoint network interface (one Availability Zone) is unreachable; clients that "
                         "pick it stall until they time out. " + cause, remedy=remedy and remedy.filled(**context))
+
+
+def open_addresses(result) -> List[str]:
+    """The addresses a tcp:<service> finding connected to on the endpoints' port (empty when it did not run)."""
+    probes = result.evidence.get("probes") or {}
+    return [str(ip) for ip, p in probes.items() if isinstance(p, Mapping) and p.get("result") == "open"]
 
 
 def _split(probes):

@@ -11,6 +11,7 @@ from typing import Dict
 from ..addresses import hostport
 from ..context import CaBundleError
 from ..model import Check, Remedy, Result, Severity, Status
+from . import tcp
 
 INTERCEPTION = Remedy(
     "Something between the instance and the endpoint presents its own certificate: a TLS-inspecting proxy or "
@@ -52,8 +53,7 @@ def check(target) -> Check:
 
 
 def run(ctx, prior, *, target) -> Result:
-    probes = prior[f"tcp:{target.service}"].evidence.get("probes") or {}
-    addresses = [ip for ip, p in probes.items() if p.get("result") == "open"]
+    addresses = tcp.open_addresses(prior[f"tcp:{target.service}"])
     try:
         context = ctx.ssl_context()
     except CaBundleError as error:

@@ -2,7 +2,7 @@
 named resources. Each problem is found by one small function and names the data-plane check it explains."""
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..aws import Call
 from ..model import Check, Remedy, Result, Severity, Status
@@ -71,6 +71,21 @@ def _misconfigured(problems: Sequence[Problem], evidence: Dict[str, object]) -> 
                   code=codes.pop() if len(codes) == 1 else "misconfigured",
                   cause="The control plane shows why the data-plane checks above fail.",
                   remedy=Remedy(FIX, tuple(p.command for p in problems)))
+
+
+def endpoint(result, service: str) -> Dict[str, Any]:
+    """The id, policy and type of the endpoint a vpc:endpoints finding read for a service (all None when it did not
+    run, could not read the endpoints, or found none for the service): the one on this instance's path, with the one
+    it bypasses as "other" (S3's gateway and interface endpoints)."""
+    endpoints = result.evidence.get("endpoints") if result is not None else None
+    found = (endpoints.get(service) if isinstance(endpoints, Mapping) else None) or {}
+    return {"id": found.get("id"), "policy": found.get("policy"), "type": found.get("type"),
+            **({"other": found["other"]} if found.get("other") else {})}
+
+
+def explains(result) -> List[str]:
+    """The data-plane checks whose failure the problems of a vpc:endpoints finding explain."""
+    return [str(c) for c in (result.evidence.get("explains") or ())] if result is not None else []
 
 
 def _explained(problems: Sequence[Problem]) -> Dict[str, Dict[str, str]]:

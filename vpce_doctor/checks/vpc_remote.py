@@ -73,7 +73,7 @@ def outside(stood_in: Mapping[str, str], result: Result) -> Result:
             text = text.replace(f"{address}/32", cidr).replace(f"from {address} ", f"from {cidr} ") \
                 .replace(f"to {address} ", f"to {cidr} ")
         return text
-    explains = list(result.evidence.get("explains") or [])
+    explains = vpc.explains(result)
     if result.status is not Status.WARN or not explains:
         return result
     remedy = result.remedy and replace(result.remedy, commands=tuple(say(c) for c in result.remedy.commands))

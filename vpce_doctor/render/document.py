@@ -34,7 +34,7 @@ def _document(report: Report) -> Dict[str, Any]:
             "warnings": [f.check.id for f in report.findings if f.status is Status.WARN],
         },
         "findings": [{**finding_dict(f), "fingerprint": fingerprint.of(f.check.id, f.result.evidence,
-                                                                       report.instance)}
+                                                                       report.instance, f.result.caused_by)}
                      for f in report.findings],
     }
 
@@ -64,6 +64,7 @@ def finding_dict(finding: Finding) -> Dict[str, Any]:
         "remedy": {"text": remedy.text, "commands": list(remedy.commands), "links": list(remedy.links)}
         if remedy else None,
         "evidence": dict(result.evidence),
+        **({"caused_by": list(result.caused_by)} if result.caused_by else {}),
         "duration_s": finding.duration_s,
     }
 
