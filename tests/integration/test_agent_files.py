@@ -62,9 +62,11 @@ def agent_process(pid: int = 4242, user: str = "root") -> ProcessInfo:
 
 
 def exec_done(pid: int, program: str) -> None:
-    """Wait until the child has exec'd: before that, its /proc entries are the parent's."""
-    end = time.monotonic() + 2
-    while os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(program) and time.monotonic() < end:
+    """Wait until the child has exec'd: before that, its /proc entries are the parent's. A bound, not a timing: on a
+    loaded machine (a CI runner shared with other jobs) the exec took over 2 s, and the test read pytest's environ."""
+    end = time.monotonic() + 30
+    while os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(program):
+        assert time.monotonic() < end, f"{pid} never exec'd {program}"
         time.sleep(0.005)
 
 
