@@ -32,16 +32,15 @@ def clean_environ(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def every_report_is_schema_valid(monkeypatch):
-    """Every report any test produces in-process is validated against the shipped schema."""
-    real = vpce_doctor.doctor.diagnose
+    """Every report any test produces in-process (a run's, or one interrupted before its checks) is validated
+    against the shipped schema."""
+    for name in ("diagnose", "interrupted_report"):
+        monkeypatch.setattr(vpce_doctor.doctor, name, _validated(getattr(vpce_doctor.doctor, name)))
 
-    def diagnose(*args, **kwargs):
-        try:
-            report = real(*args, **kwargs)
-        except vpce_doctor.doctor.ReportInterrupted as stop:
-            validate_report(document.to_dict(stop.report))
-            raise
+
+def _validated(real):
+    def make(*args, **kwargs):
+        report = real(*args, **kwargs)
         validate_report(document.to_dict(report))
         return report
-
-    monkeypatch.setattr(vpce_doctor.doctor, "diagnose", diagnose)
+    return make

@@ -31,7 +31,7 @@ TOO_LITTLE_S = 0.05  # what is left after DNS, below which no GET is started: ti
 def get_all(urls: Sequence[str], resolve: Callable[[str, float], List[str]], context: ssl.SSLContext,
             budget: float, port: int = 443) -> Dict[str, Dict[str, object]]:
     """Every URL at once, each within `budget` seconds: the answers by URL. port: where a URL names none (443;
-    another only where tests point the doctor at local servers, VPCE_DOCTOR_PORT)."""
+    another only where tests point the doctor at local servers: cli.main(port=...))."""
     if not urls:
         return {}
     with ThreadPoolExecutor(max_workers=min(4, len(urls)), thread_name_prefix="anonymous-get") as pool:

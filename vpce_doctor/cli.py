@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
-from typing import Mapping, Optional, Sequence, TextIO, cast
+from typing import Callable, Mapping, Optional, Sequence, TextIO, cast
 
 from . import __version__
 from .arguments import Parser
@@ -48,8 +48,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, str]] = None,
-         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> ExitCode:
-    """One exit policy: a report's own exit code when there is a report, else USAGE or INTERNAL; only ExitCode."""
+         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, *, root: str = "/", port: int = 443,
+         processes: Optional[Callable[[], Sequence[object]]] = None) -> ExitCode:
+    """One exit policy: a report's own exit code when there is a report, else USAGE or INTERNAL; only ExitCode.
+
+    root, port and processes are what the doctor observes of the host (context.Host): the filesystem its instance
+    files are read from, the endpoints' TCP port and the process table. Only tests change them (tests/launch.py for
+    a subprocess), as httpie's main() takes an Environment: no flag, setting or variable can."""
     environ = os.environ if environ is None else environ
     # `>&-` leaves sys.stdout None; output is then lost but the run (and --ship) goes on.
     stdout = stdout or sys.stdout or cast(TextIO, _Discard())
@@ -67,7 +72,8 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         if argv[:1] == ["history"]:  # vpce-doctor history: its shipped reports read back (history_command.py)
             from . import history_command
             return ExitCode(history_command.main(argv[1:], environ, stdout, stderr))
-        return _main(argv, environ, stdout, stderr)
+        from .context import Host
+        return _main(argv, environ, stdout, stderr, Host(root, port, processes))
     except UsageError as error:
         _say(stderr, f"vpce-doctor: {error}")
         return ExitCode.USAGE
@@ -106,13 +112,13 @@ def _say(stream, line: str) -> None:
         pass
 
 
-def _main(argv, environ, stdout, stderr) -> ExitCode:
+def _main(argv, environ, stdout, stderr, host) -> ExitCode:
     from . import settings as settings_mod
     args = parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k not in ("list_checks", "since")}
     settings = settings_mod.load(flags, environ)
     if args.list_checks:
-        return _list_checks(settings, stdout)
+        return _list_checks(settings, environ, host, stdout)
     from . import history
     since = history.read_since(args.since) if args.since else None  # a bad FILE is a usage error before any check
 
@@ -132,15 +138,13 @@ def _main(argv, environ, stdout, stderr) -> ExitCode:
             _write(stdout, stderr, text.finding(finding, color))
 
     try:
-        ctx = doctor.prepare(settings, environ, started=started)
+        ctx = doctor.prepare(settings, environ, host, started=started)
         if live:
             _write(stdout, stderr, text.header(__version__, doctor.instance_facts(ctx)))
-        report = doctor.diagnose(ctx, started_at, started, on_finding=show)
-    except doctor.ReportInterrupted as stop:
-        report = stop.report
+        report = doctor.diagnose(ctx, started_at, started, on_finding=show)  # interrupted or not: the report
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the runner took over (IMDS was being asked, or the header
         # was just out): still a report, every check ERROR
-        report = doctor.interrupted_report(settings, environ, started_at, started, ctx)
+        report = doctor.interrupted_report(settings, environ, started_at, started, ctx, host=host)
         if live and not shown:
             _write(stdout, stderr, ("" if ctx else text.header(__version__, report.instance))
                    + "".join(text.finding(f, color) for f in report.findings))
@@ -183,16 +187,12 @@ def _write(stdout, stderr, text: str) -> None:
         _say(stderr, f"vpce-doctor: the report could not be written to stdout ({error.__class__.__name__})")
 
 
-def _list_checks(settings, stdout) -> ExitCode:
-    from . import plan
-    from .checks import catalogue, select
-    region = settings.region or "<region>"
-    targets = plan.targets(settings.services, region, plan.domain_for(region), plan.read_agent_config(settings.root))
-    try:
-        checks = select(catalogue(targets, settings), settings.only)
-    except LookupError as error:
-        raise UsageError(f"--only {error.args[0]!r} matches no check") from None
-    for check in checks:
+def _list_checks(settings, environ, host, stdout) -> ExitCode:
+    """The plan a run would make, without asking IMDS: names in --region's domain, else with <region>."""
+    from . import doctor
+    from .facts import Facts, Imds
+    ctx = doctor.planned(settings, environ, host, Facts(Imds("")), settings.region or "<region>", 0.0)
+    for check in ctx.checks:
         needs = f"  (needs {', '.join(check.needs)})" if check.needs else ""
         stdout.write(f"{check.id:<20} {check.severity.value:<8} {check.title}{needs}\n")
     return ExitCode.OK
@@ -225,11 +225,12 @@ def _signals_deferred():
         raise KeyboardInterrupt
 
 
-def console_main() -> None:
+def console_main(*, root: str = "/", port: int = 443) -> None:
+    """The console script; root and port only from tests/launch.py (main()'s host seams)."""
     # SIGTERM (a Run Command timeout, systemd stop) ends the run like Ctrl-C: a full report, exit 2.
     signal.signal(signal.SIGTERM, _interrupt_once)
     signal.signal(signal.SIGINT, _interrupt_once)
-    code = main()
+    code = main(root=root, port=port)
     try:
         if sys.stdout is not None:
             sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""Everything a check may touch, in one place, so tests can point it at local servers."""
+"""Everything a check may touch, in one place: the run's plan and the host it observes (tests point that at theirs)."""
 from __future__ import annotations
 
 import ssl
@@ -10,10 +10,24 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from .facts import Facts
 from .instance_files import read_bytes
+from .model import Check
 from .plan import AgentConfig, Target
 from .settings import CA_BUNDLE_LIMIT, Settings, resolver_address
 
 _SSL_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Host:
+    """What the doctor observes of the machine it runs on. An operator never sets these: main() takes them as
+    parameters (as httpie's Environment), so tests point the doctor at a directory of instance files, at endpoints
+    on a loopback port and at a process table of their own."""
+    root: str = "/"                                   # where /etc, /var and /proc are read from
+    port: int = 443                                   # the endpoints' TCP port
+    processes: Optional[Callable[[], Sequence[object]]] = None  # the process table; None: psutil's
+
+
+THIS_HOST = Host()  # the machine the doctor runs on: what every real run observes
 
 
 @dataclass(frozen=True)
@@ -25,9 +39,14 @@ class Context:
     environ: Mapping[str, str]
     deadline: float                                   # clock() value after which nothing new starts
     clock: Callable[[], float] = time.monotonic
-    processes: Optional[Callable[[], Sequence[object]]] = None  # the process table; None: psutil's (a test seam)
+    host: Host = THIS_HOST
+    checks: Tuple[Check, ...] = ()                    # the run's plan: the selected checks, in catalogue order
     clients: Optional[object] = None                  # vpce_doctor.aws.Clients, when an authenticated check is planned
     _cache: Dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def port(self) -> int:
+        return self.host.port
 
     def remaining(self) -> float:
         return self.deadline - self.clock()
@@ -38,7 +57,7 @@ class Context:
         return max(0.05, min(wanted, self.remaining() - 0.05))
 
     def path(self, absolute: str) -> Path:
-        return Path(self.settings.root) / absolute.lstrip("/")
+        return Path(self.host.root) / absolute.lstrip("/")
 
     def target(self, service: str) -> Target:
         return next(t for t in self.targets if t.service == service)

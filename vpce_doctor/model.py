@@ -110,6 +110,7 @@ class Check:
     run: Callable[["Context", Prior], Result]
     needs: Tuple[str, ...] = ()  # ids that must PASS or WARN before this runs
     after: Tuple[str, ...] = ()  # ids that must have finished, whatever their status (their results are passed in)
+    clients: Tuple[str, ...] = ()  # the AWS services run() calls: their clients are made ahead, while the probes run
 
 
 @dataclass(frozen=True)

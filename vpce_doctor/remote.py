@@ -81,7 +81,7 @@ def diagnose(instance_id: str, settings: Settings, environ: Mapping[str, str]):
     from .checks import remote_catalogue
     from .doctor import instance_facts, now_utc
     from .model import Report
-    from .runner import Interrupted, run_checks
+    from .runner import run_checks
     started, started_at = time.monotonic(), now_utc()
     deadline = started + settings.timeout
     region = str(settings.region)
@@ -91,10 +91,7 @@ def diagnose(instance_id: str, settings: Settings, environ: Mapping[str, str]):
     described = call(ec2, "describe_instances", InstanceIds=[instance_id])
     ctx = _context(settings, environ, instance_id, described, ec2, clients, deadline)
     checks = remote_catalogue(ctx.targets, described, settings)
-    try:
-        findings = run_checks(checks, ctx, deadline=deadline)
-    except Interrupted as stop:
-        findings = stop.findings
+    findings = run_checks(checks, ctx, deadline=deadline).findings
     return Report(__version__, started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                   round(time.monotonic() - started, 3), instance_facts(ctx), findings, mode="remote",
                   not_seen=not_seen(ctx.targets, settings))

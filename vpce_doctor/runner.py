@@ -5,7 +5,7 @@ import queue
 import threading
 import time
 import traceback
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from .model import MET, Check, Finding, Result, Status
 
@@ -31,14 +31,20 @@ def validate(checks: Sequence[Check]) -> None:
         seen.add(check.id)
 
 
+class Ran(NamedTuple):
+    findings: Tuple[Finding, ...]  # one per check, in catalogue order
+    interrupted: bool = False      # Ctrl-C or SIGTERM cut the run short: the unfinished checks are ERROR
+
+
 def run_checks(checks: Sequence[Check], ctx, *, deadline: float, clock: Clock = time.monotonic,
                on_finding: Optional[Callable[[Finding], None]] = None,
-               max_workers: int = 32) -> Tuple[Finding, ...]:
-    """Return one finding per check, in catalogue order.
+               max_workers: int = 32) -> Ran:
+    """Return one finding per check, in catalogue order, and whether Ctrl-C or SIGTERM stopped the run.
 
     A check whose prerequisite did not pass is SKIP and names its blocker; one that raises, is still running
     at the deadline, or is cut short by Ctrl-C/SIGTERM is ERROR. on_finding sees each finding as soon as it
-    and every finding before it are settled, so live output keeps catalogue order.
+    and every finding before it are settled, so live output keeps catalogue order. An interruption is no exception
+    here: the findings are the report either way, and the report alone decides the exit code.
     """
     validate(checks)
     findings: Dict[str, Finding] = {}
@@ -87,21 +93,13 @@ def run_checks(checks: Sequence[Check], ctx, *, deadline: float, clock: Clock = 
     except KeyboardInterrupt:
         _settle_rest(checks, findings, settle, "interrupted: the run was stopped before this check finished",
                      "interrupted")
-        raise Interrupted(tuple(findings[c.id] for c in checks)) from None
+        return Ran(tuple(findings[c.id] for c in checks), interrupted=True)
     for check in checks:
         if check.id not in findings:
             summary = ("timed out: still running at the run deadline" if check.id in started
                        else "not started: the run deadline had passed")
             settle(check, Result(Status.ERROR, summary, code="deadline"))
-    return tuple(findings[c.id] for c in checks)
-
-
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM arrived; carries every finding, the unfinished ones as ERROR."""
-
-    def __init__(self, findings: Tuple[Finding, ...]):
-        super().__init__("interrupted")
-        self.findings = findings
+    return Ran(tuple(findings[c.id] for c in checks))
 
 
 def blocker(result: Result) -> Optional[str]:

@@ -49,9 +49,7 @@ class Settings:
     timeout: float = 20.0                   # the whole run's deadline, seconds
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # one TCP connect, TLS handshake, DNS lifetime or HTTP request
     resolver: Optional[str] = None          # "IP" or "IP:PORT": query this server instead of resolv.conf's
-    port: int = 443                         # the endpoints' port; changed only to test against local servers
     ca_bundle: Optional[str] = None         # PEM file of trusted CAs (else AWS_CA_BUNDLE, else the system store)
-    root: str = "/"                         # where /etc and /var are read from; changed only in tests
     color: Optional[bool] = None            # None: on a terminal without NO_COLOR
     bucket: Optional[str] = None            # the bucket the S3 probe may use (through the gateway endpoint)
     key_prefix: str = ""                    # the probe writes only <key_prefix>vpce-doctor/<instance-id>.probe
@@ -62,19 +60,20 @@ class Settings:
     spool_dir: str = "/var/lib/vpce-doctor/spool"  # reports that could not be shipped wait here
 
 
-INTEGERS = ("port",)
 BOOLEANS = ("no_write", "ship")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", re.ASCII)
 FLOATS = ("timeout", "connect_timeout")
 LISTS = ("services", "only")
-FILE_KEYS = frozenset(f.name for f in fields(Settings)) - {"color", "root"}
+# What the doctor observes (its filesystem root, the endpoints' port, the process table) is no setting: tests give
+# it to main() (context.Host), so no config file or environment can point a real run elsewhere.
+FILE_KEYS = frozenset(f.name for f in fields(Settings)) - {"color"}
 
 
 def load(flags: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
     """Merge the three sources; every value is checked and a bad one raises UsageError naming it."""
     config_path = str(flags.get("config") or environ.get("VPCE_DOCTOR_CONFIG") or "")
     raw: Dict[str, object] = dict(read_config(config_path or DEFAULT_CONFIG, required=bool(config_path)))
-    for name in FILE_KEYS | {"root"}:  # root only from the environment: it exists for tests
+    for name in FILE_KEYS:
         value = environ.get("VPCE_DOCTOR_" + name.upper())
         if value not in (None, ""):
             raw[name] = value
@@ -120,13 +119,12 @@ def _coerce(name: str, value: object) -> object:
         if value.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             raise UsageError(f"{name.replace('_', '-')} must be true or false, not {value!r}")
         return value.strip().lower() in ("1", "true", "yes", "on")
-    if name in FLOATS or name in INTEGERS:
-        kind = int if name in INTEGERS else float
+    if name in FLOATS:
         # float() takes "٣", "1_0", "inf" and "nan"
         if not isinstance(value, (str, int, float)) or isinstance(value, str) and not NUMBER_RE.match(value):
             raise UsageError(f"{name.replace('_', '-')} must be a number, not {value!r}")
         try:
-            return kind(value)
+            return float(value)
         except (TypeError, ValueError):
             raise UsageError(f"{name.replace('_', '-')} must be a number, not {value!r}") from None
     return value
@@ -149,8 +147,6 @@ def validate(values: Dict[str, object]) -> Settings:
         raise UsageError(f"timeout must be between 0 and {MAX_TIMEOUT_S} seconds, not {settings.timeout}")
     if not 0 < settings.connect_timeout <= settings.timeout:
         raise UsageError(f"connect-timeout must be positive and at most the timeout ({settings.timeout} s)")
-    if not 0 < settings.port <= MAX_PORT:
-        raise UsageError(f"port must be 1-65535, not {settings.port}")
     if settings.resolver is not None:
         resolver_address(str(settings.resolver))
     if settings.ca_bundle == "":  # --ca-bundle '' : the default trust store (AWS_CA_BUNDLE, else the system's)

@@ -45,6 +45,7 @@ class World:
     ca_file: str
     tls: Dict[str, TlsServer]
     environ: Dict[str, str] = field(default_factory=dict)
+    root: str = "/"  # where the doctor reads the instance's files from (main()'s seam)
 
     def name(self, service: str) -> str:
         return f"{service}.{REGION}.amazonaws.com"
@@ -54,9 +55,8 @@ class World:
         out, err = io.StringIO(), io.StringIO()
         argv = ["--resolver", f"127.0.0.1:{self.dns.port}", "--ca-bundle", self.ca_file, "--output", output,
                 "--timeout", "5", "--connect-timeout", "0.5", *(["--only", *only] if only else []), *args]
-        environ = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{self.imds.port}",
-                   "VPCE_DOCTOR_PORT": str(self.port), **self.environ}
-        code = cli.main(argv, environ=environ, stdout=out, stderr=err)
+        environ = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{self.imds.port}", **self.environ}
+        code = cli.main(argv, environ=environ, stdout=out, stderr=err, root=self.root, port=self.port)
         return Run(code, out.getvalue(), err.getvalue())
 
 

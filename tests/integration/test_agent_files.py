@@ -2,7 +2,6 @@
 amazon-ssm-agent and systemctl, real /proc. The process table is literal (once: psutil's record of a real child)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import pwd
@@ -18,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from vpce_doctor import plan
 from vpce_doctor.checks import agent, agent_logs, diagnostics
-from vpce_doctor.context import Context
+from vpce_doctor.context import Context, Host
 from vpce_doctor.facts import Facts, Imds
 from vpce_doctor.model import Status
 from tests.unit.test_agent_logs import CORPUS
@@ -36,8 +35,8 @@ def context(root: Path, processes=(), deadline_s: float = 5.0) -> Context:
     facts = Facts(Imds("http://169.254.169.254"), instance_id=INSTANCE, region="eu-west-1", domain="amazonaws.com",
                   vpc_id="vpc-0abc1234", subnet_id="subnet-0abc1234")
     targets = plan.targets(("ssm", "ssmmessages"), "eu-west-1", "amazonaws.com", config)
-    return Context(settings=Settings(root=str(root)), facts=facts, targets=targets, agent_config=config,
-                   environ={}, deadline=time.monotonic() + deadline_s, processes=lambda: tuple(processes))
+    return Context(settings=Settings(), facts=facts, targets=targets, agent_config=config, environ={},
+                   deadline=time.monotonic() + deadline_s, host=Host(str(root), processes=lambda: tuple(processes)))
 
 
 def put(root: Path, relative: str, content, mode: int = 0o644) -> Path:
@@ -164,7 +163,7 @@ def test_a_real_agent_named_process_is_found_by_psutil_and_its_environ_read(tmp_
         exec_done(child.pid, str(binary))
         mine = next(p for p in list_processes() if p.pid == child.pid)
         # psutil's own record of the child; not the whole table: others' agents may run on this host
-        result = agent.run_agent(dataclasses.replace(context(tmp_path), processes=lambda: (mine,)), {})
+        result = agent.run_agent(context(tmp_path, processes=(mine,)), {})
     finally:
         child.kill()
         child.wait()

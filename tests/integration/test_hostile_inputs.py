@@ -1,6 +1,6 @@
 """Issue 12: the doctor against hostile files, flags and servers. Each test failed on 0.1.0.
 
-Files are FIFOs, devices, huge or deeply nested ones made in tmp dirs (the doctor reads them under VPCE_DOCTOR_ROOT);
+Files are FIFOs, devices, huge or deeply nested ones made in tmp dirs (the doctor reads them under the root main() is given);
 servers listen on loopback only. Nothing touches the host's /etc or /var.
 """
 from __future__ import annotations
@@ -23,9 +23,9 @@ from vpce_doctor.checks import resolver
 from vpce_doctor.model import ExitCode
 
 
-def doctor(*argv: str, environ=None):
+def doctor(*argv: str, environ=None, root="/"):
     out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), environ=dict(environ or {}), stdout=out, stderr=err)
+    code = cli.main(list(argv), environ=dict(environ or {}), stdout=out, stderr=err, root=str(root))
     return code, out.getvalue(), err.getvalue()
 
 
@@ -38,7 +38,7 @@ def root(tmp_path):
 
 
 def base_env(root: Path, imds: str = "http://127.0.0.1:9") -> dict:
-    return {"VPCE_DOCTOR_ROOT": str(root), "VPCE_DOCTOR_CONFIG": str(root / "doctor.conf"),
+    return {"VPCE_DOCTOR_CONFIG": str(root / "doctor.conf"),
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds}
 
 
@@ -77,7 +77,7 @@ def test_a_config_that_is_no_regular_file_is_a_usage_error_at_once(root, kind):
               "directory": lambda: root / "etc",
               "huge": lambda: _write(root / "huge.conf", "[vpce-doctor]\n" + "#" * 200_000 + "\n")}[kind]()
     with within(3):
-        code, _, err = doctor("--list-checks", "--config", str(target), environ=base_env(root))
+        code, _, err = doctor("--list-checks", "--config", str(target), root=root, environ=base_env(root))
     assert code == ExitCode.USAGE, err
     assert err.startswith(f"vpce-doctor: config file {target} cannot be read") and err.count("\n") == 1
 
@@ -94,7 +94,7 @@ def test_a_hostile_agent_config_is_a_problem_noted_never_a_hang_or_crash(root, c
     config.parent.mkdir(parents=True)
     fifo_with_watchdog(config) if content == "fifo" else config.write_text(content)
     with within(3):
-        code, out, err = doctor("--list-checks", "--region", REGION, environ=base_env(root))
+        code, out, err = doctor("--list-checks", "--region", REGION, root=root, environ=base_env(root))
     assert code == ExitCode.OK and "ssm:agent" in out and err == ""
     agent = plan.read_agent_config(str(root))
     assert agent.found and agent.problem and agent.endpoints == ()
@@ -105,7 +105,7 @@ def test_an_imds_that_drips_cannot_outlive_the_timeout(root):
     with ImdsServer(mode="drip") as imds:
         started = time.monotonic()
         code, out, _ = doctor("--timeout", "3", "--region", REGION, "--only", "imds", "--output", "json",
-                              environ=base_env(root, f"http://127.0.0.1:{imds.port}"))
+                              root=root, environ=base_env(root, f"http://127.0.0.1:{imds.port}"))
         elapsed = time.monotonic() - started
     assert elapsed < 3.5, f"--timeout 3 took {elapsed:.1f} s"
     report = validate_report(json.loads(out))
@@ -130,7 +130,8 @@ def test_hosts_on_a_device_or_fifo_is_a_finding_not_a_flood(root, target):
     else:
         hosts.symlink_to(target)
     with within(3):
-        code, out, _ = doctor("--region", REGION, "--only", "local:hosts", "--output", "json", environ=base_env(root))
+        code, out, _ = doctor("--region", REGION, "--only", "local:hosts", "--output", "json", root=root,
+                              environ=base_env(root))
     finding = validate_report(json.loads(out))["findings"][0]
     assert (finding["id"], finding["status"], finding["code"]) == ("local:hosts", "warn", "unreadable")
     assert "not a regular file" in finding["summary"] and code == ExitCode.OK
@@ -140,7 +141,8 @@ def test_a_huge_hosts_file_is_read_only_up_to_its_cap(root):
     hosts = root / "etc" / "hosts"
     # a loopback address: local:hosts probes what is pinned, and tests never leave loopback
     hosts.write_text("127.0.0.9 ssm.eu-west-1.amazonaws.com\n" + "# filler\n" * 400_000)
-    code, out, _ = doctor("--region", REGION, "--only", "local:hosts", "--output", "json", environ=base_env(root))
+    code, out, _ = doctor("--region", REGION, "--only", "local:hosts", "--output", "json", root=root,
+                          environ=base_env(root))
     finding = validate_report(json.loads(out))["findings"][0]
     assert finding["status"] != "pass" and "127.0.0.9" in finding["summary"], finding
 
@@ -149,7 +151,7 @@ def test_a_huge_hosts_file_is_read_only_up_to_its_cap(root):
 @pytest.mark.parametrize("argv", [["--list-checks", "--region", REGION], ["--timeout", "x"], ["fleet", "--bogus"],
                                   ["--region", REGION, "--only", "local:hosts"]])
 def test_the_cli_returns_only_exit_code_members(root, argv):
-    code, _, _ = doctor(*argv, environ=base_env(root))
+    code, _, _ = doctor(*argv, root=root, environ=base_env(root))
     assert isinstance(code, ExitCode) and ExitCode.INTERNAL == 70
 
 
@@ -167,7 +169,8 @@ BAD_FLAGS = [
 
 @pytest.mark.parametrize("flag, value", BAD_FLAGS, ids=[f"{f}={v!r}" for f, v in BAD_FLAGS])
 def test_a_bad_flag_is_a_usage_error_never_a_crashed_check(root, flag, value):
-    code, out, err = doctor("--region", REGION, "--only", "dns:resolver", flag, value, environ=base_env(root))
+    code, out, err = doctor("--region", REGION, "--only", "dns:resolver", flag, value, root=root,
+                            environ=base_env(root))
     assert code == ExitCode.USAGE, (code, out, err)
     assert err.startswith("vpce-doctor: ") and err.count("\n") == 1 and out == ""
 
@@ -198,7 +201,8 @@ def test_a_bad_ca_bundle_flag_is_a_usage_error(root, kind):
             "binary": lambda: _write_bytes(root / "bin.pem", bytes(range(256)) * 10),
             "fifo": lambda: fifo_with_watchdog(root / "ca.fifo")}[kind]()
     with within(3):
-        code, _, err = doctor("--region", REGION, "--only", "tls", "--ca-bundle", str(path), environ=base_env(root))
+        code, _, err = doctor("--region", REGION, "--only", "tls", "--ca-bundle", str(path), root=root,
+                              environ=base_env(root))
     assert code == ExitCode.USAGE and f"ca-bundle {path}" in err, err
 
 

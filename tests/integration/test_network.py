@@ -148,7 +148,8 @@ def test_proxy_and_hosts_overrides_are_reported(world, tmp_path):
     proxy.listen(1)
     threading.Thread(target=lambda: proxy.accept()[0].sendall(b"HTTP/1.1 200 Connection established\r\n\r\n"),
                      daemon=True).start()
-    world.environ.update(VPCE_DOCTOR_ROOT=str(tmp_path), HTTPS_PROXY=f"http://127.0.0.1:{proxy.getsockname()[1]}")
+    world.root = str(tmp_path)
+    world.environ.update(HTTPS_PROXY=f"http://127.0.0.1:{proxy.getsockname()[1]}")
     run = world.doctor()
     proxy.close()
     assert run.finding("local:hosts")["code"] == "hosts-override"

@@ -21,7 +21,9 @@ from tests.conftest import validate_report
 from tests.integration.conftest import REGION, metadata
 from tests.servers import DnsServer, ImdsServer
 
-DOCTOR = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "vpce-doctor"
+# The console script's entry (signals, exit code, os._exit) on an empty instance root (main()'s seam): tests/launch.py
+PYTHON = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "python"
+LAUNCH = Path(__file__).resolve().parents[2] / "tests" / "launch.py"
 EXPECTED_IDS = ["dns:resolver"] + [f"{layer}:{s}" for layer in ("dns", "tcp", "tls")
                                    for s in ("ssm", "ssmmessages", "ec2messages", "s3")]
 PROBE = f"{REGION}.amazonaws.com"  # what dns:resolver asks first (SOA), so a query for it means the checks run
@@ -42,9 +44,10 @@ def spawn(tmp_path: Path, dns: DnsServer, imds: ImdsServer, output: str) -> subp
     root.mkdir()
     config.write_text("[vpce-doctor]\n")  # neither the host's /etc/vpce-doctor nor its agent config count
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(tmp_path),
-           "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{imds.port}", "VPCE_DOCTOR_ROOT": str(root)}
-    argv = [str(DOCTOR), "--region", REGION, "--resolver", f"127.0.0.1:{dns.port}", "--only", "dns", "tcp", "tls",
-            "--output", output, "--timeout", "20", "--connect-timeout", "10", "--config", str(config)]
+           "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{imds.port}"}
+    argv = [str(PYTHON), str(LAUNCH), "--root", str(root), "--", "--region", REGION, "--resolver",
+            f"127.0.0.1:{dns.port}", "--only", "dns", "tcp", "tls", "--output", output, "--timeout", "20",
+            "--connect-timeout", "10", "--config", str(config)]
     # Its own session: every process it could leave behind is findable by session id afterwards.
     return subprocess.Popen(argv, env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)

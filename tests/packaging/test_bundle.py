@@ -164,11 +164,12 @@ def test_the_bundled_doctor_checks_a_loopback_vpc(built, world, python):  # noqa
     """End to end over real sockets (IMDSv2, DNS, TCP, TLS on 127.0.0.x), with the bundle's libraries and each
     interpreter: 3.9 is what AL2023 and RHEL 9 run."""
     _, root = built
-    argv = [python, "-I", "-S", "-B", str(root / "libexec" / "vpce-doctor.py"), "--resolver",
-            f"127.0.0.1:{world.dns.port}", "--ca-bundle", world.ca_file, "--output", "json", "--timeout", "8",
-            "--connect-timeout", "1", "--only", *NETWORK_LAYERS]
-    env = dict(CLEAN_ENV, AWS_EC2_METADATA_SERVICE_ENDPOINT=f"http://127.0.0.1:{world.imds.port}",
-               VPCE_DOCTOR_PORT=str(world.port))
+    # The bundle's libexec/vpce-doctor.py does what tests/launch.py --lib does, but the endpoints' port is a seam of
+    # main(), so the launcher runs the bundle's lib/ (-I: the tests' directory is not on sys.path).
+    argv = [python, "-I", "-S", "-B", str(REPO / "tests" / "launch.py"), "--lib", str(root / "lib"), "--port",
+            str(world.port), "--", "--resolver", f"127.0.0.1:{world.dns.port}", "--ca-bundle", world.ca_file,
+            "--output", "json", "--timeout", "8", "--connect-timeout", "1", "--only", *NETWORK_LAYERS]
+    env = dict(CLEAN_ENV, AWS_EC2_METADATA_SERVICE_ENDPOINT=f"http://127.0.0.1:{world.imds.port}")
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert result.stdout.startswith("{"), (result.returncode, result.stderr)
     report = json.loads(result.stdout)

@@ -59,7 +59,7 @@ def test_the_runner_names_the_prerequisite_that_blocked_a_check():
         return Result(Status.FAIL, "broken")
     checks = (Check("a:one", "a", Severity.LOW, failing),
               Check("b:two", "b", Severity.LOW, failing, needs=("a:one",)))
-    findings = run_checks(checks, None, deadline=float("inf"))
+    findings = run_checks(checks, None, deadline=float("inf")).findings
     assert [blocker(f.result) for f in findings] == [None, "a:one"]
 
 

@@ -18,6 +18,19 @@ def test_precedence_is_flags_then_environment_then_file_then_defaults(tmp_path):
     assert load({}, {}).services == ("ssm", "ssmmessages", "ec2messages", "s3")
 
 
+def test_what_the_doctor_observes_is_no_setting(tmp_path):
+    """Issue 13 item 1: the filesystem root and the endpoints' port are main()'s parameters (tests only): no config
+    file or environment variable can point a real run at other files or another port."""
+    config = tmp_path / "doctor.conf"
+    for key in ("port = 8443", "root = /tmp"):
+        config.write_text(f"[vpce-doctor]\n{key}\n")
+        with pytest.raises(UsageError, match=f"unknown key '{key.split()[0]}'"):
+            load({"config": str(config)}, {})
+    config.write_text("[vpce-doctor]\n")
+    settings = load({"config": str(config)}, {"VPCE_DOCTOR_PORT": "8443", "VPCE_DOCTOR_ROOT": str(tmp_path)})
+    assert settings == load({"config": str(config)}, {}) and not hasattr(settings, "port")
+
+
 @pytest.mark.parametrize("flags, environ, message", [
     ({"services": "ssm,sqs3"}, {}, "unknown service 'sqs3'"),
     ({"region": "eu_west_1"}, {}, "region 'eu_west_1' is not a region name"),

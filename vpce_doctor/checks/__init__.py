@@ -116,12 +116,13 @@ def _resolve_after(checks: Sequence[Check]) -> Tuple[Check, ...]:
 
 
 def api_services(checks: Sequence[Check]) -> Tuple[str, ...]:
-    """The services whose clients these checks will call, to create them ahead of time."""
-    ids = {c.id for c in checks}
-    wanted = {"sts:identity": "sts", "vpc:endpoints": "ec2", "s3:bucket": "s3", "s3:list": "s3",
-              "session:preferences": "ssm", "session:s3": "s3", "session:logs": "logs", "session:kms": "kms",
-              "ssm:registration": "ssm"}
-    return tuple(dict.fromkeys(service for check_id, service in wanted.items() if check_id in ids))
+    """The services whose clients these checks will call (each declares its own), to create them ahead of time."""
+    return tuple(dict.fromkeys(service for check in checks for service in check.clients))
+
+
+def authenticated(checks: Sequence[Check]) -> bool:
+    """Does this plan make AWS calls? Every check that does needs creds:source, and so does the clock's."""
+    return any(c.id == "creds:source" for c in checks)
 
 
 def select(checks: Sequence[Check], wanted: Sequence[str]) -> Tuple[Check, ...]:

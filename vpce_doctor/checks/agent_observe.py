@@ -53,7 +53,7 @@ def observe(ctx) -> AgentState:
     problems: List[str] = []
     binary = next((p for p in BINARIES if is_file(ctx.path(p))), "")
     try:
-        table = (ctx.processes or list_processes)()
+        table = (ctx.host.processes or list_processes)()
     except Exception as error:  # noqa: BLE001 - a broken process table is an observation, not a crash
         table, problems = (), [f"process table unreadable: {error}"]
     agents = tuple(sorted((p for p in table if named(p, "amazon-ssm-agent")), key=lambda p: p.create_time))
@@ -98,7 +98,7 @@ def _proxy_env(ctx, agents: Sequence[ProcessInfo]) -> Tuple[Dict[str, str], str]
     """The oldest agent process's proxy variables, and why they could not be read."""
     if not agents:
         return {}, ""
-    env, problem = read_environ(agents[0].pid, ctx.settings.root)
+    env, problem = read_environ(agents[0].pid, ctx.host.root)
     return {k: v for k, v in env.items() if k in PROXY_VARS + NO_PROXY_VARS}, problem
 
 

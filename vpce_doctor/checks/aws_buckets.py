@@ -37,7 +37,7 @@ def run(ctx, prior) -> Result:
         lambda: dnf_repo.locate(ctx.path, ctx.region, ctx.domain, arch))
     try:
         answers = anonymous_get.get_all([b.url for b in buckets if b.url], anonymous_get.resolver_of(ctx.resolver()),
-                                        ctx.ssl_context(), ctx.io_timeout(PROBE_S), ctx.settings.port)
+                                        ctx.ssl_context(), ctx.io_timeout(PROBE_S), ctx.port)
     except CaBundleError:  # tls:s3 has said why; nothing could be verified
         answers = {}
     endpoint = api.endpoint_of(prior, "s3")

@@ -27,7 +27,7 @@ def checks(sts_planned: bool, imds_only: bool):
     if not sts_planned:
         return (source,)
     return (source, Check("sts:identity", "STS accepts the credentials (GetCallerIdentity)", Severity.CRITICAL,
-                          run_identity, needs=("tls:sts", "creds:source")))
+                          run_identity, needs=("tls:sts", "creds:source"), clients=("sts",)))
 
 
 def run_source(ctx, prior) -> Result:

@@ -37,7 +37,7 @@ def run_hosts(ctx, prior) -> Result:
     pinned = sorted({ip for ip, name in entries if name in names})[:8]
     # What the agent and the CLI will dial instead of DNS's answer: probe it (getaddrinfo reads /etc/hosts first).
     with ThreadPoolExecutor(max_workers=max(1, len(pinned))) as pool:
-        probes = dict(zip(pinned, pool.map(lambda ip: tcp.connect(ip, ctx.settings.port, ctx.io_timeout()), pinned)))
+        probes = dict(zip(pinned, pool.map(lambda ip: tcp.connect(ip, ctx.port, ctx.io_timeout()), pinned)))
     return assess_hosts(entries, names, ctx.domain, probes)
 
 
@@ -83,7 +83,7 @@ def run_proxy(ctx, prior) -> Result:
         host = proxy.address(first[1])[0]
         ip = host if proxy.is_ip(host) else next(iter(dns_query.lookup(ctx.resolver(), host, "A", ctx.io_timeout())
                                                       .get("addresses") or ()), None)
-        seen = proxy.tunnel(first[1], ip, first[0], ctx.settings.port, ctx.io_timeout()) if ip else \
+        seen = proxy.tunnel(first[1], ip, first[0], ctx.port, ctx.io_timeout()) if ip else \
             {"address": host, "result": "no-address"}
     return assess_proxy(ctx.environ, names, seen, ctx.domain)
 

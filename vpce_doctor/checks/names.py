@@ -64,7 +64,7 @@ def check(services: Sequence[str]) -> Check:
 
 def run(ctx, prior, *, services) -> Result:
     environ = ctx.environ
-    profile, problem = read_profile(environ, ctx.settings.root)
+    profile, problem = read_profile(environ, ctx.host.root)
     settings = dialled.botocore_settings(environ, profile, "the doctor's environment")
     names = dialled.botocore_names(services, ctx.region, ctx.domain, settings)
     agent_env = _agent_environ(ctx)
@@ -204,9 +204,9 @@ def _read_small(path: str):
 def _agent_environ(ctx) -> Dict[str, str]:
     from ..processes import list_processes, named, read_environ
     try:
-        table = (ctx.processes or list_processes)()
+        table = (ctx.host.processes or list_processes)()
     except Exception:  # noqa: BLE001 - ssm:agent reports a broken process table; here it only means no agent view
         return {}
     agents = sorted((p for p in table if named(p, "amazon-ssm-agent")), key=lambda p: p.create_time)
-    return read_environ(agents[0].pid, ctx.settings.root)[0] if agents else {}
+    return read_environ(agents[0].pid, ctx.host.root)[0] if agents else {}
 

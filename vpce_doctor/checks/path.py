@@ -41,7 +41,7 @@ def probe(ctx, service: str) -> Dict[str, object]:
     if found.status not in MET:
         return {"ok": False, "check": f"dns:{service}", "code": found.code, "summary": found.summary}
     addresses = dns.addresses(found)
-    port = ctx.settings.port
+    port = ctx.port
     probes = {ip: tcp.connect(ip, port, ctx.io_timeout()) for ip in addresses[:4]}
     opened = tcp.assess(service, port, gateway, probes)
     if opened.status not in MET:

@@ -35,11 +35,11 @@ def checks(bucket: Optional[str], cross_check: bool, identity: Tuple[str, ...] =
     after = (("vpc:endpoints",) if cross_check else ()) + identity
     return (
         Check("s3:bucket", f"bucket {bucket} is in this Region and answers", Severity.HIGH, run_bucket,
-              needs=("tls:s3", "creds:source"), after=after),
+              needs=("tls:s3", "creds:source"), after=after, clients=("s3",)),
         Check("s3:get_put", f"a probe object in {bucket} can be written, read back and removed", Severity.HIGH,
-              run_get_put, needs=("s3:bucket",), after=after),
+              run_get_put, needs=("s3:bucket",), after=after, clients=("s3",)),
         Check("s3:list", "ListBuckets is allowed, or denied as the endpoint policy intends", Severity.LOW,
-              run_list, needs=("tls:s3", "creds:source"), after=("s3:get_put",) + after),
+              run_list, needs=("tls:s3", "creds:source"), after=("s3:get_put",) + after, clients=("s3",)),
     )
 
 
@@ -133,7 +133,7 @@ def assess_get_put(bucket: str, key: str, steps: Mapping[str, Call], no_write: b
 def _denied(step: Call, action: str, bucket: str, key: str, endpoint: Mapping[str, Optional[str]],
             principal: Optional[str], context: Optional[Mapping[str, Optional[str]]],
             policy_read: Optional[Call]) -> Tuple[str, str, Optional[Remedy], Dict[str, Any], Tuple[str, ...]]:
-    """A failed put or get: (code, cause, remedy, evidence, caused_by), attributed by the endpoint and bucket policies."""
+    """A failed put or get: (code, cause, remedy, evidence, caused_by), by the endpoint and bucket policies."""
     verdict = api.judge(step, action, f"arn:aws:s3:::{bucket}/{key}", principal, endpoint.get("policy"),
                         endpoint.get("id"), gateway=_gateway(endpoint), context=context)
     found = bucket_policy.explain(policy_read, action, f"arn:aws:s3:::{bucket}/{key}", principal, context)

@@ -19,7 +19,7 @@ def checks(document: str, agent_planned: bool):
                      *(("ssm:agent",) if agent_planned else ()))
     return (
         Check("session:preferences", f"Session Manager preferences ({document}) can be read", Severity.HIGH,
-              run_preferences, needs=("tls:ssm", "creds:source")),
+              run_preferences, needs=("tls:ssm", "creds:source"), clients=("ssm",)),
         Check("session:run_as", "the runAs user exists, when runAs is on", Severity.HIGH, run_run_as,
               needs=("session:preferences",)),
         Check("session:outcome", "what a session started now will do", Severity.CRITICAL, run_outcome,

@@ -33,7 +33,8 @@ KMS_ENDPOINT = Remedy("Create an interface endpoint for KMS with private DNS.",
 def checks():
     after = ("tls:s3", "tls:logs", "tls:kms", "dns:s3", "tcp:s3", "dns:logs", "tcp:logs", "dns:kms", "tcp:kms",
              "vpc:endpoints", "sts:identity")
-    return tuple(Check(f"session:{name}", title, Severity.HIGH, run, needs=("session:preferences",), after=after)
+    return tuple(Check(f"session:{name}", title, Severity.HIGH, run, needs=("session:preferences",), after=after,
+                       clients=(name,))  # each calls its own service: s3, logs or kms
                  for name, title, run in (
                      ("s3", "the S3 session-log bucket is reachable, encrypted as required and writable", run_s3),
                      ("logs", "the session log group is reachable, exists, encrypted as required, writable",

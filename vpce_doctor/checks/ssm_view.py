@@ -46,7 +46,8 @@ RESTART = Remedy("Restart the agent so it reports and opens its channels now (a 
 
 def check() -> Check:
     return Check("ssm:registration", "Systems Manager's own view of this instance agrees with what it sees",
-                 Severity.CRITICAL, run, needs=("tls:ssm", "creds:source"), after=(*PING_PATH, *CHANNEL_PATH, LOGS))
+                 Severity.CRITICAL, run, needs=("tls:ssm", "creds:source"), after=(*PING_PATH, *CHANNEL_PATH, LOGS),
+                 clients=("ssm",))
 
 
 def run(ctx, prior) -> Result:

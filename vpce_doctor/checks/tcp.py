@@ -84,7 +84,7 @@ def run(ctx, prior, *, target) -> Result:
     addresses = usable(dns.addresses(prior[f"dns:{target.service}"]), ctx.facts.families())
     timeout = ctx.io_timeout()
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(addresses)))) as pool:
-        probes = dict(zip(addresses, pool.map(lambda ip: connect(ip, ctx.settings.port, timeout), addresses)))
+        probes = dict(zip(addresses, pool.map(lambda ip: connect(ip, ctx.port, timeout), addresses)))
     facts = ctx.facts
     context = ctx.placeholders(cidr=(facts.vpc_cidrs or ("<vpc-cidr>",))[0],
                                cidr6=(facts.vpc_ipv6_cidrs or ("<vpc-ipv6-cidr>",))[0],
@@ -92,7 +92,7 @@ def run(ctx, prior, *, target) -> Result:
     # S3 names answered with private addresses are an S3 interface endpoint's (checks/s3_paths.py): its security
     # group, not the gateway's route, decides.
     gateway = target.gateway and not all(dns.is_private(a) for a in addresses)
-    return assess(target.service, ctx.settings.port, gateway, probes, context,
+    return assess(target.service, ctx.port, gateway, probes, context,
                   dns.shared(prior[f"dns:{target.service}"]))
 
 

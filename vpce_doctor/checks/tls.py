@@ -60,7 +60,7 @@ def run(ctx, prior, *, target) -> Result:
         return Result(Status.FAIL, str(error), code="ca-bundle", cause="No certificate can be verified without a "
                       "trust store, so every TLS connection and AWS call made with it fails.",
                       remedy=Remedy("Point AWS_CA_BUNDLE at a PEM file of CA certificates, or unset it."))
-    timeout, port = ctx.io_timeout(), ctx.settings.port
+    timeout, port = ctx.io_timeout(), ctx.port
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(addresses)))) as pool:
         results = dict(zip(addresses, pool.map(
             lambda ip: handshake(context, ip, port, target.name, timeout), addresses)))

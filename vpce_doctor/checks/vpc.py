@@ -17,7 +17,7 @@ FIX = "Fix the resources named in the summary; these commands, one per problem, 
 def check(services: Sequence[str] = ()) -> Check:
     return Check("vpc:endpoints", "the VPC's endpoints, DNS attributes, security groups, ACLs and routes agree",
                  Severity.LOW, run, needs=("tls:ec2", "creds:source"),
-                 after=tuple(f"dns:{s}" for s in services) or ("dns:s3",))
+                 after=tuple(f"dns:{s}" for s in services) or ("dns:s3",), clients=("ec2",))
 
 
 def run(ctx, prior) -> Result:
