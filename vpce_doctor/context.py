@@ -6,11 +6,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from .facts import Facts
 from .instance_files import read_bytes
-from .model import Check
 from .plan import AgentConfig, Target
 from .settings import CA_BUNDLE_LIMIT, Settings, resolver_address
 
@@ -40,7 +39,9 @@ class Context:
     deadline: float                                   # clock() value after which nothing new starts
     clock: Callable[[], float] = time.monotonic
     host: Host = THIS_HOST
-    checks: Tuple[Check, ...] = ()                    # the run's plan: the selected checks, in catalogue order
+    # The run's plan: the selected model.Check objects, in catalogue order (model names Context in its hints, so
+    # context does not import model: no cycle).
+    checks: Tuple[Any, ...] = ()
     clients: Optional[object] = None                  # vpce_doctor.aws.Clients, when an authenticated check is planned
     _cache: Dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
