@@ -15,6 +15,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from . import plan
 from .aws import Call
 
 RATE = 2.0           # LookupEvents requests per second (API reference above)
@@ -155,8 +156,10 @@ def _explained(status: Optional[str], problem: str, region: str) -> Iterable[str
         yield (f"cloudtrail:LookupEvents was refused ({problem}); allow it to see who changed what (the "
                "CloudTrailLookup statement of packaging/iam/vpce-doctor-policy.json)")
     elif status == "unreachable":
-        yield (f"CloudTrail's endpoint cloudtrail.{region}.amazonaws.com cannot be reached ({problem}): from a "
-               f"private subnet that needs an interface endpoint com.amazonaws.{region}.cloudtrail, or run "
+        domain = plan.domain_for(region)  # the partition's names, as every remedy (amazonaws.com.cn in China)
+        yield (f"CloudTrail's endpoint {plan.service_name('cloudtrail', region, domain)} cannot be reached "
+               f"({problem}): from a private subnet that needs an interface endpoint "
+               f"{plan.endpoint_service_name('cloudtrail', region, domain)}, or run "
                "`vpce-doctor history --instance-id ID` from a workstation")
     elif status in ("error", "partial"):
         yield f"CloudTrail's lookups stopped: {problem}"

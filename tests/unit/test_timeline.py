@@ -147,6 +147,8 @@ def test_a_denied_or_unreachable_cloudtrail_is_said_and_the_rest_stays():
     found = trail.lookup(gone, None, [SG], *WINDOW, lambda: 20.0)
     assert found["status"] == "unreachable"
     assert "com.amazonaws.eu-west-1.cloudtrail" in trail.lines(found, "eu-west-1", "a", "b")[-1]
+    # China's partition domain (botocore's endpoints.json: cn partition dnsSuffix amazonaws.com.cn)
+    assert "cloudtrail.cn-north-1.amazonaws.com.cn cannot be reached" in trail.lines(found, "cn-north-1", "a", "b")[-1]
 
 
 def test_lookups_stop_at_the_deadline_and_say_so():
