@@ -19,7 +19,10 @@ EXIT_INTERNAL = ExitCode.INTERNAL
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="vpce-doctor", description="Check this instance's path to AWS through VPC endpoints: "
                 "IMDS, DNS, TCP 443 and TLS, layer by layer, and say what to fix.",
-                epilog="Exit codes: 0 healthy, 1 at least one check failed, 2 no failure but some checks could "
+                epilog="Also: `vpce-doctor remote --instance-id ID` (judge an instance from outside, e.g. one that "
+                       "never registered), `vpce-doctor fleet` (many instances through Run Command), `vpce-doctor "
+                       "history` (shipped reports read back: what changed); each takes --help. "
+                       "Exit codes: 0 healthy, 1 at least one check failed, 2 no failure but some checks could "
                        "not run, 64 usage error, 70 internal error.")
     p.add_argument("--version", action="version", version=f"vpce-doctor {__version__}")
     p.add_argument("--region", help="Region of the endpoints (default: from IMDS)")

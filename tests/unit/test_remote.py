@@ -174,3 +174,11 @@ def test_session_logging_as_the_preferences_name_it():
     result = judge.assess_session_logging(ROLE, results)
     assert result.code == "role-missing-actions" and "s3:PutObject on arn:aws:s3:::session-logs" in result.summary
     assert judge.assess_session_logging(ROLE, {}).status is Status.PASS  # no logging, nothing to write
+
+
+def test_the_main_help_names_every_subcommand_a_newcomer_needs():
+    # `remote` is how an instance that never registered is diagnosed (issue 16's done-when: "in one command"), so
+    # the help a newcomer reads first must name it, and each subcommand cli.main dispatches.
+    shown = cli.parser().format_help().replace("\n", " ")
+    for command in ("remote --instance-id", "fleet", "history"):
+        assert f"vpce-doctor {command}" in shown, command
