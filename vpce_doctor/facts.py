@@ -16,6 +16,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .addresses import IMDS_V6
+from .settings import INSTANCE_RE, REGION_RE
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 TOKEN_TTL = "60"  # the doctor runs for seconds; a short-lived token is all it needs
@@ -35,9 +36,9 @@ MAC_PATHS = ("vpc-id", "vpc-ipv4-cidr-blocks", "subnet-id", "subnet-ipv4-cidr-bl
              "vpc-ipv6-cidr-blocks", "subnet-ipv6-cidr-blocks", "ipv6s")
 IPV6_ENDPOINT = f"http://[{IMDS_V6}]"  # botocore utils.METADATA_BASE_URL_IPv6; HttpProtocolIpv6 must be enabled
 VALID = {
-    "instance-id": re.compile(r"^i-[0-9a-f]{8,17}$"),
+    "instance-id": INSTANCE_RE,
     # Region names of every partition (botocore/data/partitions.json: eusc-de-east-1, us-isob-east-1, us-gov-west-1).
-    "placement/region": re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"),
+    "placement/region": REGION_RE,
     # An AZ is its Region plus a letter, or a Local Zone (us-west-2-lax-1a,
     # https://docs.aws.amazon.com/local-zones/latest/ug/available-local-zones.html) or a Wavelength Zone
     # (us-east-1-wl1-bos-wlz-1, https://docs.aws.amazon.com/wavelength/latest/developerguide/available-wavelength-zones.html).

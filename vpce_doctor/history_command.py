@@ -90,15 +90,12 @@ def _start(args) -> datetime:
 
 def _where(args, environ: Mapping[str, str], deadline: float) -> Dict[str, Any]:
     """Instance, Region, log group and clients: from the arguments (a workstation) or IMDS (on the instance)."""
+    from .arguments import instance_id, operator_region
     from .aws import Clients
-    from .remote import INSTANCE_RE, _profile_region
     remaining = lambda: deadline - time.monotonic()  # noqa: E731
     group = args.log_group
     if args.instance_id:
-        if not INSTANCE_RE.fullmatch(args.instance_id):
-            raise UsageError(f"--instance-id {args.instance_id!r} is not an instance id like i-0123456789abcdef0")
-        instance, region = args.instance_id, args.region or environ.get("AWS_REGION") or \
-            environ.get("AWS_DEFAULT_REGION") or _profile_region()
+        instance, region = instance_id(args.instance_id), operator_region(args.region, environ)
         endpoints: Dict[str, Optional[str]] = {"logs": None, "cloudtrail": None}  # botocore's choice, as remote's
     else:
         from .facts import gather

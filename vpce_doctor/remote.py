@@ -9,15 +9,13 @@ AWSSupport-AnalyzeAWSEndpointReachabilityFromEC2 look at the same control-plane 
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from typing import Dict, Mapping, Optional, Sequence, TextIO, Tuple
 
 from . import __version__, plan
-from .arguments import Parser
+from .arguments import Parser, instance_id, operator_region
 from .settings import REGION_RE, Settings, UsageError
 
-INSTANCE_RE = re.compile(r"^i-[0-9a-f]{8,17}$", re.ASCII)  # as IMDS instance-id (facts.VALID)
 DEFAULT_TIMEOUT = 30.0  # a workstation talks to public endpoints across the Internet: more than the instance's 20
 CONNECT_TIMEOUT = 5.0
 # on-instance checks remote mode makes too (ssm:registration: without GetConnectionStatus and the local reconciliation)
@@ -57,9 +55,8 @@ def main(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO, stderr
 
 def _settings(args, environ: Mapping[str, str]) -> Settings:
     from . import settings as settings_mod
-    if not INSTANCE_RE.fullmatch(args.instance_id):
-        raise UsageError(f"--instance-id {args.instance_id!r} is not an instance id like i-0123456789abcdef0")
-    region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or _profile_region()
+    instance_id(args.instance_id)
+    region = operator_region(args.region, environ)
     if not region or not REGION_RE.fullmatch(region):
         raise UsageError(f"--region {region!r} is not a Region name" if region else
                          "no Region: use --region, AWS_REGION or the profile's region")
@@ -68,11 +65,6 @@ def _settings(args, environ: Mapping[str, str]) -> Settings:
     if args.services:
         raw["services"] = args.services
     return settings_mod.validate({k: settings_mod._coerce(k, v) for k, v in raw.items()})
-
-
-def _profile_region() -> Optional[str]:
-    import botocore.session
-    return botocore.session.Session().get_config_variable("region")
 
 
 def diagnose(instance_id: str, settings: Settings, environ: Mapping[str, str]):

@@ -22,6 +22,7 @@ KNOWN_SERVICES = frozenset(GATEWAY_SERVICES + (
 # Every pattern is ASCII-only: Python's \d and \w also match "٣" and "é", which no AWS identifier contains.
 # Region names of every partition, as facts.py accepts them from IMDS (eusc-de-east-1, us-isob-east-1).
 REGION_RE = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$", re.ASCII)
+INSTANCE_RE = re.compile(r"^i-[0-9a-f]{8,17}$", re.ASCII)  # 8 (older) or 17 hex digits, as IMDS instance-id says
 # "[\.\-_/#A-Za-z0-9]+", 1-512 characters: the logGroupName pattern of CreateLogGroup
 # (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html).
 LOG_GROUP_RE = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$", re.ASCII)
