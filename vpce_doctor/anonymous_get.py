@@ -9,16 +9,16 @@ shuts the socket when the probe's whole time is up, so a server sending a byte a
 """
 from __future__ import annotations
 
-import contextlib
 import http.client
 import re
 import socket
 import ssl
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Sequence
 from urllib.parse import urlsplit
+
+from .watchdog import Watchdog
 
 MAX_BODY = 16 * 1024
 USER_AGENT = "vpce-doctor (anonymous probe of an AWS-owned object)"
@@ -60,28 +60,25 @@ def get(url: str, resolve: Callable[[str, float], List[str]], context: ssl.SSLCo
 
 def _request(address: str, port: int, host: str, path: str, context: ssl.SSLContext,
              timeout: float) -> Dict[str, object]:
-    fired = threading.Event()
     holder: List[socket.socket] = []
-    watchdog = threading.Timer(timeout, _abort, (holder, fired))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        raw = socket.create_connection((address, port), timeout=timeout)
-        holder.append(raw)
-        with context.wrap_socket(raw, server_hostname=host) as tls:
-            holder.append(tls)  # wrapping detached raw: the watchdog must shut the TLS socket down
-            tls.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nRange: bytes=0-1023\r\nUser-Agent: {USER_AGENT}"
-                         "\r\nAccept: */*\r\nConnection: close\r\n\r\n").encode("ascii", "replace"))
-            response = http.client.HTTPResponse(tls, method="GET")
-            response.begin()
-            body = response.read(MAX_BODY).decode("utf-8", "replace")
-            return {"error": "timeout"} if fired.is_set() else _answer(response, body)  # cut short: not an answer
-    except (OSError, http.client.HTTPException, ValueError) as error:  # ssl.SSLError and timeouts are OSErrors
-        return {"error": "timeout" if fired.is_set() or isinstance(error, socket.timeout) else _kind(error)}
-    finally:
-        watchdog.cancel()
-        for sock in holder:
-            sock.close()
+    with Watchdog(timeout, lambda: holder) as dog:
+        try:
+            raw = socket.create_connection((address, port), timeout=timeout)
+            holder.append(raw)
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                holder.append(tls)  # wrapping detached raw: the watchdog must shut the TLS socket down
+                tls.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nRange: bytes=0-1023\r\n"
+                             f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+                             ).encode("ascii", "replace"))
+                response = http.client.HTTPResponse(tls, method="GET")
+                response.begin()
+                body = response.read(MAX_BODY).decode("utf-8", "replace")
+                return {"error": "timeout"} if dog.fired.is_set() else _answer(response, body)  # cut short
+        except (OSError, http.client.HTTPException, ValueError) as error:  # ssl.SSLError and timeouts are OSErrors
+            return {"error": "timeout" if dog.fired.is_set() or isinstance(error, socket.timeout) else _kind(error)}
+        finally:
+            for sock in holder:
+                sock.close()
 
 
 def _answer(response: http.client.HTTPResponse, body: str) -> Dict[str, object]:
@@ -97,13 +94,6 @@ def _kind(error: Exception) -> str:
     if isinstance(error, ConnectionRefusedError):
         return "refused"
     return f"{type(error).__name__}: {str(error)[:120]}"
-
-
-def _abort(holder: List[socket.socket], fired: threading.Event) -> None:
-    fired.set()  # before the shutdown: the reader must see why its socket died
-    for sock in holder:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _ms(started: float) -> float:

@@ -1,7 +1,6 @@
 """Instance facts from IMDSv2, gathered once before any check: token PUT, then GETs. Never IMDSv1."""
 from __future__ import annotations
 
-import contextlib
 import http.client
 import ipaddress
 import json
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .addresses import IMDS_V6
 from .settings import INSTANCE_RE, REGION_RE
+from .watchdog import Watchdog
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 TOKEN_TTL = "60"  # the doctor runs for seconds; a short-lived token is all it needs
@@ -257,25 +257,19 @@ class _Client:
             return Reply(error="timeout")
         started = time.monotonic()
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        # The socket timeout bounds each recv, not the request: a server dripping a byte a second would hold the
-        # run for ever. One watchdog shuts the socket down when the request's whole time is up.
-        fired = threading.Event()
-        watchdog = threading.Timer(timeout, _abort, (conn, fired))
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            conn.request(method, path, headers=dict(headers))
-            response = conn.getresponse()
-            body = response.read(MAX_BODY).decode("utf-8", "replace")
-            if fired.is_set():
-                return Reply(error="timeout", elapsed_ms=_ms(started))
-            return Reply(response.status, body, elapsed_ms=_ms(started))
-        except (OSError, http.client.HTTPException, ValueError) as error:  # socket.timeout is an OSError
-            timed_out = fired.is_set() or isinstance(error, socket.timeout)
-            return Reply(error="timeout" if timed_out else _kind(error), elapsed_ms=_ms(started))
-        finally:
-            watchdog.cancel()
-            conn.close()
+        with Watchdog(timeout, lambda: (conn.sock,)) as dog:
+            try:
+                conn.request(method, path, headers=dict(headers))
+                response = conn.getresponse()
+                body = response.read(MAX_BODY).decode("utf-8", "replace")
+                if dog.fired.is_set():
+                    return Reply(error="timeout", elapsed_ms=_ms(started))
+                return Reply(response.status, body, elapsed_ms=_ms(started))
+            except (OSError, http.client.HTTPException, ValueError) as error:  # socket.timeout is an OSError
+                timed_out = dog.fired.is_set() or isinstance(error, socket.timeout)
+                return Reply(error="timeout" if timed_out else _kind(error), elapsed_ms=_ms(started))
+            finally:
+                conn.close()
 
 
 def _kind(error: Exception) -> str:
@@ -284,14 +278,6 @@ def _kind(error: Exception) -> str:
     if isinstance(error, OSError) and not isinstance(error, http.client.HTTPException):
         return "unreachable" if error.errno in (101, 113) else f"{error.__class__.__name__}: {error}"
     return f"not HTTP: {error.__class__.__name__}"
-
-
-def _abort(conn: http.client.HTTPConnection, fired: threading.Event) -> None:
-    fired.set()  # before the shutdown: the reader must see why its socket died
-    sock = conn.sock
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _ms(started: float) -> float:
